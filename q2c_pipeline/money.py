@@ -1,0 +1,41 @@
+"""Exact money: integer minor units per ISO 4217, conversion to and from decimal strings."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+# ISO 4217 minor-unit exponents that differ from 2. Everything else has 2.
+_EXPONENTS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}
+
+
+def minor_exponent(currency: str) -> int:
+    """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def to_minor(amount: str | Decimal | int, currency: str) -> int:
+    """Decimal amount (string or Decimal) in major units -> integer minor units, half-up.
+
+    Floats are refused: they cannot carry money exactly.
+    """
+    if isinstance(amount, float):
+        raise TypeError(f"money must not be a float: {amount!r}")
+    value = Decimal(str(amount).strip())
+    scaled = value.scaleb(minor_exponent(currency))
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def from_minor(amount_minor: int, currency: str) -> str:
+    """Integer minor units -> decimal string in major units ("1234.50")."""
+    exponent = minor_exponent(currency)
+    value = Decimal(int(amount_minor)).scaleb(-exponent)
+    return f"{value:.{exponent}f}"
+
+
+def round_half_up(value: Decimal) -> int:
+    """Round a Decimal number of minor units to an integer, half away from zero."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

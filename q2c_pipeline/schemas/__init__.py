@@ -1,0 +1,58 @@
+"""Canonical pandera models: the executable form of ../shared/canonical-model.md."""
+
+from q2c_pipeline.schemas.contracts import ContractLines, Contracts
+from q2c_pipeline.schemas.customers import Customers
+from q2c_pipeline.schemas.invoice_lines import InvoiceLines
+from q2c_pipeline.schemas.invoices import Invoices
+from q2c_pipeline.schemas.products import Products
+from q2c_pipeline.schemas.quarantine import Quarantine
+from q2c_pipeline.schemas.reference import (
+    AccountingPeriods,
+    ChartOfAccounts,
+    FxRates,
+    LegalEntities,
+    TaxCodes,
+)
+from q2c_pipeline.schemas.settlements import CreditNotes, InvoiceEvents, Payments, Refunds
+from q2c_pipeline.schemas.usage import Usage
+
+# Canonical table name -> (model, primary key columns)
+CANONICAL_TABLES = {
+    "legal_entities": (LegalEntities, ["legal_entity"]),
+    "chart_of_accounts": (ChartOfAccounts, ["legal_entity", "account"]),
+    "accounting_periods": (AccountingPeriods, ["legal_entity", "period"]),
+    "tax_codes": (TaxCodes, ["tax_code"]),
+    "fx_rates": (FxRates, ["rate_date", "from_currency", "to_currency"]),
+    "customers": (Customers, ["customer_id"]),
+    "products": (Products, ["product_code"]),
+    "contracts": (Contracts, ["contract_id", "version"]),
+    "contract_lines": (ContractLines, ["contract_line_id"]),
+    "invoices": (Invoices, ["invoice_id"]),
+    "invoice_lines": (InvoiceLines, ["invoice_line_id"]),
+    "credit_notes": (CreditNotes, ["credit_note_id"]),
+    "payments": (Payments, ["payment_id"]),
+    "refunds": (Refunds, ["refund_id"]),
+    "invoice_events": (InvoiceEvents, ["invoice_id", "occurred_at", "event"]),
+    "usage": (Usage, ["usage_id"]),
+}
+
+__all__ = [
+    "CANONICAL_TABLES",
+    "AccountingPeriods",
+    "ChartOfAccounts",
+    "ContractLines",
+    "Contracts",
+    "CreditNotes",
+    "Customers",
+    "FxRates",
+    "InvoiceEvents",
+    "InvoiceLines",
+    "Invoices",
+    "LegalEntities",
+    "Payments",
+    "Products",
+    "Quarantine",
+    "Refunds",
+    "TaxCodes",
+    "Usage",
+]

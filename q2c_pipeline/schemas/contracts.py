@@ -1,0 +1,49 @@
+"""Canonical contracts (one row per contract version) and contract lines (performance obligations)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from q2c_pipeline.schemas.base import CURRENCY_PATTERN, REVENUE_PATTERNS, SourcedModel
+
+
+class Contracts(SourcedModel):
+    contract_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    customer_id: Series[str]
+    legal_entity: Series[str]
+    currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
+    signed_date: Series[pd.Timestamp]
+    transaction_price: Series["Int64"] = pa.Field(nullable=True)
+    version: Series[int] = pa.Field(ge=1)
+    amends_contract_id: Series[str] = pa.Field(nullable=True)
+    status: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check
+    def one_row_per_contract_version(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(subset=["contract_id", "version"], keep=False)
+
+
+class ContractLines(SourcedModel):
+    contract_line_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    contract_id: Series[str]
+    product_code: Series[str]
+    quantity: Series[float] = pa.Field(description="Units; negative only on amendment deltas.")
+    amount: Series[int] = pa.Field(description="Stated price for quantity and term, minor units.")
+    ssp_amount: Series["Int64"] = pa.Field(nullable=True, ge=0)
+    service_start: Series[pd.Timestamp] = pa.Field(nullable=True)
+    service_end: Series[pd.Timestamp] = pa.Field(nullable=True)
+    revenue_pattern: Series[str] = pa.Field(nullable=True, isin=REVENUE_PATTERNS)
+    revises_line_id: Series[str] = pa.Field(nullable=True)
+    effective_date: Series[pd.Timestamp] = pa.Field(nullable=True)
+    allocation_group: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check
+    def quantity_negative_only_on_amendments(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["quantity"] >= 0) | df["revises_line_id"].notna()
+
+    @pa.dataframe_check
+    def service_end_after_start(cls, df: pd.DataFrame) -> Series[bool]:
+        both = df["service_start"].notna() & df["service_end"].notna()
+        return ~both | (df["service_end"] > df["service_start"])

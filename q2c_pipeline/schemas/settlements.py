@@ -1,0 +1,47 @@
+"""Canonical credit notes, payments, refunds and invoice status events."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from q2c_pipeline.schemas.base import CURRENCY_PATTERN, SourcedModel
+
+
+class CreditNotes(SourcedModel):
+    credit_note_id: Series[str] = pa.Field(unique=True)
+    issued_at: Series[pd.Timestamp]
+    amount: Series[int] = pa.Field(gt=0, description="Credited, minor units, tax per tax_inclusive.")
+    currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    customer_id: Series[str] = pa.Field(nullable=True)
+    invoice_line_id: Series[str] = pa.Field(nullable=True)
+    tax_amount: Series[int] = pa.Field(ge=0)
+    reason: Series[str] = pa.Field(nullable=True)
+    voided_at: Series[pd.Timestamp] = pa.Field(nullable=True)
+
+
+class Payments(SourcedModel):
+    payment_id: Series[str] = pa.Field(unique=True)
+    paid_at: Series[pd.Timestamp]
+    amount: Series[int] = pa.Field(gt=0)
+    currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    customer_id: Series[str] = pa.Field(nullable=True)
+    product_code: Series[str] = pa.Field(nullable=True)
+
+
+class Refunds(SourcedModel):
+    refund_id: Series[str] = pa.Field(unique=True)
+    invoice_id: Series[str]
+    refunded_at: Series[pd.Timestamp]
+    amount: Series[int] = pa.Field(gt=0)
+    currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
+    payment_id: Series[str] = pa.Field(nullable=True)
+
+
+class InvoiceEvents(SourcedModel):
+    invoice_id: Series[str]
+    occurred_at: Series[pd.Timestamp]
+    event: Series[str] = pa.Field(isin=["void", "uncollectible"])
