@@ -1,0 +1,482 @@
+"""Validate canonical candidate frames and split them into accepted rows and the quarantine.
+
+Mappers in ``q2c_pipeline.sources`` turn raw source records into candidate frames with the
+columns of the canonical pandera model plus ``_payload`` (the source record as JSON). This module
+decides what may post. It checks, in this order, and records the FIRST broken rule of each
+record (every other broken rule is appended to its reason):
+
+1. ``duplicate_id``: two or more records share the table's key; all of them are held, because we
+   cannot tell which one is right.
+2. ``held_by_upstream`` and reference data: legal entity, customer, contract, invoice, product and
+   currency must be known and consistent before anything posts (the business diagnosis comes
+   before the generic one, so an empty legal entity reads as a missing mapping);
+3. the pandera model (types, formats, allowed values, named dataframe checks);
+4. ``held_by_upstream`` for contract siblings: a record whose parent (or whose contract sibling) is quarantined is held
+   with it, so nothing posts half a contract or the lines of a missing invoice.
+
+The result keeps the conservation law: for each table, rows in = rows accepted + rows quarantined.
+Everything here is vectorized over frames; Python only builds the message of a failing record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+
+from q2c_pipeline.schemas import CANONICAL_TABLES
+
+PAYLOAD_COLUMN = "_payload"
+
+# Dependency order: parents before children.
+VALIDATION_ORDER = [
+    "legal_entities",
+    "chart_of_accounts",
+    "accounting_periods",
+    "tax_codes",
+    "fx_rates",
+    "products",
+    "customers",
+    "contracts",
+    "contract_lines",
+    "invoices",
+    "invoice_lines",
+    "credit_notes",
+    "payments",
+    "refunds",
+    "invoice_events",
+    "usage",
+]
+
+# Who fixes a record of this table at its source when no rule says otherwise.
+DEFAULT_OWNER = {
+    "legal_entities": "controllership",
+    "chart_of_accounts": "controllership",
+    "accounting_periods": "controllership",
+    "tax_codes": "controllership",
+    "fx_rates": "controllership",
+    "products": "controllership",
+    "customers": "sales_ops",
+    "contracts": "sales_ops",
+    "contract_lines": "sales_ops",
+    "invoices": "billing_ops",
+    "invoice_lines": "billing_ops",
+    "credit_notes": "billing_ops",
+    "payments": "billing_ops",
+    "refunds": "billing_ops",
+    "invoice_events": "billing_ops",
+    "usage": "billing_ops",
+}
+
+# Rules whose owner differs from the table's default owner.
+RULE_OWNER = {
+    "missing_legal_entity_mapping": "controllership",
+    "unknown_legal_entity": "controllership",
+    "unknown_product_code": "sales_ops",
+}
+
+# pandera check name (prefix) -> (rule, field override). Dataframe-level checks name their field.
+_PANDERA_RULES: dict[str, tuple[str, str | None]] = {
+    "not_nullable": ("missing_value", None),
+    "str_length": ("missing_value", None),
+    "str_matches": ("invalid_format", None),
+    "isin": ("invalid_value", None),
+    "greater_than_or_equal_to": ("negative_value", None),
+    "greater_than": ("not_positive", None),
+    "less_than_or_equal_to": ("out_of_range", None),
+    "coerce_dtype": ("invalid_type", None),
+    "dtype": ("invalid_type", None),
+    "field_uniqueness": ("duplicate_id", None),
+    "quantity_negative_only_on_amendments": ("negative_quantity", "quantity"),
+    "quantity_not_negative_unless_proration": ("negative_quantity", "quantity"),
+    "service_end_after_start": ("service_period_inverted", "service_end"),
+    "one_row_per_contract_version": ("duplicate_id", "version"),
+    "one_mapping_per_entity_account": ("duplicate_id", "account"),
+}
+
+
+@dataclass
+class ValidationResult:
+    """Accepted canonical frames (payload column dropped) and the quarantine frame."""
+
+    accepted: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    rows_in: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per table: rows in, accepted, quarantined (the conservation law, as numbers)."""
+        quarantined = self.quarantine.groupby("source_table").size().to_dict()
+        return {
+            table: {
+                "rows_in": self.rows_in.get(table, 0),
+                "accepted": len(self.accepted.get(table, ())),
+                "quarantined": int(quarantined.get(table, 0)),
+            }
+            for table in VALIDATION_ORDER
+        }
+
+
+QUARANTINE_COLUMNS = [
+    "source_system",
+    "source_table",
+    "record_id",
+    "field",
+    "rule",
+    "reason",
+    "owner",
+    "correlation_id",
+    "payload",
+]
+
+
+class _Failures:
+    """Collects (row position, rule, field, message, owner) for one table, first rule wins."""
+
+    def __init__(self, table: str, frame: pd.DataFrame) -> None:
+        self.table = table
+        self.frame = frame
+        self.first: dict[int, tuple[str, str | None, str, str]] = {}
+        self.more: dict[int, list[str]] = {}
+
+    def add(
+        self,
+        mask: pd.Series,
+        rule: str,
+        field_name: str | None,
+        describe: Callable[[pd.Series], str],
+        owner: str | None = None,
+    ) -> None:
+        positions = [int(p) for p in mask.to_numpy().nonzero()[0]]
+        for pos in positions:
+            row = self.frame.iloc[pos]
+            message = f"{rule}: {describe(row)}"
+            if pos in self.first:
+                self.more.setdefault(pos, []).append(message)
+            else:
+                resolved = owner or RULE_OWNER.get(rule) or DEFAULT_OWNER[self.table]
+                self.first[pos] = (rule, field_name, message, resolved)
+
+    def rejected_mask(self) -> pd.Series:
+        mask = pd.Series(False, index=self.frame.index)
+        if self.first:
+            mask.iloc[sorted(self.first)] = True
+        return mask
+
+    def to_frame(self, key_columns: list[str]) -> pd.DataFrame:
+        rows = []
+        for pos in sorted(self.first):
+            rule, field_name, message, owner = self.first[pos]
+            record = self.frame.iloc[pos]
+            reason = "; ".join([message, *self.more.get(pos, [])])
+            rows.append(
+                {
+                    "source_system": _text(record.get("source_system")) or "erp",
+                    "source_table": self.table,
+                    "record_id": _record_id(record, key_columns),
+                    "field": field_name,
+                    "rule": rule,
+                    "reason": reason,
+                    "owner": owner,
+                    "correlation_id": _text(record.get("correlation_id")),
+                    "payload": _text(record.get(PAYLOAD_COLUMN)) or _row_json(record),
+                }
+            )
+        return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+
+def _text(value: object) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value)
+
+
+def _record_id(record: pd.Series, key_columns: list[str]) -> str:
+    source_id = _text(record.get("source_id"))
+    key = "|".join(_text(record.get(c)) or "" for c in key_columns)
+    return key or source_id or "<no id>"
+
+
+def _row_json(record: pd.Series) -> str:
+    data = {k: (None if _text(v) is None else str(v)) for k, v in record.items()}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _label(table: str, record: pd.Series, key_columns: list[str]) -> str:
+    return f"{table} record {_record_id(record, key_columns)!r}"
+
+
+def _pandera_failures(
+    table: str, model: type[pa.DataFrameModel], frame: pd.DataFrame, failures: _Failures,
+    key_columns: list[str],
+) -> None:
+    columns = list(model.to_schema().columns)
+    candidate = frame[columns]
+    try:
+        model.validate(candidate, lazy=True)
+        return
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    cases = cases[cases["index"].notna()]
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+        check_name = str(check)
+        rule, field_override = next(
+            (v for k, v in _PANDERA_RULES.items() if check_name.startswith(k)),
+            ("schema_violation", None),
+        )
+        field_name = field_override or (None if pd.isna(column) else str(column))
+        values = dict(zip(group["index"], group["failure_case"], strict=False))
+        mask = frame.index.isin(list(values))
+        mask_series = pd.Series(mask, index=frame.index)
+
+        def describe(row: pd.Series, _f=field_name, _c=check_name) -> str:
+            shown = row.get(_f) if _f in row.index else None
+            return (
+                f"{_label(table, row, key_columns)}: field {_f!r} value {_text(shown)!r} "
+                f"fails check {_c}"
+            )
+
+        failures.add(mask_series, rule, field_name, describe)
+
+
+def _known(values: pd.Series, allowed: pd.Series) -> pd.Series:
+    return values.isin(set(allowed.dropna().astype(str)))
+
+
+def _reference_failures(
+    table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+    quarantined_ids: Mapping[str, Mapping[str, str]], failures: _Failures, key_columns: list[str],
+) -> None:
+    """Cross-table rules: reference data known, parents present, currencies consistent."""
+
+    def empty(name: str, column: str) -> pd.Series:
+        df = accepted.get(name)
+        return df[column] if df is not None and column in df else pd.Series([], dtype=object)
+
+    def label(row: pd.Series) -> str:
+        return _label(table, row, key_columns)
+
+    def held(column: str, parent: str) -> None:
+        """Records pointing at a quarantined parent are held with it (owner: parent's owner)."""
+        held_parents = quarantined_ids.get(parent, {})
+        if column not in frame or not held_parents:
+            return
+        mask = frame[column].isin(set(held_parents))
+        for owner in sorted(set(held_parents.values())):
+            owner_mask = mask & frame[column].map(held_parents).eq(owner)
+            failures.add(
+                owner_mask, "held_by_upstream", column,
+                lambda r, _c=column, _p=parent: (
+                    f"{label(r)}: field {_c!r} points at {_p} {r[_c]!r}, which is quarantined"
+                ),
+                owner=owner,
+            )
+
+    def unknown(column: str, parent: str, parent_column: str, rule: str, optional: bool) -> None:
+        if column not in frame:
+            return
+        values = frame[column]
+        present = values.notna() & values.astype(str).ne("")
+        in_quarantine = values.isin(set(quarantined_ids.get(parent, {})))
+        bad = ~_known(values.astype(str), empty(parent, parent_column)) & ~in_quarantine
+        mask = (present & bad) if optional else (bad | ~present) & ~in_quarantine
+        failures.add(
+            mask, rule, column,
+            lambda r, _c=column: (
+                f"{label(r)}: field {_c!r} value {_text(r[_c])!r} is not in {parent}"
+                if _text(r[_c]) else f"{label(r)}: field {_c!r} is empty; no {parent} mapping"
+            ),
+        )
+
+    if table == "customers":
+        legal = frame["legal_entity"]
+        missing = legal.isna() | legal.astype(str).eq("")
+        failures.add(
+            missing, "missing_legal_entity_mapping", "legal_entity",
+            lambda r: f"{label(r)}: no legal-entity mapping in the ERP customer master",
+        )
+        unknown("legal_entity", "legal_entities", "legal_entity", "unknown_legal_entity", True)
+    elif table == "contracts":
+        held("customer_id", "customers")
+        unknown("customer_id", "customers", "customer_id", "unknown_customer", False)
+        unknown("legal_entity", "legal_entities", "legal_entity", "unknown_legal_entity", False)
+    elif table == "contract_lines":
+        held("contract_id", "contracts")
+        unknown("contract_id", "contracts", "contract_id", "unknown_contract", False)
+        unknown("product_code", "products", "product_code", "unknown_product_code", False)
+    elif table == "invoices":
+        held("customer_id", "customers")
+        held("contract_id", "contracts")
+        unknown("customer_id", "customers", "customer_id", "unknown_customer", False)
+        unknown("contract_id", "contracts", "contract_id", "unknown_contract", True)
+        contracts = accepted.get("contracts")
+        if contracts is not None and len(contracts):
+            currency = contracts.drop_duplicates("contract_id", keep="last").set_index(
+                "contract_id"
+            )["currency"]
+            expected = frame["contract_id"].map(currency)
+            mismatch = expected.notna() & expected.ne(frame["currency"])
+            failures.add(
+                mismatch, "currency_mismatch", "currency",
+                lambda r: (
+                    f"{label(r)}: field 'currency' value {r['currency']!r} differs from "
+                    f"contract {r['contract_id']!r} currency {currency[r['contract_id']]!r}"
+                ),
+            )
+    elif table == "invoice_lines":
+        held("invoice_id", "invoices")
+        held("contract_line_id", "contract_lines")
+        unknown("invoice_id", "invoices", "invoice_id", "unknown_invoice", False)
+        unknown("product_code", "products", "product_code", "unknown_product_code", True)
+        unknown(
+            "contract_line_id", "contract_lines", "contract_line_id", "unknown_contract_line", True
+        )
+    elif table in ("credit_notes", "payments", "refunds", "invoice_events"):
+        held("invoice_id", "invoices")
+        optional = table in ("credit_notes", "payments")
+        unknown("invoice_id", "invoices", "invoice_id", "unknown_invoice", optional)
+        invoices = accepted.get("invoices")
+        if "currency" in frame and invoices is not None and len(invoices):
+            currency = invoices.set_index("invoice_id")["currency"]
+            expected = frame["invoice_id"].map(currency)
+            mismatch = expected.notna() & expected.ne(frame["currency"])
+            failures.add(
+                mismatch, "currency_mismatch", "currency",
+                lambda r: (
+                    f"{label(r)}: field 'currency' value {r['currency']!r} differs from "
+                    f"invoice {r['invoice_id']!r} currency {currency[r['invoice_id']]!r}"
+                ),
+            )
+    elif table == "usage":
+        held("customer_id", "customers")
+        unknown("customer_id", "customers", "customer_id", "unknown_customer", True)
+        unknown("product_code", "products", "product_code", "unknown_product_code", True)
+
+
+def _empty_like(model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    columns = list(model.to_schema().columns)
+    return model.validate(pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+
+
+def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResult:
+    """Validate every candidate frame in dependency order; quarantine what breaks a rule.
+
+    ``candidates`` maps canonical table names to frames with the model's columns and, optionally,
+    ``_payload``. Missing tables are treated as empty. Returns accepted frames coerced to the
+    canonical dtypes and one quarantine frame (one row per rejected record).
+    """
+    accepted: dict[str, pd.DataFrame] = {}
+    quarantine_parts: list[pd.DataFrame] = []
+    quarantined_ids: dict[str, dict[str, str]] = {}
+    rows_in: dict[str, int] = {}
+
+    for table in VALIDATION_ORDER:
+        model, key_columns = CANONICAL_TABLES[table]
+        frame = candidates.get(table)
+        if frame is None or frame.empty:
+            rows_in[table] = 0
+            accepted[table] = _empty_like(model)
+            continue
+        frame = frame.reset_index(drop=True)
+        rows_in[table] = len(frame)
+        model_columns = list(model.to_schema().columns)
+        missing = [c for c in model_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{table}: candidate frame lacks canonical columns {missing}")
+        failures = _Failures(table, frame)
+
+        duplicated = frame.duplicated(subset=key_columns, keep=False)
+        failures.add(
+            duplicated, "duplicate_id", key_columns[-1] if len(key_columns) == 1 else None,
+            lambda r, _t=table, _k=key_columns: (
+                f"{_label(_t, r, _k)}: key {_k} appears more than once with different content"
+            ),
+        )
+        _reference_failures(table, frame, accepted, quarantined_ids, failures, key_columns)
+        _pandera_failures(table, model, frame, failures, key_columns)
+
+        if table == "contract_lines":
+            # A contract posts whole or not at all: siblings of a rejected line are held.
+            rejected = failures.rejected_mask()
+            bad_contracts = set(frame.loc[rejected, "contract_id"].dropna())
+            owner_of = {
+                frame.iloc[pos]["contract_id"]: failures.first[pos][3] for pos in failures.first
+            }
+            sibling = frame["contract_id"].isin(bad_contracts) & ~rejected
+            failures.add(
+                sibling, "held_by_upstream", "contract_id",
+                lambda r: (
+                    f"{_label('contract_lines', r, ['contract_line_id'])}: another line of "
+                    f"contract {r['contract_id']!r} is quarantined; the contract posts whole"
+                ),
+            )
+            for pos in list(failures.first):
+                rule, field_name, message, _owner = failures.first[pos]
+                if rule == "held_by_upstream" and field_name == "contract_id":
+                    contract = frame.iloc[pos]["contract_id"]
+                    if contract in owner_of:
+                        failures.first[pos] = (rule, field_name, message, owner_of[contract])
+            # ...and the contract itself is withdrawn from the accepted contracts.
+            if bad_contracts:
+                contracts = accepted["contracts"]
+                keep = ~contracts["contract_id"].isin(bad_contracts)
+                withdrawn = contracts.loc[~keep]
+                accepted["contracts"] = contracts.loc[keep].reset_index(drop=True)
+                quarantine_parts.append(
+                    _withdrawn_contracts(withdrawn, owner_of, candidates.get("contracts"))
+                )
+                for contract_id in bad_contracts:
+                    quarantined_ids.setdefault("contracts", {})[contract_id] = owner_of.get(
+                        contract_id, "sales_ops"
+                    )
+
+        rejected = failures.rejected_mask()
+        quarantine_parts.append(failures.to_frame(key_columns))
+        ids = frame.loc[rejected, key_columns[0]].astype(str)
+        owners = [failures.first[pos][3] for pos in sorted(failures.first)]
+        quarantined_ids.setdefault(table, {}).update(dict(zip(ids, owners, strict=True)))
+        good = frame.loc[~rejected, model_columns].reset_index(drop=True)
+        accepted[table] = model.validate(good)
+
+    parts = [p for p in quarantine_parts if len(p)]
+    quarantine = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
+    )
+    quarantine = quarantine.sort_values(
+        ["source_table", "record_id", "rule", "payload"], kind="mergesort"
+    ).reset_index(drop=True)
+    return ValidationResult(accepted=accepted, quarantine=quarantine, rows_in=rows_in)
+
+
+def _withdrawn_contracts(
+    withdrawn: pd.DataFrame, owner_of: Mapping[str, str], candidates: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Quarantine rows for contract versions withdrawn because one of their lines failed."""
+    payloads: dict[tuple[str, int], str] = {}
+    if candidates is not None and PAYLOAD_COLUMN in candidates:
+        for cid, version, payload in candidates[["contract_id", "version", PAYLOAD_COLUMN]].itertuples(
+            index=False
+        ):
+            payloads[(str(cid), int(version))] = payload
+    rows = [
+        {
+            "source_system": row.source_system,
+            "source_table": "contracts",
+            "record_id": f"{row.contract_id}|{row.version}",
+            "field": "contract_id",
+            "rule": "held_by_upstream",
+            "reason": (
+                f"held_by_upstream: contracts record '{row.contract_id}|{row.version}': "
+                "a line of this contract is quarantined; the contract posts whole"
+            ),
+            "owner": owner_of.get(row.contract_id, "sales_ops"),
+            "correlation_id": row.correlation_id,
+            "payload": payloads.get((row.contract_id, int(row.version)), "{}"),
+        }
+        for row in withdrawn.itertuples(index=False)
+    ]
+    return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
