@@ -1,0 +1,177 @@
+"""The ``q2c`` command line: generate the sample company, run the close, print its summary,
+and run the revenue engine on an interchange folder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from q2c_pipeline import settings
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from q2c_pipeline.sources.sample_company import generate_company
+
+    out = Path(args.out)
+    summary = generate_company(out, seed=args.seed, scale=args.scale)
+    _out(f"sample company written to {out} (seed {args.seed}, scale {args.scale})")
+    for name, count in sorted(summary.get("counts", summary).items()):
+        _out(f"  {name:<48} {count}")
+    return 0
+
+
+def prepare_dbt() -> None:
+    """Parse the dbt project once so Dagster can load its manifest (no-op when up to date)."""
+    from dagster_dbt import DbtProject
+
+    project = DbtProject(
+        project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
+    )
+    if not project.manifest_path.exists():
+        project.preparer.prepare(project)
+
+
+def load_definitions():
+    """The code location's Definitions, exactly as ``dagster dev`` loads them."""
+    import dagster as dg
+
+    prepare_dbt()
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+def run_close(duckdb_path: str, sample_dir: str, as_of: str = "") -> bool:
+    """Materialize every asset (and run every check) with the month-end close job."""
+    import dagster as dg
+
+    os.environ["Q2C_DUCKDB_PATH"] = duckdb_path
+    os.environ["Q2C_SAMPLE_DIR"] = sample_dir
+    defs = load_definitions()
+    job = defs.resolve_job_def("month_end_close_job")
+    instance = dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    run_config = {"ops": {"revenue_and_ledger": {"config": {"as_of": as_of}}}} if as_of else None
+    result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    failed_checks = [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    for evaluation in failed_checks:
+        _out(f"CHECK FAILED: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+    return result.success and not failed_checks
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    duckdb_path = str(Path(args.duckdb).resolve())
+    sample_dir = str(Path(args.sample).resolve())
+    started = time.perf_counter()
+    ok = run_close(duckdb_path, sample_dir, args.as_of)
+    _out(f"month_end_close_job {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+    _out(f"warehouse: {duckdb_path}")
+    print_close_summary(duckdb_path)
+    return 0 if ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cmd_generate(argparse.Namespace(out=args.sample, seed=args.seed, scale=args.scale))
+    return cmd_run(args)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    print_close_summary(str(Path(args.duckdb).resolve()))
+    return 0
+
+
+def print_close_summary(duckdb_path: str) -> None:
+    from q2c_pipeline.reporting import close_summary_lines
+
+    for line in close_summary_lines(duckdb_path):
+        _out(line)
+
+
+def cmd_revrec(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from q2c_pipeline.interchange import read_interchange, write_outputs
+    from q2c_pipeline.revenue.engine import run_engine
+
+    try:
+        tables, policy = read_interchange(Path(args.input))
+    except ValueError as err:
+        sys.stderr.write(f"q2c revrec: {err}\n")
+        return 2
+    as_of = date.fromisoformat(args.as_of) if args.as_of else _latest_activity(tables)
+    result = run_engine(tables, policy, as_of)
+    write_outputs(result, Path(args.output))
+    _out(
+        f"revrec as of {as_of}: {len(result.allocation)} obligations, "
+        f"{len(result.revenue_schedule)} schedule rows, {len(result.journal_lines)} journal lines "
+        f"-> {args.output}"
+    )
+    return 0
+
+
+def _latest_activity(tables) -> object:
+    """Default as-of for an interchange folder: the last day any schedule or event touches."""
+    import pandas as pd
+
+    dates = []
+    for frame in tables.values():
+        for column in frame.columns:
+            if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].notna().any():
+                dates.append(frame[column].max())
+    return (max(dates) if dates else pd.Timestamp("1970-01-01")).date()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="q2c", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def company_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+        p.add_argument("--scale", type=int, default=1, help="company size multiplier (default 1)")
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sample", default=settings.sample_dir(), help="source snapshot folder")
+        p.add_argument("--duckdb", default=settings.duckdb_path(), help="warehouse file")
+        p.add_argument("--as-of", default="", help="close date YYYY-MM-DD (default: snapshot's)")
+
+    p = sub.add_parser("generate", help="write the sample company's source systems to a folder")
+    p.add_argument("--out", default=settings.sample_dir())
+    company_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run month_end_close_job on a snapshot; print the summary")
+    run_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate the sample company, run the close, print summary")
+    run_args(p)
+    company_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("summary", help="print the close summary from a warehouse file")
+    p.add_argument("--duckdb", default=settings.duckdb_path())
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("revrec", help="run the revenue engine on an interchange folder")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--as-of", default="")
+    p.set_defaults(func=cmd_revrec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""dbt models (``dbt_models/``) as assets: staging views, reconciliation marts, and their tests
+as asset checks. Keys are ``[schema, model]`` so the marts sit beside the tables they reconcile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from q2c_pipeline import settings
+from q2c_pipeline.defs.resources import WarehouseResource
+
+dbt_project = DbtProject(
+    project_dir=settings.DBT_PROJECT_DIR,
+    profiles_dir=settings.DBT_PROJECT_DIR,
+)
+dbt_project.prepare_if_dev()
+
+
+class Q2cDbtTranslator(DagsterDbtTranslator):
+    """Sources keep the key of the Python asset that writes them; models become [schema, name]."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        schema = dbt_resource_props.get("config", {}).get("schema") or "marts"
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "reconciliation"
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=Q2cDbtTranslator(),
+    pool="warehouse",
+)
+def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """Build and test the staging, intermediate and reconciliation models in the warehouse file."""
+    # dbt reads the file from Q2C_DUCKDB_PATH (profiles.yml); point it at this run's warehouse.
+    os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
+    yield from dbt.cli(["build"], context=context).stream()

@@ -1,0 +1,96 @@
+"""Finance assets: allocation, revenue schedules, journal lines and account balances.
+
+All four come from one call to the pure engine (``q2c_pipeline.revenue.engine.run_engine``) over
+the validated canonical tables, the same engine ``q2c revrec`` runs on an interchange folder.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
+from q2c_pipeline.revenue.engine import run_engine
+from q2c_pipeline.revenue.policy import Policy, load_policy
+from q2c_pipeline.schemas.validation import VALIDATION_ORDER
+from q2c_pipeline.warehouse import read_table, replace_table
+
+FINANCE_TABLES = {
+    "allocation": "One row per performance obligation: SSP, transaction price, allocated amount.",
+    "revenue_schedule": "One row per obligation and period: revenue recognized (minor units).",
+    "journal_lines": "One row per journal line: balanced, period-aware, with a journal_key.",
+    "account_balances": "One row per entity, period, logical account and currency.",
+}
+
+
+class CloseConfig(dg.Config):
+    """Run-time knobs of a close run."""
+
+    as_of: str = ""  # YYYY-MM-DD; empty = Q2C_AS_OF, else the snapshot's as_of, else today (UTC)
+
+
+def resolve_as_of(config_value: str, snapshot: SourceSnapshotResource | None) -> date:
+    value = config_value or os.getenv("Q2C_AS_OF", "")
+    if not value and snapshot is not None:
+        manifest = snapshot.get_source().manifest()
+        value = str(manifest.get("as_of", ""))
+    return date.fromisoformat(value) if value else date.today()
+
+
+def resolve_policy(snapshot: SourceSnapshotResource | None) -> Policy:
+    path = os.getenv("Q2C_POLICY_PATH", "")
+    if not path and snapshot is not None:
+        candidate = Path(snapshot.root) / "policy.yaml"
+        path = str(candidate) if candidate.exists() else ""
+    return load_policy(path) if path else Policy()
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=["finance", name],
+            group_name="finance",
+            kinds={"python", "duckdb"},
+            description=doc,
+            deps=[dg.AssetKey(["canonical", t]) for t in VALIDATION_ORDER],
+        )
+        for name, doc in FINANCE_TABLES.items()
+    ],
+    can_subset=False,
+    pool="warehouse",
+)
+def revenue_and_ledger(
+    context: dg.AssetExecutionContext,
+    config: CloseConfig,
+    warehouse: WarehouseResource,
+    erp: SourceSnapshotResource,
+):
+    """Allocate, schedule and journal every accepted obligation as of the close date."""
+    as_of = resolve_as_of(config.as_of, erp)
+    policy = resolve_policy(erp)
+    with warehouse.get_connection() as conn:
+        tables = {t: read_table(conn, "canonical", t) for t in VALIDATION_ORDER}
+        result = run_engine(tables, policy, as_of)
+        outputs = {
+            "allocation": result.allocation,
+            "revenue_schedule": result.revenue_schedule,
+            "journal_lines": result.journal_lines,
+            "account_balances": result.account_balances,
+        }
+        for name, frame in outputs.items():
+            replace_table(conn, "finance", name, frame)
+    context.log.info(f"engine as of {as_of}: " + ", ".join(f"{k}={len(v)}" for k, v in outputs.items()))
+    journals = result.journal_lines
+    for name, frame in outputs.items():
+        metadata: dict = {"rows": len(frame), "as_of": str(as_of)}
+        if name == "journal_lines" and len(journals):
+            metadata["journals"] = int(journals["journal_id"].nunique())
+            totals = journals.groupby("currency")["debit"].sum()
+            metadata["debits_by_currency_minor"] = {k: int(v) for k, v in totals.items()}
+        if name == "revenue_schedule" and len(frame):
+            totals = frame.groupby("currency")["amount"].sum()
+            metadata["revenue_by_currency_minor"] = {k: int(v) for k, v in totals.items()}
+        yield dg.MaterializeResult(asset_key=["finance", name], metadata=metadata)

@@ -1,0 +1,108 @@
+"""DuckDB table writes and reads, shared by the Dagster assets and the command line.
+
+Plain Python: no dagster. Every write replaces a whole table (or a partition's rows) inside one
+transaction with explicit column types, so re-running anything is safe and a reader never sees
+half a table. Values travel as registered DataFrames, never interpolated into SQL; identifiers
+are checked against a strict pattern before they are spliced in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from pandas.api import types as ptypes
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def identifier(name: str) -> str:
+    """Return ``name`` if it is a safe lower-case SQL identifier, else raise."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"unsafe SQL identifier: {name!r}")
+    return name
+
+
+@contextmanager
+def connect(database_path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file (creating its folder), closing it afterwards."""
+    path = Path(database_path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def duckdb_type(series: pd.Series) -> str:
+    """The DuckDB column type for a pandas column (money is int64 minor units -> BIGINT)."""
+    dtype = series.dtype
+    if ptypes.is_bool_dtype(dtype):
+        return "BOOLEAN"
+    if ptypes.is_integer_dtype(dtype):
+        return "BIGINT"
+    if ptypes.is_float_dtype(dtype):
+        return "DOUBLE"
+    if ptypes.is_datetime64_any_dtype(dtype):
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
+def _cast(column: str, sql_type: str) -> str:
+    quoted = f'"{column}"'
+    if sql_type == "VARCHAR":
+        return f"CAST({quoted} AS VARCHAR) AS {quoted}"
+    return f"CAST({quoted} AS {sql_type}) AS {quoted}"
+
+
+def replace_table(
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    types: Mapping[str, str] | None = None,
+) -> int:
+    """Replace ``schema.table`` with ``frame`` in one transaction; returns the row count."""
+    schema, table = identifier(schema), identifier(table)
+    columns = list(frame.columns)
+    for column in columns:
+        identifier(column)
+    sql_types = {c: (types or {}).get(c) or duckdb_type(frame[c]) for c in columns}
+    ddl = ", ".join(f'"{c}" {sql_types[c]}' for c in columns)
+    select = ", ".join(_cast(c, sql_types[c]) for c in columns)
+    view = f"_q2c_write_{schema}_{table}"
+    conn.register(view, frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} ({ddl})")
+        if len(frame):
+            conn.execute(f"INSERT INTO {schema}.{table} SELECT {select} FROM {view}")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister(view)
+    return len(frame)
+
+
+def read_table(
+    conn: duckdb.DuckDBPyConnection, schema: str, table: str, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read a whole table as a DataFrame (empty frame if it does not exist)."""
+    schema, table = identifier(schema), identifier(table)
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    if not exists:
+        return pd.DataFrame(columns=list(columns or []))
+    select = ", ".join(f'"{identifier(c)}"' for c in columns) if columns else "*"
+    return conn.execute(f"select {select} from {schema}.{table}").df()
