@@ -4,15 +4,12 @@ validated with pandera and reference-data rules; what fails goes to ``canonical.
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas import CANONICAL_TABLES
-from q2c_pipeline.schemas.validation import VALIDATION_ORDER, validate_canonical
-from q2c_pipeline.sources.assemble import build_candidates
-from q2c_pipeline.sources.landing import latest_records
+from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
-from q2c_pipeline.warehouse import read_table, replace_table
+from q2c_pipeline.stages import build_canonical
 
 RAW_KEYS = [
     dg.AssetKey(["raw", o.raw_table]) for o in (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES)
@@ -73,56 +70,41 @@ def _specs() -> list[dg.AssetSpec]:
     return specs
 
 
-def load_raw(conn) -> tuple[dict[str, list[dict]], pd.DataFrame]:
-    """Latest non-deleted version of every landed record, keyed by raw table, plus usage events."""
-    raw = {
-        o.raw_table: latest_records(conn, o.raw_table)
-        for o in (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES)
-    }
-    return raw, read_table(conn, "raw", "usage_events")
-
-
 @dg.multi_asset(specs=_specs(), can_subset=False, pool="warehouse")
 def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Map, validate and write every canonical table and the quarantine in one pass."""
     with warehouse.get_connection() as conn:
-        raw, usage_events = load_raw(conn)
-        candidates = build_candidates(raw, usage_events)
-        result = validate_canonical(candidates)
-        counts = result.counts()
-        for table in VALIDATION_ORDER:
-            frame = result.accepted[table]
-            replace_table(conn, "canonical", table, frame)
-            c = counts[table]
-            yield dg.MaterializeResult(
-                asset_key=["canonical", table],
-                metadata={
-                    "rows_in": c["rows_in"],
-                    "accepted": c["accepted"],
-                    "quarantined": c["quarantined"],
-                    "columns": len(CANONICAL_TABLES[table][0].to_schema().columns),
-                },
-            )
-        quarantine = result.quarantine
-        replace_table(conn, "canonical", "quarantine", quarantine)
-        by_owner = quarantine.groupby("owner").size().to_dict() if len(quarantine) else {}
-        by_rule = quarantine.groupby("rule").size().to_dict() if len(quarantine) else {}
-        for row in quarantine.itertuples(index=False):
-            context.log.warning(f"quarantined [{row.owner}] {row.reason}")
+        result = build_canonical(conn)
+    counts = result.counts()
+    for table in VALIDATION_ORDER:
+        c = counts[table]
         yield dg.MaterializeResult(
-            asset_key=["canonical", "quarantine"],
+            asset_key=["canonical", table],
             metadata={
-                "rows": len(quarantine),
-                "by_owner": {k: int(v) for k, v in sorted(by_owner.items())},
-                "by_rule": {k: int(v) for k, v in sorted(by_rule.items())},
+                "rows_in": c["rows_in"],
+                "accepted": c["accepted"],
+                "quarantined": c["quarantined"],
+                "columns": len(CANONICAL_TABLES[table][0].to_schema().columns),
             },
         )
-        audit = pd.DataFrame(
-            [{"source_table": t, **counts[t]} for t in VALIDATION_ORDER],
-            columns=["source_table", "rows_in", "accepted", "quarantined"],
-        )
-        replace_table(conn, "canonical", "load_audit", audit)
-        yield dg.MaterializeResult(
-            asset_key=["canonical", "load_audit"],
-            metadata={"rows_in": int(audit["rows_in"].sum()), "accepted": int(audit["accepted"].sum())},
-        )
+    quarantine = result.quarantine
+    by_owner = quarantine.groupby("owner").size().to_dict() if len(quarantine) else {}
+    by_rule = quarantine.groupby("rule").size().to_dict() if len(quarantine) else {}
+    for row in quarantine.itertuples(index=False):
+        context.log.warning(f"quarantined [{row.owner}] {row.reason}")
+    yield dg.MaterializeResult(
+        asset_key=["canonical", "quarantine"],
+        metadata={
+            "rows": len(quarantine),
+            "by_owner": {k: int(v) for k, v in sorted(by_owner.items())},
+            "by_rule": {k: int(v) for k, v in sorted(by_rule.items())},
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["canonical", "load_audit"],
+        metadata={
+            "rows_in": sum(c["rows_in"] for c in counts.values()),
+            "accepted": sum(c["accepted"] for c in counts.values()),
+            "quarantined": sum(c["quarantined"] for c in counts.values()),
+        },
+    )

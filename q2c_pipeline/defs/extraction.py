@@ -12,14 +12,13 @@ from datetime import datetime
 import dagster as dg
 
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
-from q2c_pipeline.sources.landing import land_records
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
     SALESFORCE_OBJECTS,
     STRIPE_RESOURCES,
     SourceObject,
 )
-from q2c_pipeline.warehouse import replace_table
+from q2c_pipeline.stages import land_source_objects, land_usage_events, snapshot_records
 
 RAW_KINDS = {"python", "duckdb"}
 
@@ -48,37 +47,24 @@ def _land(
     extracted_at: datetime,
 ):
     with warehouse.get_connection() as conn:
-        for obj in objects:
-            records = fetch(obj)
-            if len(obj.id_fields) > 1:
-                records = [
-                    {**r, "_key": "|".join(str(r[f]) for f in obj.id_fields)} for r in records
-                ]
-                id_field = "_key"
-            else:
-                id_field = obj.id_fields[0]
-            result = land_records(
-                conn,
-                obj.raw_table,
-                records,
-                id_field=id_field,
-                modstamp_field=obj.modstamp_field,
-                extracted_at=extracted_at,
-                request_id=request_id,
-            )
-            context.log.info(
-                f"{obj.system}.{obj.name}: {len(records)} received, {result.inserted} new "
-                f"versions landed, {result.unchanged} unchanged"
-            )
-            yield dg.MaterializeResult(
-                asset_key=["raw", obj.raw_table],
-                metadata={
-                    "records_received": len(records),
-                    "versions_appended": result.inserted,
-                    "unchanged": result.unchanged,
-                    "request_id": request_id,
-                },
-            )
+        landed = land_source_objects(
+            conn, objects, fetch, request_id=request_id, extracted_at=extracted_at
+        )
+    for item in landed:
+        obj, result = item.source, item.result
+        context.log.info(
+            f"{obj.system}.{obj.name}: {item.received} received, {result.inserted} new "
+            f"versions landed, {result.unchanged} unchanged"
+        )
+        yield dg.MaterializeResult(
+            asset_key=["raw", obj.raw_table],
+            metadata={
+                "records_received": item.received,
+                "versions_appended": result.inserted,
+                "unchanged": result.unchanged,
+                "request_id": request_id,
+            },
+        )
 
 
 @dg.multi_asset(
@@ -93,7 +79,7 @@ def salesforce_raw(
     source = salesforce.get_source()
     manifest = source.manifest()
     yield from _land(
-        context, warehouse, SALESFORCE_OBJECTS, lambda o: source.salesforce_records(o.name),
+        context, warehouse, SALESFORCE_OBJECTS, lambda o: snapshot_records(source, o),
         f"snapshot:{manifest.get('seed')}:{manifest.get('scale')}", _extracted_at(manifest),
     )
 
@@ -110,7 +96,7 @@ def billing_raw(
     source = billing.get_source()
     manifest = source.manifest()
     yield from _land(
-        context, warehouse, STRIPE_RESOURCES, lambda o: source.billing_objects(o.name),
+        context, warehouse, STRIPE_RESOURCES, lambda o: snapshot_records(source, o),
         f"snapshot:{manifest.get('seed')}:{manifest.get('scale')}", _extracted_at(manifest),
     )
 
@@ -125,12 +111,8 @@ def erp_raw(context: dg.AssetExecutionContext, erp: SourceSnapshotResource, ware
     source = erp.get_source()
     manifest = source.manifest()
 
-    def fetch(obj: SourceObject) -> list[dict]:
-        frame = source.erp_table(obj.name)
-        return frame.where(frame.notna(), None).to_dict("records")
-
     yield from _land(
-        context, warehouse, ERP_TABLES, fetch,
+        context, warehouse, ERP_TABLES, lambda o: snapshot_records(source, o),
         f"snapshot:{manifest.get('seed')}:{manifest.get('scale')}", _extracted_at(manifest),
     )
 
@@ -145,13 +127,9 @@ def usage_events_raw(
     context: dg.AssetExecutionContext, billing: SourceSnapshotResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Metered usage events, one row per event, read from the daily Parquet files as they are."""
-    import pandas as pd
-
     source = billing.get_source()
     days = source.usage_days()
-    frames = [source.usage_events(day) for day in days]
-    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     with warehouse.get_connection() as conn:
-        rows = replace_table(conn, "raw", "usage_events", events)
+        rows = land_usage_events(conn, (source.usage_events(day) for day in days))
     context.log.info(f"usage: {rows} events over {len(days)} days")
     return dg.MaterializeResult(metadata={"events": rows, "days": len(days)})

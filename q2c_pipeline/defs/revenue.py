@@ -13,10 +13,9 @@ from pathlib import Path
 import dagster as dg
 
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
-from q2c_pipeline.revenue.engine import run_engine
 from q2c_pipeline.revenue.policy import Policy, load_policy
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
-from q2c_pipeline.warehouse import read_table, replace_table
+from q2c_pipeline.stages import FINANCE_OUTPUTS, build_finance
 
 FINANCE_TABLES = {
     "allocation": "One row per performance obligation: SSP, transaction price, allocated amount.",
@@ -72,16 +71,8 @@ def revenue_and_ledger(
     as_of = resolve_as_of(config.as_of, erp)
     policy = resolve_policy(erp)
     with warehouse.get_connection() as conn:
-        tables = {t: read_table(conn, "canonical", t) for t in VALIDATION_ORDER}
-        result = run_engine(tables, policy, as_of)
-        outputs = {
-            "allocation": result.allocation,
-            "revenue_schedule": result.revenue_schedule,
-            "journal_lines": result.journal_lines,
-            "account_balances": result.account_balances,
-        }
-        for name, frame in outputs.items():
-            replace_table(conn, "finance", name, frame)
+        result = build_finance(conn, policy, as_of)
+    outputs = {name: getattr(result, name) for name in FINANCE_OUTPUTS}
     context.log.info(f"engine as of {as_of}: " + ", ".join(f"{k}={len(v)}" for k, v in outputs.items()))
     journals = result.journal_lines
     for name, frame in outputs.items():

@@ -1,0 +1,186 @@
+"""The whole graph over the sample company: checks pass, nothing is lost, every bad record sits
+in the quarantine with its reason, the layers agree on totals, and a re-run is byte-identical."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from q2c_pipeline.schemas.validation import VALIDATION_ORDER
+
+
+@pytest.fixture(scope="module")
+def warehouse(closed_warehouse):
+    path, _, _ = closed_warehouse
+    conn = duckdb.connect(str(path), read_only=True)
+    yield conn
+    conn.close()
+
+
+def test_close_job_succeeds_and_every_asset_check_passes(closed_warehouse):
+    _, result, _ = closed_warehouse
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    assert failed == []
+    names = {e.check_name for e in evaluations}
+    assert {"journal_lines_balance", "canonical_rows_conserved",
+            "revenue_schedule_sums_to_allocation", "journal_lines_avoid_closed_periods"} <= names
+    assert len(evaluations) >= 10  # the Python checks plus the dbt tests
+
+
+def test_run_and_event_storage_live_in_postgres(closed_warehouse):
+    _, result, instance = closed_warehouse
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.is_success
+    event = instance.get_latest_materialization_event(dg.AssetKey(["finance", "journal_lines"]))
+    assert event is not None and event.run_id == result.run_id
+
+
+def test_rows_in_equal_canonical_plus_quarantined_per_source_table(warehouse):
+    audit = warehouse.execute(
+        "select source_table, rows_in, accepted, quarantined from canonical.load_audit"
+    ).fetchall()
+    assert {row[0] for row in audit} == set(VALIDATION_ORDER)
+    quarantined = dict(
+        warehouse.execute(
+            "select source_table, count(*) from canonical.quarantine group by 1"
+        ).fetchall()
+    )
+    for table, rows_in, accepted, held in audit:
+        actual = warehouse.execute(f"select count(*) from canonical.{table}").fetchone()[0]
+        assert actual == accepted, table
+        assert held == quarantined.get(table, 0), table
+        assert rows_in == accepted + held, table
+    assert sum(r[1] for r in audit) > 1000  # usage dominates; the company is not empty
+
+
+@pytest.mark.parametrize(
+    ("rule", "table", "owner", "minimum"),
+    [
+        ("unknown_product_code", "contract_lines", "sales_ops", 1),
+        ("missing_legal_entity_mapping", "customers", "controllership", 1),
+        ("currency_mismatch", "invoices", "billing_ops", 1),
+        ("duplicate_id", "invoices", "billing_ops", 2),
+        ("negative_quantity", "contract_lines", "sales_ops", 1),
+    ],
+)
+def test_each_deliberately_bad_record_is_quarantined_with_its_reason(
+    warehouse, rule, table, owner, minimum
+):
+    rows = warehouse.execute(
+        "select record_id, field, reason, owner, payload from canonical.quarantine "
+        "where rule = ? and source_table = ?",
+        [rule, table],
+    ).fetchall()
+    assert len(rows) >= minimum
+    for record_id, field, reason, row_owner, payload in rows:
+        assert row_owner == owner
+        assert field
+        assert rule in reason and field in reason
+        assert json.loads(payload)  # the source record as received
+    if rule == "duplicate_id":
+        assert len({r[0] for r in rows}) == 1  # both copies of one invoice id
+
+
+def test_held_records_name_the_quarantined_upstream_record(warehouse):
+    rows = warehouse.execute(
+        "select reason from canonical.quarantine where rule = 'held_by_upstream'"
+    ).fetchall()
+    assert rows, "the bad contracts and customers hold their downstream records"
+    assert all("quarantined" in r[0] for r in rows)
+
+
+def test_revenue_journals_equal_the_schedule_through_the_close_period(warehouse):
+    as_of_period = warehouse.execute("select max(period) from finance.account_balances").fetchone()[0]
+    scheduled = dict(
+        warehouse.execute(
+            "select currency, sum(amount) from finance.revenue_schedule where period <= ? "
+            "group by 1",
+            [as_of_period],
+        ).fetchall()
+    )
+    journaled = dict(
+        warehouse.execute(
+            "select currency, sum(credit) - sum(debit) from finance.journal_lines "
+            "where account = 'Revenue' group by 1"
+        ).fetchall()
+    )
+    assert scheduled == journaled
+    assert scheduled["USD"] > 0 and scheduled["GBP"] > 0
+
+
+def test_every_invoice_reconciles_to_its_receivable_journal(warehouse):
+    statuses = dict(
+        warehouse.execute(
+            "select reconciliation_status, count(*) from marts.fct_invoice_ar_reconciliation "
+            "group by 1"
+        ).fetchall()
+    )
+    invoices = warehouse.execute("select count(*) from canonical.invoices").fetchone()[0]
+    assert statuses == {"matched": invoices}
+    billed = dict(
+        warehouse.execute(
+            "select i.currency, sum(l.amount + case when l.tax_inclusive then 0 else l.tax_amount end) "
+            "from canonical.invoice_lines l join canonical.invoices i using (invoice_id) group by 1"
+        ).fetchall()
+    )
+    receivable = dict(
+        warehouse.execute(
+            "select currency, sum(debit) from finance.journal_lines "
+            "where account = 'AccountsReceivable' and source_type = 'invoice' group by 1"
+        ).fetchall()
+    )
+    assert billed == receivable
+
+
+def test_deferred_revenue_rollforward_ties_to_the_ledger_every_month(warehouse):
+    untied, total = warehouse.execute(
+        "select count(*) filter (where not is_tied), count(*) "
+        "from marts.fct_deferred_revenue_rollforward"
+    ).fetchone()
+    assert total >= 12  # two entities, several currencies, six months
+    assert untied == 0
+
+
+def test_close_summary_has_a_row_per_entity_and_month_with_exceptions_by_owner(closed_warehouse):
+    from q2c_pipeline.reporting import close_summary_lines
+
+    path, _, _ = closed_warehouse
+    lines = close_summary_lines(str(path))
+    text = "\n".join(lines)
+    assert "US01" in text and "UK01" in text and "2026-06" in text
+    assert "unknown_product_code" in text and "controllership" in text
+
+
+def _fingerprint(path) -> dict[str, str]:
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('canonical', 'finance', 'marts') order by 1, 2"
+        ).fetchall()
+        out = {}
+        for schema, table in tables:
+            rows = conn.execute(f"select * from {schema}.{table} order by all").fetchall()
+            out[f"{schema}.{table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return out
+    finally:
+        conn.close()
+
+
+def test_a_second_run_over_the_same_input_gives_byte_identical_tables(
+    closed_warehouse, sample_company, tmp_path
+):
+    from q2c_pipeline.cli import run_close
+
+    first, _, _ = closed_warehouse
+    second = tmp_path / "again.duckdb"
+    assert run_close(str(second), str(sample_company))
+    assert _fingerprint(first) == _fingerprint(second)
