@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('canonical', 'quarantine') }}
+)
+
+select
+    cast(source_system as varchar) as source_system,
+    cast(source_table as varchar) as source_table,
+    cast(record_id as varchar) as record_id,
+    cast(field as varchar) as field,
+    cast(rule as varchar) as rule,
+    cast(reason as varchar) as reason,
+    cast(owner as varchar) as owner,
+    cast(correlation_id as varchar) as correlation_id,
+    -- the source record as received, JSON text
+    cast(payload as varchar) as payload
+from source

@@ -1,0 +1,342 @@
+"""A tiny hand-written warehouse for the dbt tests: canonical and finance tables in DuckDB.
+
+Two legal entities (US01 in USD, EU01 in EUR), two currencies in EU01 (EUR and USD), an invoice
+with exclusive tax, one with inclusive tax, recognition through deferred and through unbilled
+revenue, payments (one a one-time charge without invoice), a credit note and three quarantined
+records. Money is integer minor units.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+DEBIT_NORMAL_ACCOUNTS = (
+    "AccountsReceivable", "UnbilledAccountsReceivable", "Cash", "IntercompanyReceivable",
+    "CreditNotes", "Refunds", "Voids", "BadDebt", "FxLoss",
+)
+
+CANONICAL_DDL = """
+create schema canonical;
+create schema finance;
+create table canonical.legal_entities (
+    legal_entity varchar, functional_currency varchar, country varchar, calendar varchar);
+create table canonical.chart_of_accounts (
+    legal_entity varchar, account varchar, gl_account varchar, gl_name varchar,
+    department varchar);
+create table canonical.accounting_periods (
+    legal_entity varchar, period varchar, status varchar, closed_at timestamp);
+create table canonical.tax_codes (
+    tax_code varchar, country varchar, rate_bps bigint, is_inclusive boolean);
+create table canonical.fx_rates (
+    rate_date timestamp, from_currency varchar, to_currency varchar, rate varchar);
+create table canonical.customers (
+    customer_id varchar, name varchar, legal_entity varchar, currency varchar,
+    parent_customer_id varchar, country varchar, tax_region varchar, erp_customer_id varchar,
+    billing_customer_id varchar, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.products (
+    product_code varchar, revenue_pattern varchar, name varchar, family varchar,
+    ssp_amount bigint, ssp_currency varchar);
+create table canonical.contracts (
+    contract_id varchar, customer_id varchar, legal_entity varchar, currency varchar,
+    signed_date timestamp, transaction_price bigint, version bigint,
+    amends_contract_id varchar, status varchar, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.contract_lines (
+    contract_line_id varchar, contract_id varchar, product_code varchar, quantity double,
+    amount bigint, ssp_amount bigint, service_start timestamp, service_end timestamp,
+    revenue_pattern varchar, revises_line_id varchar, effective_date timestamp,
+    allocation_group varchar, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.invoices (
+    invoice_id varchar, customer_id varchar, currency varchar, finalized_at timestamp,
+    contract_id varchar, legal_entity varchar, due_date timestamp, billing_system varchar,
+    status varchar, source_system varchar, source_id varchar, correlation_id varchar);
+create table canonical.invoice_lines (
+    invoice_line_id varchar, invoice_id varchar, amount bigint, contract_line_id varchar,
+    product_code varchar, quantity double, tax_amount bigint, tax_inclusive boolean,
+    service_start timestamp, service_end timestamp, is_proration boolean,
+    created_at timestamp, source_system varchar, source_id varchar, correlation_id varchar);
+create table canonical.credit_notes (
+    credit_note_id varchar, issued_at timestamp, amount bigint, currency varchar,
+    invoice_id varchar, customer_id varchar, invoice_line_id varchar, tax_amount bigint,
+    reason varchar, voided_at timestamp, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.payments (
+    payment_id varchar, paid_at timestamp, amount bigint, currency varchar,
+    invoice_id varchar, customer_id varchar, product_code varchar, source_system varchar,
+    source_id varchar, correlation_id varchar);
+create table canonical.refunds (
+    refund_id varchar, invoice_id varchar, refunded_at timestamp, amount bigint,
+    currency varchar, payment_id varchar, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.invoice_events (
+    invoice_id varchar, occurred_at timestamp, event varchar, source_system varchar,
+    source_id varchar, correlation_id varchar);
+create table canonical.usage (
+    usage_id varchar, occurred_at timestamp, quantity double, amount bigint,
+    currency varchar, contract_line_id varchar, customer_id varchar, product_code varchar,
+    invoice_line_id varchar, source_system varchar, source_id varchar,
+    correlation_id varchar);
+create table canonical.quarantine (
+    source_system varchar, source_table varchar, record_id varchar, field varchar,
+    rule varchar, reason varchar, owner varchar, correlation_id varchar, payload varchar);
+create table finance.allocation (
+    contract_id varchar, contract_line_id varchar, ssp_amount bigint,
+    transaction_price bigint, allocated_amount bigint, currency varchar,
+    legal_entity varchar, schedule_version bigint);
+create table finance.revenue_schedule (
+    source_type varchar, source_id varchar, contract_id varchar, legal_entity varchar,
+    period varchar, amount bigint, currency varchar, amount_functional bigint,
+    schedule_version bigint, customer_id varchar, correlation_id varchar,
+    treatment varchar);
+create table finance.journal_lines (
+    journal_id varchar, journal_key varchar, line_number bigint, legal_entity varchar,
+    period varchar, entry_date timestamp, account varchar, debit bigint, credit bigint,
+    currency varchar, debit_functional bigint, credit_functional bigint,
+    source_type varchar, source_id varchar, correlation_id varchar, memo varchar,
+    functional_currency varchar, source_line_id varchar, original_date timestamp,
+    contract_id varchar, customer_id varchar);
+create table finance.account_balances (
+    legal_entity varchar, period varchar, account varchar, currency varchar,
+    movement bigint, closing_balance bigint, movement_functional bigint,
+    closing_balance_functional bigint);
+"""
+
+ACCOUNTS = (
+    "AccountsReceivable", "UnbilledAccountsReceivable", "Cash", "CreditNotes", "Revenue",
+    "DeferredRevenue", "TaxLiability",
+)
+
+# (journal_id, legal_entity, period, entry_date, source_type, source_id, currency,
+#  functional_currency, correlation_id, [(account, debit, credit, debit_func, credit_func)])
+JOURNALS = [
+    # US01: a 12,000.00 USD annual subscription billed up front with 8% tax on top.
+    ("J-INV-1", "US01", "2026-01", "2026-01-01", "invoice", "INV-1", "USD", "USD", "sf:800A", [
+        ("AccountsReceivable", 1_296_000, 0, 1_296_000, 0),
+        ("DeferredRevenue", 0, 1_200_000, 0, 1_200_000),
+        ("TaxLiability", 0, 96_000, 0, 96_000),
+    ]),
+    ("J-REV-1", "US01", "2026-01", "2026-01-31", "revenue", "CL-1", "USD", "USD", "sf:800A", [
+        ("DeferredRevenue", 100_000, 0, 100_000, 0),
+        ("Revenue", 0, 100_000, 0, 100_000),
+    ]),
+    ("J-REV-2", "US01", "2026-02", "2026-02-28", "revenue", "CL-1", "USD", "USD", "sf:800A", [
+        ("DeferredRevenue", 100_000, 0, 100_000, 0),
+        ("Revenue", 0, 100_000, 0, 100_000),
+    ]),
+    # A 1,200.00 + 96.00 tax credit note: 100.00 already recognized goes to contra revenue.
+    ("J-CN-1", "US01", "2026-02", "2026-02-15", "credit_note", "CN-1", "USD", "USD", "sf:800A", [
+        ("CreditNotes", 10_000, 0, 10_000, 0),
+        ("DeferredRevenue", 110_000, 0, 110_000, 0),
+        ("TaxLiability", 9_600, 0, 9_600, 0),
+        ("AccountsReceivable", 0, 129_600, 0, 129_600),
+    ]),
+    # A one-time charge of 50.00 paid without an invoice: billed through cash, recognized at once.
+    ("J-PAY-3", "US01", "2026-02", "2026-02-20", "payment", "PAY-3", "USD", "USD", "PAY-3", [
+        ("Cash", 5_000, 0, 5_000, 0),
+        ("DeferredRevenue", 0, 5_000, 0, 5_000),
+    ]),
+    ("J-REV-7", "US01", "2026-02", "2026-02-20", "revenue", "PAY-3", "USD", "USD", "PAY-3", [
+        ("DeferredRevenue", 5_000, 0, 5_000, 0),
+        ("Revenue", 0, 5_000, 0, 5_000),
+    ]),
+    ("J-PAY-1", "US01", "2026-03", "2026-03-10", "payment", "PAY-1", "USD", "USD", "sf:800A", [
+        ("Cash", 1_166_400, 0, 1_166_400, 0),
+        ("AccountsReceivable", 0, 1_166_400, 0, 1_166_400),
+    ]),
+    # EU01: 500.00 EUR recognized in February before it is billed (through unbilled AR) ...
+    ("J-REV-4", "EU01", "2026-02", "2026-02-28", "revenue", "CL-2", "EUR", "EUR", "sf:800B", [
+        ("UnbilledAccountsReceivable", 50_000, 0, 50_000, 0),
+        ("Revenue", 0, 50_000, 0, 50_000),
+    ]),
+    # ... then an invoice of 1,500.00 EUR, 250.00 tax included: clears unbilled, defers 750.00.
+    ("J-INV-2", "EU01", "2026-02", "2026-02-28", "invoice", "INV-2", "EUR", "EUR", "sf:800B", [
+        ("AccountsReceivable", 150_000, 0, 150_000, 0),
+        ("UnbilledAccountsReceivable", 0, 50_000, 0, 50_000),
+        ("DeferredRevenue", 0, 75_000, 0, 75_000),
+        ("TaxLiability", 0, 25_000, 0, 25_000),
+    ]),
+    ("J-REV-6", "EU01", "2026-03", "2026-03-31", "revenue", "CL-2", "EUR", "EUR", "sf:800B", [
+        ("DeferredRevenue", 25_000, 0, 25_000, 0),
+        ("Revenue", 0, 25_000, 0, 25_000),
+    ]),
+    ("J-PAY-2", "EU01", "2026-03", "2026-03-12", "payment", "PAY-2", "EUR", "EUR", "sf:800B", [
+        ("Cash", 150_000, 0, 150_000, 0),
+        ("AccountsReceivable", 0, 150_000, 0, 150_000),
+    ]),
+    # EU01 also bills in USD: 100.00 USD at 0.92 = 92.00 EUR, recognized at once.
+    ("J-INV-3", "EU01", "2026-03", "2026-03-05", "invoice", "INV-3", "USD", "EUR", "INV-3", [
+        ("AccountsReceivable", 10_000, 0, 9_200, 0),
+        ("DeferredRevenue", 0, 10_000, 0, 9_200),
+    ]),
+    ("J-REV-5", "EU01", "2026-03", "2026-03-05", "revenue", "IL-3", "USD", "EUR", "INV-3", [
+        ("DeferredRevenue", 10_000, 0, 9_200, 0),
+        ("Revenue", 0, 10_000, 0, 9_200),
+    ]),
+]
+
+
+def journal_line_rows(journals=JOURNALS) -> list[tuple]:
+    """Flatten JOURNALS into finance.journal_lines rows (column order of CANONICAL_DDL)."""
+    rows = []
+    for (journal_id, entity, period, entry_date, source_type, source_id, currency, functional,
+         correlation_id, lines) in journals:
+        for number, (account, debit, credit, debit_f, credit_f) in enumerate(lines, start=1):
+            rows.append((
+                journal_id, f"key:{journal_id}", number, entity, period, entry_date, account,
+                debit, credit, currency, debit_f, credit_f, source_type, source_id,
+                correlation_id, f"{source_type} {source_id}", functional, None, entry_date,
+                None, None,
+            ))
+    return rows
+
+
+def load_warehouse(path: str) -> None:
+    """Create the canonical and finance schemas in a new DuckDB file and fill them."""
+    with duckdb.connect(path) as con:
+        con.execute(CANONICAL_DDL)
+        con.executemany(
+            "insert into canonical.legal_entities values (?, ?, ?, ?)",
+            [("US01", "USD", "US", None), ("EU01", "EUR", "IE", None)],
+        )
+        con.executemany(
+            "insert into canonical.chart_of_accounts values (?, ?, ?, ?, ?)",
+            [
+                (entity, account, f"{prefix}{index:02d}", account, None)
+                for entity, prefix in (("US01", "4"), ("EU01", "7"))
+                for index, account in enumerate(ACCOUNTS)
+            ],
+        )
+        con.executemany(
+            "insert into canonical.accounting_periods values (?, ?, ?, ?)",
+            [(entity, period, "open", None)
+             for entity in ("US01", "EU01") for period in ("2026-01", "2026-02", "2026-03")],
+        )
+        con.execute("insert into canonical.fx_rates values ('2026-01-01', 'USD', 'EUR', '0.92')")
+        con.executemany(
+            "insert into canonical.customers values (?, ?, ?, ?, null, null, null, null, ?, ?, ?,"
+            " ?)",
+            [
+                ("sf:001A", "Acme Inc", "US01", "USD", "stripe:cus_A1", "salesforce", "001A",
+                 "sf:001A"),
+                ("sf:001B", "Beta GmbH", "EU01", "EUR", "stripe:cus_B1", "salesforce", "001B",
+                 "sf:001B"),
+                ("sf:001C", "Gamma Ltd", "EU01", "USD", None, "salesforce", "001C", "sf:001C"),
+            ],
+        )
+        con.executemany(
+            "insert into canonical.contracts values (?, ?, ?, ?, ?, null, 1, null, 'Activated',"
+            " 'salesforce', ?, ?)",
+            [
+                ("sf:800A", "sf:001A", "US01", "USD", "2026-01-01", "800A", "sf:800A"),
+                ("sf:800B", "sf:001B", "EU01", "EUR", "2026-02-01", "800B", "sf:800B"),
+            ],
+        )
+        con.executemany(
+            "insert into canonical.invoices values (?, ?, ?, ?, ?, ?, null, 'stripe', ?,"
+            " 'stripe', ?, ?)",
+            [
+                ("INV-1", "sf:001A", "USD", "2026-01-01", "sf:800A", "US01", "paid", "in_1",
+                 "sf:800A"),
+                # no legal_entity on the invoice: it comes from the customer
+                ("INV-2", "sf:001B", "EUR", "2026-02-28 09:30:00", "sf:800B", None, "paid",
+                 "in_2", "sf:800B"),
+                ("INV-3", "sf:001C", "USD", "2026-03-05", None, "EU01", "open", "in_3", "INV-3"),
+            ],
+        )
+        con.executemany(
+            "insert into canonical.invoice_lines values (?, ?, ?, ?, null, 1, ?, ?, null, null,"
+            " false, null, 'stripe', ?, ?)",
+            [
+                ("IL-1", "INV-1", 1_200_000, "CL-1", 96_000, False, "il_1", "sf:800A"),
+                ("IL-2", "INV-2", 150_000, "CL-2", 25_000, True, "il_2", "sf:800B"),
+                ("IL-3", "INV-3", 10_000, None, 0, False, "il_3", "INV-3"),
+            ],
+        )
+        con.execute(
+            "insert into canonical.credit_notes values ('CN-1', '2026-02-15', 120000, 'USD',"
+            " 'INV-1', 'sf:001A', null, 9600, 'discount', null, 'stripe', 'cn_1', 'sf:800A')"
+        )
+        con.execute(
+            "insert into canonical.payments values ('PAY-1', '2026-03-10', 1166400, 'USD',"
+            " 'INV-1', 'sf:001A', null, 'stripe', 'py_1', 'sf:800A'),"
+            " ('PAY-2', '2026-03-12', 150000, 'EUR', 'INV-2', 'sf:001B', null, 'stripe', 'py_2',"
+            " 'sf:800B'),"
+            " ('PAY-3', '2026-02-20', 5000, 'USD', null, 'sf:001A', null, 'stripe', 'py_3',"
+            " 'PAY-3')"
+        )
+        con.executemany(
+            "insert into canonical.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                # attributed through the Stripe customer id -> Beta GmbH -> EU01
+                ("stripe", "invoices", "stripe:in_Q", "tax_amount", "negative_tax_amount",
+                 "invoice stripe:in_Q: tax_amount -5 < 0", "billing_ops", None,
+                 '{"id": "in_Q", "customer": "cus_B1", "tax": -5}'),
+                # the account is unknown: nobody to attribute it to
+                ("salesforce", "contracts", "sf:800Z", "AccountId", "unknown_customer",
+                 "contract sf:800Z: AccountId 001ZZZ not found", "sales_ops", "sf:800Z",
+                 '{"Id": "800Z", "AccountId": "001ZZZ"}'),
+                # payload is not JSON; the correlation id names contract sf:800A -> US01
+                ("salesforce", "contract_lines", "sf:802Q", "payload", "unparseable_record",
+                 "contract line sf:802Q: payload is not JSON", "controllership", "sf:800A",
+                 "<not json>"),
+            ],
+        )
+        con.executemany(
+            "insert into finance.revenue_schedule values (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?,"
+            " 'ratable')",
+            [
+                ("contract_line", "CL-1", "sf:800A", "US01", "2026-01", 100_000, "USD", 100_000,
+                 "sf:001A", "sf:800A"),
+                ("contract_line", "CL-1", "sf:800A", "US01", "2026-02", 100_000, "USD", 100_000,
+                 "sf:001A", "sf:800A"),
+                ("payment", "PAY-3", None, "US01", "2026-02", 5_000, "USD", 5_000,
+                 "sf:001A", "PAY-3"),
+                ("contract_line", "CL-2", "sf:800B", "EU01", "2026-02", 50_000, "EUR", 50_000,
+                 "sf:001B", "sf:800B"),
+                ("contract_line", "CL-2", "sf:800B", "EU01", "2026-03", 25_000, "EUR", 25_000,
+                 "sf:001B", "sf:800B"),
+                ("invoice_line", "IL-3", None, "EU01", "2026-03", 10_000, "USD", 9_200,
+                 "sf:001C", "INV-3"),
+            ],
+        )
+        con.executemany(
+            "insert into finance.journal_lines values"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            journal_line_rows(),
+        )
+        write_account_balances(con)
+
+
+def write_account_balances(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild finance.account_balances from the journal lines as the ledger engine does.
+
+    One row per entity, period, account and currency with movement (signed by the account's
+    normal balance); periods without movement have no row, so dbt must carry balances forward.
+    """
+    debit_normal = ", ".join(f"'{account}'" for account in DEBIT_NORMAL_ACCOUNTS)
+    con.execute("delete from finance.account_balances")
+    con.execute(f"""
+        insert into finance.account_balances
+        with movements as (
+            select
+                legal_entity, period, account, currency,
+                sum(case when account in ({debit_normal}) then debit - credit
+                    else credit - debit end) as movement,
+                sum(case when account in ({debit_normal})
+                    then debit_functional - credit_functional
+                    else credit_functional - debit_functional end) as movement_functional
+            from finance.journal_lines
+            group by legal_entity, period, account, currency
+        )
+        select
+            legal_entity, period, account, currency, movement,
+            sum(movement) over balance_to_date,
+            movement_functional,
+            sum(movement_functional) over balance_to_date
+        from movements
+        window balance_to_date as (
+            partition by legal_entity, account, currency order by period
+        )
+    """)
