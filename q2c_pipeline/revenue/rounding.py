@@ -1,0 +1,90 @@
+"""Exact vectorized integer arithmetic for money in minor units.
+
+int64 is used when the products provably fit; otherwise the same formulas run on Python integers
+(object arrays), which are exact at any size. Nothing here ever touches a float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_SAFE = 2**61
+
+
+def _fits(*bounds: int) -> bool:
+    product = 1
+    for bound in bounds:
+        product *= max(int(bound), 1)
+    return product < _SAFE
+
+
+def mul_div_half_up(amount, numerator, denominator) -> np.ndarray:
+    """amount * numerator / denominator, rounded half away from zero, as int64.
+
+    ``numerator`` must be >= 0 and ``denominator`` > 0 (element-wise arrays or scalars).
+    """
+    a = np.asarray(amount, dtype=np.int64)
+    x = np.broadcast_to(np.asarray(numerator, dtype=np.int64), a.shape)
+    t = np.broadcast_to(np.asarray(denominator, dtype=np.int64), a.shape)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if (t <= 0).any() or (x < 0).any():
+        raise ValueError("mul_div_half_up needs numerator >= 0 and denominator > 0")
+    magnitude = np.abs(a)
+    if _fits(2 * int(magnitude.max()) + 1, int(x.max()) + 1) and _fits(2 * int(t.max())):
+        q = (2 * magnitude * x + t) // (2 * t)
+        return np.where(a < 0, -q, q).astype(np.int64)
+    mo = magnitude.astype(object)
+    q = (2 * mo * x.astype(object) + t.astype(object)) // (2 * t.astype(object))
+    return np.where(a < 0, -q, q).astype(np.int64)
+
+
+def divide_truncating(amount, divisor) -> np.ndarray:
+    """amount / divisor truncated toward zero (equal shares are truncated to the minor unit)."""
+    a = np.asarray(amount, dtype=np.int64)
+    d = np.asarray(divisor, dtype=np.int64)
+    q = np.abs(a) // d
+    return np.where(a < 0, -q, q).astype(np.int64)
+
+
+def distribute_by_weight(
+    group: pd.Series, pool: pd.Series, weight: pd.Series, unit: pd.Series, tiebreak: pd.Series
+) -> pd.Series:
+    """Split each group's ``pool`` over its rows by ``weight`` so the parts sum exactly to the pool.
+
+    Largest-remainder method: each row gets floor(pool * weight / total / unit) units; the units
+    still missing go one each to the rows with the largest remainders (ties by ``tiebreak``); a
+    residue smaller than one unit goes to the first row in that order. A group whose weights sum to
+    zero is split equally. All arguments share one index; ``pool`` and ``unit`` are per-row copies
+    of the group's values.
+    """
+    if len(group) == 0:
+        return pd.Series([], index=group.index, dtype="int64")
+    frame = pd.DataFrame(
+        {"group": group, "pool": pool.astype("int64"), "weight": weight.astype("int64"),
+         "unit": unit.astype("int64"), "tiebreak": tiebreak.astype(str)}
+    )
+    total = frame.groupby("group", sort=False)["weight"].transform("sum")
+    zero = total == 0
+    frame.loc[zero, "weight"] = 1
+    total = frame.groupby("group", sort=False)["weight"].transform("sum")
+    numerator = frame["pool"].astype(object) * frame["weight"].astype(object)
+    denominator = total.astype(object) * frame["unit"].astype(object)
+    units = numerator // denominator
+    frame["remainder"] = numerator - units * denominator
+    frame["base"] = (units * frame["unit"].astype(object)).astype("int64")
+    residual = frame["pool"] - frame.groupby("group", sort=False)["base"].transform("sum")
+    frame["extra_units"] = residual // frame["unit"]
+    frame["residue"] = residual - frame["extra_units"] * frame["unit"]
+    frame["_order"] = np.arange(len(frame))
+    ranked = frame.sort_values(
+        ["group", "remainder", "tiebreak"], ascending=[True, False, True], kind="mergesort"
+    )
+    rank = ranked.groupby("group", sort=False).cumcount()
+    ranked = ranked.assign(
+        share=ranked["base"]
+        + np.where(rank < ranked["extra_units"], ranked["unit"], 0)
+        + np.where(rank == 0, ranked["residue"], 0)
+    )
+    return ranked["share"].reindex(frame.index).astype("int64")
