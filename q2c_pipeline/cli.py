@@ -4,6 +4,7 @@ and run the revenue engine on an interchange folder."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ def prepare_dbt() -> None:
     """Parse the dbt project once so Dagster can load its manifest (no-op when up to date)."""
     from dagster_dbt import DbtProject
 
+    settings.ensure_dbt_on_path()
     project = DbtProject(
         project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
     )
@@ -46,8 +48,13 @@ def load_definitions():
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
-def run_close(duckdb_path: str, sample_dir: str, as_of: str = "") -> bool:
-    """Materialize every asset (and run every check) with the month-end close job."""
+def run_close(
+    duckdb_path: str, sample_dir: str, as_of: str = "", log_level: str = "WARNING"
+) -> bool:
+    """Materialize every asset (and run every check) with the month-end close job.
+
+    The console shows warnings and errors (each quarantined record is a warning naming record,
+    field and rule); the full event log is in the Dagster instance."""
     import dagster as dg
 
     os.environ["Q2C_DUCKDB_PATH"] = duckdb_path
@@ -55,8 +62,15 @@ def run_close(duckdb_path: str, sample_dir: str, as_of: str = "") -> bool:
     defs = load_definitions()
     job = defs.resolve_job_def("month_end_close_job")
     instance = dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    run_config = {"ops": {"revenue_and_ledger": {"config": {"as_of": as_of}}}} if as_of else None
-    result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if as_of:
+        run_config["ops"] = {"revenue_and_ledger": {"config": {"as_of": as_of}}}
+    # dbt's own progress lines go to a log file beside the warehouse, not over the summary.
+    dbt_log = Path(duckdb_path).with_suffix(".dbt.log")
+    with dbt_log.open("w") as log, contextlib.redirect_stdout(log):
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
     failed_checks = [
         evaluation
         for evaluation in result.get_asset_check_evaluations()

@@ -7,7 +7,7 @@ from q2c_pipeline.money import from_minor
 from q2c_pipeline.warehouse import connect
 
 SUMMARY_SQL = """
-    select legal_entity, period, coalesce(functional_currency, '') as currency,
+    select legal_entity, period, coalesce(functional_currency_code, '') as currency,
            coalesce(billings_functional_minor, 0), coalesce(revenue_functional_minor, 0),
            coalesce(deferred_balance_functional_minor, 0),
            open_exceptions_sales_ops, open_exceptions_billing_ops,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +27,12 @@ def duckdb_path() -> str:
 def sample_dir() -> str:
     """``Q2C_SAMPLE_DIR``: the snapshot of the source systems, default ``data/sample``."""
     return _path("Q2C_SAMPLE_DIR", REPO_ROOT / "data" / "sample")
+
+
+def ensure_dbt_on_path() -> None:
+    """dagster-dbt runs ``dbt`` from PATH. When q2c runs from a virtualenv that is not activated
+    (``.venv/bin/q2c``, ``.venv/bin/dagster dev``), put the interpreter's bin folder first so the
+    dbt installed beside it is the one found."""
+    if shutil.which("dbt") is None:
+        bin_dir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")

@@ -1,7 +1,6 @@
 """Canonical assets: the latest version of every raw record, mapped to the canonical model,
 validated with pandera and reference-data rules; what fails goes to ``canonical.quarantine``."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,7 +1,6 @@
 """dbt models (``dbt_models/``) as assets: staging views, reconciliation marts, and their tests
 as asset checks. Keys are ``[schema, model]`` so the marts sit beside the tables they reconcile."""
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from q2c_pipeline import settings
 from q2c_pipeline.defs.resources import WarehouseResource
 
+settings.ensure_dbt_on_path()
 dbt_project = DbtProject(
     project_dir=settings.DBT_PROJECT_DIR,
     profiles_dir=settings.DBT_PROJECT_DIR,

@@ -5,7 +5,6 @@ behind the same resource keys. Landing is idempotent: a record version is append
 content hash is new, so re-materializing adds nothing.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 

@@ -4,7 +4,6 @@ Secrets arrive only through ``dg.EnvVar`` (live connectors, issue 3); the sample
 from a snapshot folder written by ``q2c generate``.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager

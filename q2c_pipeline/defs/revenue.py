@@ -4,7 +4,6 @@ All four come from one call to the pure engine (``q2c_pipeline.revenue.engine.ru
 the validated canonical tables, the same engine ``q2c revrec`` runs on an interchange folder.
 """
 
-from __future__ import annotations
 
 import os
 from datetime import date

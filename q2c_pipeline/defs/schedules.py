@@ -1,7 +1,6 @@
 """Jobs and schedules: the month-end close runs every asset in order, in one process, so the
 single DuckDB writer is never contended."""
 
-from __future__ import annotations
 
 import dagster as dg
 

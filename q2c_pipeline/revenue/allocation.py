@@ -13,6 +13,8 @@ import pandas as pd
 from q2c_pipeline.money import minor_exponent
 from q2c_pipeline.revenue.rounding import distribute_by_weight
 
+MODIFICATION_TREATMENTS = ("prospective", "catch_up", "separate_contract")
+
 ALLOCATION_COLUMNS = [
     "contract_id", "contract_line_id", "ssp_amount", "transaction_price", "allocated_amount",
     "currency", "legal_entity", "schedule_version",
@@ -41,15 +43,37 @@ def build_components(
     """One row per contract line (original or amendment delta), tied to its obligation.
 
     ``headers`` is one row per contract (latest version) with ``first_signed_date``. An amendment
-    delta keeps the root line's contract, pattern and end; it runs from ``effective_date`` (never
-    before the root's start) and carries the change in amount, so the combined obligation is the
-    original plus each delta from its effective date (prospective, ASC 606-10-25-13(a)).
+    delta's ``modification_treatment`` (optional column, default ``prospective``) says how it is
+    accounted for:
+
+    - ``prospective`` (ASC 606-10-25-13(a)): it keeps the root line's contract, pattern and end,
+      runs from ``effective_date`` (never before the root's start) and adds its amount to the
+      root's obligation;
+    - ``catch_up`` (ASC 606-10-25-13(b)): the same, but spread over the root's whole term, the
+      part for time already elapsed recognized in the month it becomes effective
+      (``recognize_from``);
+    - ``separate_contract`` (ASC 606-10-25-12): its own obligation (its own id), priced at its
+      own amount, from ``effective_date`` (or its own start) to its own end (or the root's).
     """
     lines = contract_lines.copy()
-    lines["obligation_id"] = resolve_root_lines(lines)
-    root = lines.set_index("contract_line_id")
-    root_of = lines["obligation_id"]
+    if "modification_treatment" not in lines.columns:
+        lines["modification_treatment"] = None
     is_delta = lines["revises_line_id"].notna()
+    chosen = lines["modification_treatment"].where(
+        lines["modification_treatment"].notna(), "prospective").astype(str).str.strip()
+    unknown = is_delta & ~chosen.isin(MODIFICATION_TREATMENTS)
+    if unknown.any():
+        bad = lines.loc[unknown, "contract_line_id"].iloc[0]
+        raise ValueError(
+            f"contract_lines: modification_treatment {chosen[unknown].iloc[0]!r} of {bad!r} is not "
+            f"one of {', '.join(MODIFICATION_TREATMENTS)}")
+    lines["treatment"] = chosen.where(is_delta, "original")
+    separate = lines["treatment"] == "separate_contract"
+    lines["obligation_id"] = resolve_root_lines(lines).where(~separate, lines["contract_line_id"])
+    root = lines.set_index("contract_line_id")
+    root_of = resolve_root_lines(lines)
+    own_start = pd.to_datetime(contract_lines["service_start"])
+    own_pattern = contract_lines["revenue_pattern"]
     for column in ("contract_id", "service_start", "service_end", "revenue_pattern",
                    "product_code", "allocation_group"):
         root_values = root_of.map(root[column])
@@ -62,7 +86,15 @@ def build_components(
     )
     start = pd.to_datetime(lines["service_start"])
     delta_start = effective.where(effective.notna() & (effective > start), start)
-    lines["service_start"] = start.where(~is_delta, delta_start)
+    lines["service_start"] = start.where(~is_delta | (lines["treatment"] == "catch_up"),
+                                         delta_start)
+    separate_start = own_start.where(own_start.notna(), effective)
+    lines["service_start"] = lines["service_start"].where(~separate, separate_start)
+    lines["revenue_pattern"] = lines["revenue_pattern"].where(
+        ~separate | own_pattern.isna(), own_pattern)
+    lines["allocation_group"] = lines["allocation_group"].where(~separate, None)
+    catch_up = lines["treatment"] == "catch_up"
+    lines["recognize_from"] = pd.to_datetime(delta_start.where(catch_up, pd.NaT))
     lines["is_delta"] = is_delta
 
     pattern_of_product = products.set_index("product_code")["revenue_pattern"] if len(
@@ -80,6 +112,17 @@ def build_components(
     for column in ("legal_entity", "currency", "customer_id", "correlation_id", "version",
                    "signed_date", "first_signed_date", "transaction_price"):
         lines[column] = lines["contract_id"].map(head[column])
+    if "first_transaction_price" in head.columns:
+        lines["transaction_price"] = lines["contract_id"].map(head["first_transaction_price"])
+    if "first_version" in head.columns:
+        # an original line belongs to the first version; a delta to the version that signed it
+        version = lines["contract_id"].map(head["first_version"])
+        signed = lines["first_signed_date"]
+        if "amendment_version" in lines.columns:
+            version = lines["amendment_version"].where(is_delta, version)
+            signed = lines["amendment_signed"].where(is_delta, signed)
+        lines["version"] = version.astype("int64")
+        lines["signed_date"] = pd.to_datetime(signed)
     lines["ssp"] = lines["ssp_amount"].where(lines["ssp_amount"].notna(), lines["amount"])
     lines["ssp"] = lines["ssp"].astype("int64")
     lines["amount"] = lines["amount"].astype("int64")
@@ -89,19 +132,29 @@ def build_components(
 def allocate_transaction_price(components: pd.DataFrame, allocation_rounding: str) -> pd.DataFrame:
     """Adds ``allocated`` and ``contract_price`` to each component.
 
-    The price is ``transaction_price`` else the sum of the fixed lines' amounts. Without a group,
-    one pool per contract shared by relative SSP. With an ``allocation_group``, lines outside it
-    get exactly their SSP and the group shares the rest. Largest-remainder rounding makes the
-    parts sum exactly to the price; ``whole_unit`` rounds to whole major units first.
+    The price is the first version's ``transaction_price`` else the sum of the original fixed
+    lines' amounts. Without a group, one pool per contract shared by relative SSP. With an
+    ``allocation_group``, lines outside it get exactly their SSP and the group shares the rest.
+    Largest-remainder rounding makes the parts sum exactly to the price; ``whole_unit`` rounds to
+    whole major units first. An amendment delta is never re-pooled: it brings exactly its own
+    amount (added consideration) to its obligation, so an amendment cannot change the allocation
+    of an earlier version; its ``contract_price`` is the contract's price plus every such delta
+    (a ``separate_contract`` delta is its own contract: its price is its amount).
     """
     comp = components.copy()
     variable = comp["revenue_pattern"] == "usage"
-    fixed = comp[~variable]
+    delta = comp["is_delta"].astype(bool)
+    separate = comp["treatment"] == "separate_contract"
+    fixed = comp[~variable & ~delta]
     summed = fixed.groupby("contract_id")["amount"].sum()
     stated = comp.groupby("contract_id")["transaction_price"].first()
     price = stated.astype("Float64").where(stated.notna(), summed.reindex(stated.index))
     price = price.fillna(0).astype("int64")
-    comp["contract_price"] = comp["contract_id"].map(price).astype("int64")
+    added = comp["amount"].where(delta & ~variable & ~separate, 0).groupby(
+        comp["contract_id"]).sum()
+    comp["contract_price"] = (comp["contract_id"].map(price) + comp["contract_id"].map(added))
+    comp["contract_price"] = comp["contract_price"].where(~separate, comp["amount"])
+    comp["contract_price"] = comp["contract_price"].astype("int64")
     grouped = fixed["allocation_group"].notna()
     has_group = fixed.groupby("contract_id")["allocation_group"].transform(
         lambda s: s.notna().any()
@@ -121,6 +174,7 @@ def allocate_transaction_price(components: pd.DataFrame, allocation_rounding: st
         fixed["contract_line_id"],
     )
     comp["allocated"] = allocated.reindex(comp.index).fillna(0).astype("int64")
+    comp["allocated"] = comp["allocated"].where(~delta | variable, comp["amount"])
     return comp
 
 
@@ -133,7 +187,7 @@ def summarize_allocation(components: pd.DataFrame) -> pd.DataFrame:
         contract_id=("contract_id", "first"), ssp_amount=("ssp", "sum"),
         transaction_price=("contract_price", "first"), allocated_amount=("allocated", "sum"),
         currency=("currency", "first"), legal_entity=("legal_entity", "first"),
-        schedule_version=("version", "first"),
+        schedule_version=("version", "max"),
     ).reset_index().rename(columns={"obligation_id": "contract_line_id"})
     for column in ("ssp_amount", "transaction_price", "allocated_amount", "schedule_version"):
         out[column] = out[column].astype("int64")

@@ -33,7 +33,12 @@ from q2c_pipeline.revenue.recognition import (
 )
 from q2c_pipeline.revenue.reductions import apply_reductions
 from q2c_pipeline.revenue.rounding import distribute_by_weight, mul_div_half_up
-from q2c_pipeline.revenue.schedules import month_index, period_end_dates, period_labels
+from q2c_pipeline.revenue.schedules import (
+    month_index,
+    period_end_dates,
+    period_labels,
+    split_months_into_days,
+)
 from q2c_pipeline.schemas import CANONICAL_TABLES
 
 SCHEDULE_COLUMNS = [
@@ -81,20 +86,58 @@ def _prepare(tables: Mapping[str, pd.DataFrame], as_of: date) -> dict[str, pd.Da
                 frame[column] = pd.NA
         for column in _DATE_COLUMNS.get(name, []):
             frame[column] = pd.to_datetime(frame[column])
+        if name == "contract_lines" and len(frame):
+            frame = _date_amendments(frame, out["contracts_all"], cutoff)
+        if name == "contracts":
+            out["contracts_all"] = frame.reset_index(drop=True)
         if name in _EVENT_DATES:
             frame = frame[frame[_EVENT_DATES[name]] < cutoff]
         out[name] = frame.reset_index(drop=True)
+    del out["contracts_all"]
     notes = out["credit_notes"]
     notes["voided_at"] = notes["voided_at"].where(notes["voided_at"] < cutoff, pd.NaT)
     return out
 
 
+def _date_amendments(lines: pd.DataFrame, contracts: pd.DataFrame,
+                     cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Each amendment delta's contract version, and only the deltas signed before ``cutoff``.
+
+    A delta belongs to the version >= 2 of its contract signed nearest its ``effective_date``
+    (Salesforce CPQ signs a version on the amendment's effective date; ties go to the earlier
+    version). A delta whose version is unknown or signed after the cutoff is not known yet.
+    """
+    versions = contracts.assign(version=pd.to_numeric(contracts["version"]).fillna(1))
+    later = versions[versions["version"] >= 2][["contract_id", "version", "signed_date"]]
+    own = lines["revises_line_id"].notna()
+    root = lines.set_index("contract_line_id")["contract_id"]
+    contract = lines["contract_id"].where(lines["contract_id"].notna(),
+                                          lines["revises_line_id"].map(root))
+    deltas = pd.DataFrame({"row": lines.index[own], "contract_id": contract[own].to_numpy(),
+                           "effective": pd.to_datetime(lines.loc[own, "effective_date"])})
+    pairs = deltas.merge(later, on="contract_id", how="inner")
+    pairs["distance"] = (pairs["signed_date"] - pairs["effective"].fillna(
+        pairs["signed_date"])).abs()
+    best = pairs.sort_values(["row", "distance", "version"], kind="mergesort").drop_duplicates(
+        "row")
+    out = lines.copy()
+    out["amendment_version"] = pd.Series(best["version"].to_numpy(), index=best["row"]).reindex(
+        out.index)
+    out["amendment_signed"] = pd.to_datetime(pd.Series(
+        best["signed_date"].to_numpy(), index=best["row"]).reindex(out.index))
+    known = ~own | (out["amendment_signed"] < cutoff)
+    return out[known].reset_index(drop=True)
+
+
 def _headers(contracts: pd.DataFrame) -> pd.DataFrame:
-    """Latest version per contract, with the first version's signing date."""
+    """Latest version per contract, with the first version's number, signing date and price."""
     ordered = contracts.sort_values(["contract_id", "version"], kind="mergesort")
     latest = ordered.drop_duplicates("contract_id", keep="last").copy()
+    earliest = ordered.drop_duplicates("contract_id", keep="first").set_index("contract_id")
     first = ordered.groupby("contract_id")["signed_date"].min()
     latest["first_signed_date"] = latest["contract_id"].map(first)
+    latest["first_version"] = latest["contract_id"].map(earliest["version"]).astype("int64")
+    latest["first_transaction_price"] = latest["contract_id"].map(earliest["transaction_price"])
     latest["version"] = latest["version"].astype("int64")
     latest["correlation_id"] = latest["correlation_id"].where(
         latest["correlation_id"].notna(), latest["contract_id"])
@@ -174,6 +217,7 @@ def _invoice_line_obligations(lines: pd.DataFrame) -> pd.DataFrame:
                                                                       own["booking_date"]),
         "end": own["service_end"].where(has_period, pd.NaT), "booking_date": own["booking_date"],
         "position_key": own["position_key"], "schedule_version": 1, "treatment": "original",
+        "recognize_from": pd.NaT,
     })[OBLIGATION_COLUMNS]
 
 
@@ -202,6 +246,7 @@ def _usage_obligations(t, lines: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFr
         "currency": usage["currency"], "amount": usage["amount"].astype("int64"),
         "start": usage["occurred_at"], "end": pd.NaT, "booking_date": usage["occurred_at"],
         "position_key": key, "schedule_version": 1, "treatment": "original",
+        "recognize_from": pd.NaT,
     })[OBLIGATION_COLUMNS]
 
 
@@ -218,7 +263,7 @@ def _payment_obligations(t) -> pd.DataFrame:
         "currency": pay["currency"], "amount": pay["amount"].astype("int64"),
         "start": pay["paid_at"], "end": pd.NaT, "booking_date": pay["paid_at"],
         "position_key": "payment|" + pay["payment_id"], "schedule_version": 1,
-        "treatment": "original",
+        "treatment": "original", "recognize_from": pd.NaT,
     })[OBLIGATION_COLUMNS]
 
 
@@ -365,7 +410,7 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
             _payment_obligations(t)) if frame is not None and len(frame)]
     obligations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=OBLIGATION_COLUMNS)
-    for column in ("start", "end", "booking_date"):
+    for column in ("start", "end", "booking_date", "recognize_from"):
         obligations[column] = pd.to_datetime(obligations[column])
     obligations["amount"] = obligations["amount"].astype("int64")
     schedule = build_schedule(obligations, policy)
@@ -382,6 +427,13 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
     reductions["obligation_id"] = pd.Series(obligation, index=reductions.index).where(
         role != "usage", pd.NA)
     schedule, reductions = apply_reductions(schedule, reductions, policy.credit_note_treatment)
+    # What reductions took off each contract obligation's remaining schedule, so that
+    # allocated_amount - deferred_reductions = the schedule's total (checked by an asset check).
+    trimmed = reductions.loc[reductions["obligation_type"] == "contract_line"].groupby(
+        "obligation_id")["deferred_share"].sum()
+    allocation["deferred_reductions"] = (
+        allocation["contract_line_id"].map(trimmed).fillna(0).astype("int64")
+    )
     schedule["functional_currency"] = schedule["legal_entity"].map(functional)
     if schedule["functional_currency"].isna().any():
         bad = schedule.loc[schedule["functional_currency"].isna(), "legal_entity"].iloc[0]
@@ -391,8 +443,14 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
         schedule["amount"].to_numpy(), schedule["currency"].to_numpy(),
         schedule["functional_currency"].to_numpy(), schedule["booking_date"].to_numpy())
 
+    daily = None
+    if policy.journal_granularity == "day":
+        windows = obligations.groupby(["source_type", "source_id"]).agg(
+            window_start=("start", "min"), window_end=("end", "max"))
+        daily = {"windows": windows, "catch_up": policy.catch_up,
+                 "as_of": pd.Timestamp(as_of)}
     postings = _postings(t, lines, schedule, reductions, customer_credits, functional,
-                         as_of_month)
+                         as_of_month, daily)
     journal_lines = build_journal_lines(postings, rates, t["accounting_periods"])
     balances = build_account_balances(
         journal_lines, str(period_labels(np.array([as_of_month]))[0]))
@@ -406,26 +464,64 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
                         journal_lines=journal_lines, account_balances=balances)
 
 
-def _postings(t, lines, schedule, reductions, customer_credits, functional, as_of_month):
-    """Every posting (signed amount per account) of every journal known as of the cutoff."""
+def _daily_recognition(rec: pd.DataFrame, daily: dict) -> pd.DataFrame:
+    """Schedule rows (not usage) split into one row per day they cover, up to ``as_of``."""
+    key = pd.MultiIndex.from_frame(rec[["source_type", "source_id"]])
+    windows = daily["windows"].reindex(key)
+    floor = rec["booking_date"] if daily["catch_up"] else pd.Series(pd.NaT, index=rec.index)
+    days = split_months_into_days(
+        rec["amount"].to_numpy(), rec["month"].to_numpy(),
+        windows["window_start"].to_numpy(), windows["window_end"].to_numpy(), floor.to_numpy())
+    out = rec.iloc[days["row"].to_numpy()].reset_index(drop=True)
+    out["amount"] = days["amount"].to_numpy()
+    out["date"] = days["day"].to_numpy()
+    out = out[(out["date"] <= daily["as_of"]) & (out["amount"] != 0)]
+    return out.reset_index(drop=True)
+
+
+def schedule_as_of(tables: Mapping[str, pd.DataFrame], policy: Policy,
+                   as_of_version_date: date) -> pd.DataFrame:
+    """The revenue schedule exactly as it stood on ``as_of_version_date``.
+
+    Only contract versions (and their amendment deltas), invoices and reductions known by that
+    day take part, so the schedule of any past day is reproducible from today's input; rows a
+    later amendment does not touch come out identical (same amount, version and treatment).
+    """
+    return run_engine(tables, policy, as_of_version_date).revenue_schedule
+
+
+def _postings(t, lines, schedule, reductions, customer_credits, functional, as_of_month,
+              daily=None):
+    """Every posting (signed amount per account) of every journal known as of the cutoff.
+
+    ``daily`` (``journal_granularity: day``) splits each recognition entry into one per day.
+    """
     direct: list[pd.DataFrame] = []
     events: list[pd.DataFrame] = []
 
-    # Recognition: one entry per obligation and period (dated at period end); usage when it occurs.
+    # Recognition: one entry per obligation and period (dated at period end), or per day;
+    # usage when it occurs.
     rec = schedule[schedule["month"] <= as_of_month]
     is_usage = rec["source_type"] == "usage"
-    rec_date = np.where(is_usage, rec["booking_date"].to_numpy(dtype="datetime64[ns]"),
-                        period_end_dates(rec["month"].to_numpy()))
+    rec = rec.assign(date=pd.to_datetime(np.where(
+        is_usage, rec["booking_date"].to_numpy(dtype="datetime64[ns]"),
+        period_end_dates(rec["month"].to_numpy()))))
+    if daily is not None:
+        rec = pd.concat([rec[is_usage], _daily_recognition(rec[~is_usage], daily)],
+                        ignore_index=True)
+        is_usage = rec["source_type"] == "usage"
+    entry = np.where(is_usage | (daily is None), rec["month"].astype(str),
+                     rec["date"].dt.strftime("%Y-%m-%d"))
     rec = rec.assign(
-        journal_type=np.where(is_usage, "usage", "revenue"), date=pd.to_datetime(rec_date),
-        rate_date=rec["booking_date"],
+        journal_type=np.where(is_usage, "usage", "revenue"), rate_date=rec["booking_date"],
     )
     rec = rec.assign(
         journal_group=rec["journal_type"] + "|" + rec["source_type"] + "|" + rec["source_id"]
-        + "|" + rec["month"].astype(str),
+        + "|" + entry,
         source_line_id=np.where(is_usage, pd.NA, rec["source_type"]),
-        memo=np.where(is_usage, "usage recognized", "revenue recognized " +
-                      period_labels(rec["month"].to_numpy())),
+        memo=np.where(is_usage, "usage recognized", "revenue recognized " + (
+            period_labels(rec["month"].to_numpy()) if daily is None
+            else rec["date"].dt.strftime("%Y-%m-%d").to_numpy())),
         is_cash=False, event_id=rec["source_type"] + "|" + rec["source_id"],
     ).drop(columns=["source_type"]).rename(columns={"journal_type": "source_type"})
     direct.append(rec.assign(account="Revenue", amount=-rec["amount"], order=4))

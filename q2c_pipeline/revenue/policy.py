@@ -13,8 +13,8 @@ AMORTIZATIONS = ("day", "millisecond", "month_even", "month_prorated")
 ROUNDINGS = ("last_period_absorbs",)
 CREDIT_NOTE_TREATMENTS = ("proportional", "contra_in_full")
 ALLOCATION_ROUNDINGS = ("minor_unit", "whole_unit")
-# "day" (one recognition entry per day) is not supported yet; load_policy refuses it.
-JOURNAL_GRANULARITIES = ("period",)
+# "period": one recognition entry per obligation and month; "day": one per obligation and day.
+JOURNAL_GRANULARITIES = ("period", "day")
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,19 @@ def apply_reductions(
     untouched = schedule.loc[~mask]
     if rebuilt:
         changed = pd.DataFrame(rebuilt)
-        attrs = schedule.loc[mask].drop(columns=["month", "amount"]).drop_duplicates(
+        row_level = [c for c in ("schedule_version", "treatment") if c in schedule.columns]
+        attrs = schedule.loc[mask].drop(columns=["month", "amount", *row_level]).drop_duplicates(
             ["source_type", "source_id"])
         changed = changed.merge(attrs, on=["source_type", "source_id"], how="left")
+        if row_level:
+            keys = ["source_type", "source_id"]
+            per_month = schedule.loc[mask, [*keys, "month", *row_level]]
+            first = schedule.loc[mask].sort_values("month", kind="mergesort").drop_duplicates(
+                keys)[[*keys, *row_level]]
+            changed = changed.merge(per_month, on=[*keys, "month"], how="left")
+            fallback = changed[keys].merge(first, on=keys, how="left")
+            for column in row_level:
+                changed[column] = changed[column].where(changed[column].notna(),
+                                                        fallback[column].to_numpy())
         schedule = pd.concat([untouched, changed[schedule.columns]], ignore_index=True)
     return schedule, red

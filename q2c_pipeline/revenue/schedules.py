@@ -128,3 +128,58 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
     taken = np.add.reduceat(share, row_start)
     share[row_start + count - 1] = amount - taken
     return pd.DataFrame({"item": item, "month": month, "amount": share.astype(np.int64)})
+
+
+def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
+    """Each (obligation, month) amount spread over the days it covers (``journal_granularity: day``).
+
+    ``amount``/``month`` are one schedule row each; ``start``/``end`` the obligation's service
+    window (``end`` NaT = point in time); ``floor`` the date before which nothing is recognized
+    (the booking date under ``catch_up``; NaT = none). A row covers the service days of its month,
+    and, in the floor's month, every earlier service day too (recognized on the floor date). Days
+    share the amount equally, by cumulative half-up rounding, so they sum exactly to it. A row
+    with no service day in its month (a point-in-time item, or a share moved by a reduction) falls
+    on its service start or floor date, kept inside the month.
+    Returns ``row`` (position of the schedule row), ``day`` (datetime64[ns]) and ``amount``.
+    """
+    amount = np.asarray(amount, dtype=np.int64)
+    month = np.asarray(month, dtype=np.int64)
+    n_rows = amount.size
+    if n_rows == 0:
+        return pd.DataFrame({"row": np.zeros(0, np.int64),
+                             "day": np.zeros(0, "datetime64[ns]"),
+                             "amount": np.zeros(0, np.int64)})
+    start = np.asarray(start, dtype="datetime64[ns]")
+    end = np.asarray(end, dtype="datetime64[ns]")
+    floor = np.asarray(floor, dtype="datetime64[ns]")
+    s_day = start.astype("datetime64[D]").astype(np.int64)
+    point = np.isnat(end) | ~(end > start)
+    e_floor = np.where(point, start, end).astype("datetime64[D]")
+    e_day = e_floor.astype(np.int64) + (np.where(point, start, end)
+                                        > e_floor.astype("datetime64[ns]"))
+    e_day = np.where(point, s_day + 1, e_day)
+    no_floor = np.isnat(floor)
+    f_day = np.where(no_floor, np.iinfo(np.int64).min,
+                     np.where(no_floor, start, floor).astype("datetime64[D]").astype(np.int64))
+    m_first = month.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    m_next = (month + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    floor_here = (f_day >= m_first) & (f_day < m_next)
+    lo = np.where(floor_here, s_day, np.maximum(s_day, m_first))
+    hi = np.minimum(e_day, m_next)
+    hi = np.where(f_day >= m_next, lo, hi)
+    count = np.maximum(hi - lo, 0)
+    empty = count == 0
+    fallback = np.clip(np.maximum(s_day, f_day), m_first, m_next - 1)
+    lo = np.where(empty, fallback, lo)
+    count = np.where(empty, 1, count)
+
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), count)
+    first = np.cumsum(count) - count
+    k = np.arange(row.size, dtype=np.int64) - np.repeat(first, count) + 1
+    total = count[row]
+    share = mul_div_half_up(amount[row], k, total) - mul_div_half_up(amount[row], k - 1, total)
+    day = np.maximum(lo[row] + k - 1, np.where(empty[row], lo[row], f_day[row]))
+    days = pd.DataFrame({"row": row, "day": day, "amount": share})
+    days = days.groupby(["row", "day"], as_index=False, sort=True)["amount"].sum()
+    days["day"] = days["day"].to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    return days

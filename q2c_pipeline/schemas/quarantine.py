@@ -19,4 +19,8 @@ class Quarantine(CanonicalModel):
     reason: Series[str] = pa.Field(description="Human-readable: record, field, rule and value.")
     owner: Series[str] = pa.Field(isin=OWNERS, description="Team that must fix it at the source.")
     correlation_id: Series[str] = pa.Field(nullable=True)
+    legal_entity: Series[str] = pa.Field(
+        nullable=True, description="Legal entity whose close the record is stuck in, if known."
+    )
+    customer_id: Series[str] = pa.Field(nullable=True, description="Customer, if known.")
     payload: Series[str] = pa.Field(description="The source record as received, JSON.")

@@ -128,8 +128,13 @@ QUARANTINE_COLUMNS = [
     "reason",
     "owner",
     "correlation_id",
+    "legal_entity",
+    "customer_id",
     "payload",
 ]
+# Parent references kept while building the quarantine, to attribute a held record to the
+# customer and legal entity it belongs to (dropped before the frame is returned).
+_PARENT_COLUMNS = ["_invoice_id", "_contract_id"]
 
 
 class _Failures:
@@ -140,6 +145,7 @@ class _Failures:
         self.frame = frame
         self.first: dict[int, tuple[str, str | None, str, str]] = {}
         self.more: dict[int, list[str]] = {}
+        self.seen: dict[int, set[tuple[str, str | None]]] = {}
 
     def add(
         self,
@@ -148,9 +154,17 @@ class _Failures:
         field_name: str | None,
         describe: Callable[[pd.Series], str],
         owner: str | None = None,
+        generic: bool = False,
     ) -> None:
         positions = [int(p) for p in mask.to_numpy().nonzero()[0]]
         for pos in positions:
+            seen = self.seen.setdefault(pos, set())
+            fields = {f for _, f in seen}
+            # One message per rule and field; a generic schema failure on a field that a
+            # business rule already explained adds nothing.
+            if (rule, field_name) in seen or (generic and field_name in fields):
+                continue
+            seen.add((rule, field_name))
             row = self.frame.iloc[pos]
             message = f"{rule}: {describe(row)}"
             if pos in self.first:
@@ -181,10 +195,14 @@ class _Failures:
                     "reason": reason,
                     "owner": owner,
                     "correlation_id": _text(record.get("correlation_id")),
+                    "legal_entity": _text(record.get("legal_entity")) or None,
+                    "customer_id": _text(record.get("customer_id")) or None,
                     "payload": _text(record.get(PAYLOAD_COLUMN)) or _row_json(record),
+                    "_invoice_id": _text(record.get("invoice_id")),
+                    "_contract_id": _text(record.get("contract_id")),
                 }
             )
-        return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+        return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS + _PARENT_COLUMNS)
 
 
 def _text(value: object) -> str | None:
@@ -238,7 +256,7 @@ def _pandera_failures(
                 f"fails check {_c}"
             )
 
-        failures.add(mask_series, rule, field_name, describe)
+        failures.add(mask_series, rule, field_name, describe, generic=True)
 
 
 def _known(values: pd.Series, allowed: pd.Series) -> pd.Series:
@@ -446,10 +464,39 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
         if parts
         else pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
     )
+    quarantine = _attribute(quarantine, candidates)
     quarantine = quarantine.sort_values(
         ["source_table", "record_id", "rule", "payload"], kind="mergesort"
     ).reset_index(drop=True)
     return ValidationResult(accepted=accepted, quarantine=quarantine, rows_in=rows_in)
+
+
+def _attribute(quarantine: pd.DataFrame, candidates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Fill customer_id and legal_entity of quarantined records from their parents (invoice or
+    contract, then customer), so the exception views can say whose close a record is stuck in."""
+    out = quarantine.copy()
+    for column in _PARENT_COLUMNS:
+        if column not in out:
+            out[column] = None
+
+    def lookup(table: str, key: str, value: str) -> dict[str, str]:
+        frame = candidates.get(table)
+        if frame is None or frame.empty or value not in frame:
+            return {}
+        pairs = frame[[key, value]].dropna().astype(str)
+        pairs = pairs[pairs[value] != ""].drop_duplicates(key, keep="last")
+        return dict(zip(pairs[key], pairs[value], strict=True))
+
+    for parent, table in (("_invoice_id", "invoices"), ("_contract_id", "contracts")):
+        key = "invoice_id" if table == "invoices" else "contract_id"
+        for column in ("customer_id", "legal_entity"):
+            mapped = out[parent].map(lookup(table, key, column))
+            out[column] = out[column].where(out[column].notna(), mapped)
+    customer_entity = lookup("customers", "customer_id", "legal_entity")
+    out["legal_entity"] = out["legal_entity"].where(
+        out["legal_entity"].notna(), out["customer_id"].map(customer_entity)
+    )
+    return out[QUARANTINE_COLUMNS]
 
 
 def _withdrawn_contracts(
@@ -475,6 +522,8 @@ def _withdrawn_contracts(
             ),
             "owner": owner_of.get(row.contract_id, "sales_ops"),
             "correlation_id": row.correlation_id,
+            "legal_entity": row.legal_entity or None,
+            "customer_id": row.customer_id,
             "payload": payloads.get((row.contract_id, int(row.version)), "{}"),
         }
         for row in withdrawn.itertuples(index=False)

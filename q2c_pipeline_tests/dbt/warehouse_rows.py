@@ -80,7 +80,8 @@ create table canonical.usage (
     correlation_id varchar);
 create table canonical.quarantine (
     source_system varchar, source_table varchar, record_id varchar, field varchar,
-    rule varchar, reason varchar, owner varchar, correlation_id varchar, payload varchar);
+    rule varchar, reason varchar, owner varchar, correlation_id varchar,
+    legal_entity varchar, customer_id varchar, payload varchar);
 create table finance.allocation (
     contract_id varchar, contract_line_id varchar, ssp_amount bigint,
     transaction_price bigint, allocated_amount bigint, currency varchar,
@@ -267,7 +268,8 @@ def load_warehouse(path: str) -> None:
             " 'PAY-3')"
         )
         con.executemany(
-            "insert into canonical.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into canonical.quarantine (source_system, source_table, record_id, field, "
+            "rule, reason, owner, correlation_id, payload) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 # attributed through the Stripe customer id -> Beta GmbH -> EU01
                 ("stripe", "invoices", "stripe:in_Q", "tax_amount", "negative_tax_amount",

@@ -34,8 +34,10 @@ def test_mid_term_upgrade_is_spread_prospectively_from_its_effective_date():
     assert sched.loc["2026-06", "amount"] == 98_630
     assert sched.loc["2026-07", "amount"] == 101_918 + 101_087
     assert sched["amount"].sum() == 1_800_000
-    assert set(sched["treatment"]) == {"prospective"}
-    assert set(sched["schedule_version"]) == {2}
+    # the months before the amendment keep version 1's rows; July on carry version 2
+    before, after = sched.loc[:"2026-06"], sched.loc["2026-07":]
+    assert set(before["treatment"]) == {"original"} and set(before["schedule_version"]) == {1}
+    assert set(after["treatment"]) == {"prospective"} and set(after["schedule_version"]) == {2}
     assert result.allocation["allocated_amount"].tolist() == [1_800_000]
 
 

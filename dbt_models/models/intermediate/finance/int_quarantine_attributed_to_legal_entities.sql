@@ -1,5 +1,6 @@
 -- One row per quarantined record and broken rule, attributed to the legal entity that owns it,
 -- first match wins:
+--   0. the validation layer attributed it (its own, its parent's or its customer's entity);
 --   1. the payload names a known legal_entity;
 --   2. the payload names a known customer: customer_id, Stripe `customer` (cus_... with or without
 --      the stripe: prefix, matched on customer_id or billing_customer_id), Salesforce `AccountId`
@@ -53,8 +54,10 @@ contract_entities as (
 parsed as (
     select
         quarantine.*,
+        -- the payload is part of the id: two records sharing a source id (duplicate_id) are two
+        -- exceptions, not one
         md5(concat_ws(
-            '|', source_system, source_table, record_id, coalesce(field, ''), rule
+            '|', source_system, source_table, record_id, coalesce(field, ''), rule, payload
         )) as exception_id,
         case when json_valid(payload)
             then json_extract_string(payload, '$.legal_entity') end as payload_legal_entity,
@@ -74,6 +77,7 @@ parsed as (
 matched as (
     select
         parsed.*,
+        validated_entity.legal_entity as entity_from_validation,
         named_entity.legal_entity as entity_from_payload,
         coalesce(
             by_customer_id.legal_entity,
@@ -87,6 +91,8 @@ matched as (
     from parsed
     left join legal_entities as named_entity
         on parsed.payload_legal_entity = named_entity.legal_entity
+    left join legal_entities as validated_entity
+        on parsed.legal_entity = validated_entity.legal_entity
     left join customer_keys as by_customer_id
         on parsed.payload_customer_id = by_customer_id.customer_key
     left join customer_keys as by_stripe_customer
@@ -115,6 +121,7 @@ select
     correlation_id,
     payload,
     coalesce(
+        entity_from_validation,
         entity_from_payload,
         entity_from_customer,
         entity_from_invoice,
@@ -122,6 +129,7 @@ select
         'UNASSIGNED'
     ) as legal_entity,
     case
+        when entity_from_validation is not null then 'validation'
         when entity_from_payload is not null then 'payload_legal_entity'
         when entity_from_customer is not null then 'customer'
         when entity_from_invoice is not null then 'invoice'

@@ -11,6 +11,9 @@ select
     cast(reason as varchar) as reason,
     cast(owner as varchar) as owner,
     cast(correlation_id as varchar) as correlation_id,
+    -- attributed by the validation layer from the record or its parent invoice/contract/customer
+    cast(legal_entity as varchar) as legal_entity,
+    cast(customer_id as varchar) as customer_id,
     -- the source record as received, JSON text
     cast(payload as varchar) as payload
 from source

@@ -1,0 +1,420 @@
+"""Stripe objects (pinned API version) -> canonical billing frames.
+
+Shapes are those of ``STRIPE_API_VERSION`` (../shared/reference/source-apis.md §6): invoices carry
+``parent.subscription_details``, ``total_taxes`` and ``status_transitions``; line items carry
+``pricing.price_details``, ``parent.subscription_item_details`` / ``invoice_item_details`` and
+``taxes[]``; payments are ``invoice_payment`` objects. Amounts are already integer minor units;
+currencies are upper-cased; Unix seconds become naive-UTC timestamps.
+
+Cross-system links: ``metadata.sf_contract_id`` (invoice, subscription) and
+``metadata.sf_subscription_id`` (line item: the SBQQ__Subscription__c it bills). Mappers keep bad
+records (duplicate ids, currency mismatches) as they are; validation quarantines them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from q2c_pipeline.sources.wire import (
+    BOOL,
+    FLOAT,
+    INT,
+    PAYLOAD_COLUMN,
+    STR,
+    TIMESTAMP,
+    build_frame,
+    float_from_wire,
+    int_from_wire,
+    normalize_salesforce_id,
+    qualify,
+    text_or_none,
+    timestamp_from_unix,
+    to_payload,
+    upper_or_none,
+)
+
+# The API version stripe-python 16.1.0 pins; the sample company and the fakes speak it.
+STRIPE_API_VERSION = "2026-10-28.endive"
+SOURCE_SYSTEM = "stripe"
+ID_PREFIX = "stripe"
+BILLING_SYSTEM = "stripe"
+
+_SOURCED = {"source_system": STR, "source_id": STR, "correlation_id": STR}
+INVOICE_COLUMNS = {
+    **_SOURCED,
+    "invoice_id": STR, "customer_id": STR, "currency": STR, "finalized_at": TIMESTAMP,
+    "contract_id": STR, "legal_entity": STR, "due_date": TIMESTAMP, "billing_system": STR,
+    "status": STR,
+}
+INVOICE_LINE_COLUMNS = {
+    **_SOURCED,
+    "invoice_line_id": STR, "invoice_id": STR, "amount": INT, "contract_line_id": STR,
+    "product_code": STR, "quantity": FLOAT, "tax_amount": INT, "tax_inclusive": BOOL,
+    "service_start": TIMESTAMP, "service_end": TIMESTAMP, "is_proration": BOOL,
+    "created_at": TIMESTAMP,
+}
+CREDIT_NOTE_COLUMNS = {
+    **_SOURCED,
+    "credit_note_id": STR, "issued_at": TIMESTAMP, "amount": INT, "currency": STR,
+    "invoice_id": STR, "customer_id": STR, "invoice_line_id": STR, "tax_amount": INT,
+    "reason": STR, "voided_at": TIMESTAMP,
+}
+PAYMENT_COLUMNS = {
+    **_SOURCED,
+    "payment_id": STR, "paid_at": TIMESTAMP, "amount": INT, "currency": STR, "invoice_id": STR,
+    "customer_id": STR, "product_code": STR,
+}
+REFUND_COLUMNS = {
+    **_SOURCED,
+    "refund_id": STR, "invoice_id": STR, "refunded_at": TIMESTAMP, "amount": INT,
+    "currency": STR, "payment_id": STR,
+}
+INVOICE_EVENT_COLUMNS = {**_SOURCED, "invoice_id": STR, "occurred_at": TIMESTAMP, "event": STR}
+USAGE_PRICE_COLUMNS = ["product_code", "currency", "unit_amount"]
+
+# Invoice status transitions that are canonical invoice events.
+_EVENT_TRANSITIONS = (("voided_at", "void"), ("marked_uncollectible_at", "uncollectible"))
+
+Record = Mapping[str, Any]
+
+
+def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Invoices -> canonical invoices (one row per invoice object received, duplicates kept).
+
+    ``customer_id`` and ``legal_entity`` come from the canonical customer whose
+    ``billing_customer_id`` is ``stripe:<invoice.customer>`` (null when no customer matches).
+    ``contract_id`` is ``sf:<metadata.sf_contract_id>`` (invoice, else subscription details).
+    """
+    by_billing_id = _customers_by_billing_id(customers)
+    rows = []
+    for invoice in invoices:
+        invoice_id = qualify(ID_PREFIX, invoice.get("id"))
+        customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
+        contract_id = _invoice_contract_id(invoice)
+        transitions = invoice.get("status_transitions") or {}
+        rows.append({
+            "source_system": SOURCE_SYSTEM,
+            "source_id": text_or_none(invoice.get("id")),
+            "correlation_id": contract_id or invoice_id,
+            "invoice_id": invoice_id,
+            "customer_id": customer.get("customer_id"),
+            "currency": upper_or_none(invoice.get("currency")),
+            "finalized_at": timestamp_from_unix(transitions.get("finalized_at")),
+            "contract_id": contract_id,
+            "legal_entity": customer.get("legal_entity"),
+            "due_date": timestamp_from_unix(invoice.get("due_date")),
+            "billing_system": BILLING_SYSTEM,
+            "status": text_or_none(invoice.get("status")),
+            PAYLOAD_COLUMN: to_payload(invoice),
+        })
+    return build_frame(rows, INVOICE_COLUMNS)
+
+
+def map_invoice_lines(
+    invoices: Iterable[Record], products: Iterable[Record] = ()
+) -> pd.DataFrame:
+    """Embedded invoice line items -> canonical invoice lines.
+
+    - ``amount`` is the line as invoiced; ``tax_amount`` sums ``taxes[].amount`` and
+      ``tax_inclusive`` is true when any tax on the line is ``inclusive``.
+    - ``period`` gives the half-open service period; a zero-length period (a one-off item) is a
+      point-in-time item: both ends null.
+    - ``is_proration`` from ``parent.*_details.proration``; a proration line's ``created_at`` is
+      its period start (the moment of the change that created the pending item).
+    - ``contract_line_id`` is ``sf:<metadata.sf_subscription_id>``; ``product_code`` comes from
+      the Stripe product's ``metadata.sf_product_code`` when ``products`` are given.
+    Only the lines embedded in the invoice are read (the extraction expands ``lines`` in full).
+    """
+    code_by_product = {
+        product.get("id"): text_or_none((product.get("metadata") or {}).get("sf_product_code"))
+        for product in products
+    }
+    rows = []
+    for invoice in invoices:
+        invoice_id = qualify(ID_PREFIX, invoice.get("id"))
+        correlation = _invoice_contract_id(invoice)
+        for line in (invoice.get("lines") or {}).get("data") or []:
+            rows.append(_invoice_line(line, invoice_id, correlation, code_by_product))
+    return build_frame(rows, INVOICE_LINE_COLUMNS)
+
+
+def _invoice_line(
+    line: Record,
+    invoice_id: str | None,
+    contract_id: str | None,
+    code_by_product: Mapping[Any, str | None],
+) -> dict[str, Any]:
+    line_id = qualify(ID_PREFIX, line.get("id"))
+    metadata = line.get("metadata") or {}
+    parent = line.get("parent") or {}
+    details = parent.get(str(parent.get("type") or "")) or {}
+    is_proration = bool(details.get("proration"))
+    period = line.get("period") or {}
+    start = timestamp_from_unix(period.get("start"))
+    end = timestamp_from_unix(period.get("end"))
+    if start is not None and end is not None and start == end:
+        start = end = None
+    taxes = line.get("taxes") or []
+    tax_amounts = [int_from_wire(tax.get("amount")) for tax in taxes]
+    price_details = (line.get("pricing") or {}).get("price_details") or {}
+    return {
+        "source_system": SOURCE_SYSTEM,
+        "source_id": text_or_none(line.get("id")),
+        "correlation_id": contract_id or line_id,
+        "invoice_line_id": line_id,
+        "invoice_id": invoice_id,
+        "amount": int_from_wire(line.get("amount")),
+        "contract_line_id": qualify(
+            "sf", normalize_salesforce_id(metadata.get("sf_subscription_id"))
+        ),
+        "product_code": code_by_product.get(price_details.get("product")),
+        "quantity": float_from_wire(line.get("quantity")),
+        "tax_amount": None if None in tax_amounts else sum(tax_amounts),
+        "tax_inclusive": any(tax.get("tax_behavior") == "inclusive" for tax in taxes),
+        "service_start": start,
+        "service_end": end,
+        "is_proration": is_proration,
+        "created_at": start if is_proration else None,
+        PAYLOAD_COLUMN: to_payload(line),
+    }
+
+
+def map_credit_notes(
+    credit_notes: Iterable[Record],
+    invoices: Iterable[Record] = (),
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Credit notes -> canonical credit notes, one row per credit note line.
+
+    A single-line note keeps the id ``stripe:<cn>``; a note with several lines gives
+    ``stripe:<cn>:<cnli>`` per line. ``amount`` is the line amount (tax included only when the
+    credited invoice line was tax-inclusive, as on invoice lines); ``tax_amount`` sums the line's
+    taxes. ``issued_at`` is ``effective_at`` (else ``created``); a void note keeps its
+    ``voided_at``.
+    """
+    contract_by_invoice = _contract_by_invoice(invoices)
+    by_billing_id = _customers_by_billing_id(customers)
+    rows = []
+    for note in credit_notes:
+        note_id = text_or_none(note.get("id"))
+        invoice_id = qualify(ID_PREFIX, note.get("invoice"))
+        contract_id = contract_by_invoice.get(invoice_id or "")
+        customer = by_billing_id.get(qualify(ID_PREFIX, note.get("customer")) or "", {})
+        lines = (note.get("lines") or {}).get("data") or []
+        base = {
+            "source_system": SOURCE_SYSTEM,
+            "source_id": note_id,
+            "issued_at": timestamp_from_unix(note.get("effective_at") or note.get("created")),
+            "currency": upper_or_none(note.get("currency")),
+            "invoice_id": invoice_id,
+            "customer_id": customer.get("customer_id"),
+            "reason": text_or_none(note.get("reason")),
+            "voided_at": timestamp_from_unix(note.get("voided_at")),
+            PAYLOAD_COLUMN: to_payload(note),
+        }
+        if not lines:
+            credit_id = qualify(ID_PREFIX, note_id)
+            taxes = [int_from_wire(t.get("amount")) for t in note.get("total_taxes") or []]
+            rows.append({
+                **base,
+                "credit_note_id": credit_id,
+                "correlation_id": contract_id or credit_id,
+                "amount": int_from_wire(note.get("subtotal")),
+                "invoice_line_id": None,
+                "tax_amount": None if None in taxes else sum(taxes),
+            })
+            continue
+        for line in lines:
+            credit_id = (
+                qualify(ID_PREFIX, note_id) if len(lines) == 1
+                else f"{ID_PREFIX}:{note_id}:{line.get('id')}"
+            )
+            taxes = [int_from_wire(t.get("amount")) for t in line.get("taxes") or []]
+            rows.append({
+                **base,
+                "credit_note_id": credit_id,
+                "correlation_id": contract_id or credit_id,
+                "amount": int_from_wire(line.get("amount")),
+                "invoice_line_id": qualify(ID_PREFIX, line.get("invoice_line_item")),
+                "tax_amount": None if None in taxes else sum(taxes),
+            })
+    return build_frame(rows, CREDIT_NOTE_COLUMNS)
+
+
+def map_payments(
+    invoice_payments: Iterable[Record],
+    invoices: Iterable[Record] = (),
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Paid ``invoice_payment`` objects -> canonical payments.
+
+    Only ``status == "paid"`` objects are payments: Stripe also lists the open (awaiting) and
+    canceled payment attempts of every invoice, which move no cash. ``amount`` is
+    ``amount_paid``; ``paid_at`` is ``status_transitions.paid_at``.
+    """
+    invoice_by_id = _first_by_id(invoices)
+    by_billing_id = _customers_by_billing_id(customers)
+    rows = []
+    for payment in invoice_payments:
+        if payment.get("status") != "paid":
+            continue
+        payment_id = qualify(ID_PREFIX, payment.get("id"))
+        invoice = invoice_by_id.get(payment.get("invoice"), {})
+        customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
+        contract_id = _invoice_contract_id(invoice) if invoice else None
+        rows.append({
+            "source_system": SOURCE_SYSTEM,
+            "source_id": text_or_none(payment.get("id")),
+            "correlation_id": contract_id or payment_id,
+            "payment_id": payment_id,
+            "paid_at": timestamp_from_unix(
+                (payment.get("status_transitions") or {}).get("paid_at")
+            ),
+            "amount": int_from_wire(payment.get("amount_paid")),
+            "currency": upper_or_none(payment.get("currency")),
+            "invoice_id": qualify(ID_PREFIX, payment.get("invoice")),
+            "customer_id": customer.get("customer_id"),
+            "product_code": None,
+            PAYLOAD_COLUMN: to_payload(payment),
+        })
+    return build_frame(rows, PAYMENT_COLUMNS)
+
+
+def map_refunds(
+    refunds: Iterable[Record],
+    invoice_payments: Iterable[Record] = (),
+    invoices: Iterable[Record] = (),
+) -> pd.DataFrame:
+    """Succeeded refunds -> canonical refunds.
+
+    The invoice is ``metadata.invoice_id`` when set, else the invoice of the paid
+    ``invoice_payment`` with the same ``payment_intent`` (which is also ``payment_id``). Pending,
+    failed and canceled refunds move no cash and are not refunds yet.
+    """
+    payment_by_intent: dict[str, Record] = {}
+    for payment in invoice_payments:
+        intent = (payment.get("payment") or {}).get("payment_intent")
+        if intent and payment.get("status") == "paid" and intent not in payment_by_intent:
+            payment_by_intent[intent] = payment
+    contract_by_invoice = _contract_by_invoice(invoices)
+    rows = []
+    for refund in refunds:
+        if refund.get("status") != "succeeded":
+            continue
+        refund_id = qualify(ID_PREFIX, refund.get("id"))
+        payment = payment_by_intent.get(refund.get("payment_intent") or "", {})
+        invoice_id = qualify(
+            ID_PREFIX,
+            (refund.get("metadata") or {}).get("invoice_id") or payment.get("invoice"),
+        )
+        rows.append({
+            "source_system": SOURCE_SYSTEM,
+            "source_id": text_or_none(refund.get("id")),
+            "correlation_id": contract_by_invoice.get(invoice_id or "") or refund_id,
+            "refund_id": refund_id,
+            "invoice_id": invoice_id,
+            "refunded_at": timestamp_from_unix(refund.get("created")),
+            "amount": int_from_wire(refund.get("amount")),
+            "currency": upper_or_none(refund.get("currency")),
+            "payment_id": qualify(ID_PREFIX, payment.get("id")),
+            PAYLOAD_COLUMN: to_payload(refund),
+        })
+    return build_frame(rows, REFUND_COLUMNS)
+
+
+def map_invoice_events(invoices: Iterable[Record]) -> pd.DataFrame:
+    """``status_transitions.voided_at`` / ``marked_uncollectible_at`` -> invoice events."""
+    rows = []
+    for invoice in invoices:
+        transitions = invoice.get("status_transitions") or {}
+        invoice_id = qualify(ID_PREFIX, invoice.get("id"))
+        contract_id = _invoice_contract_id(invoice)
+        for field, event in _EVENT_TRANSITIONS:
+            if transitions.get(field) is None:
+                continue
+            rows.append({
+                "source_system": SOURCE_SYSTEM,
+                "source_id": text_or_none(invoice.get("id")),
+                "correlation_id": contract_id or invoice_id,
+                "invoice_id": invoice_id,
+                "occurred_at": timestamp_from_unix(transitions.get(field)),
+                "event": event,
+                PAYLOAD_COLUMN: to_payload(invoice),
+            })
+    return build_frame(rows, INVOICE_EVENT_COLUMNS)
+
+
+def map_usage_prices(prices: Iterable[Record], products: Iterable[Record]) -> pd.DataFrame:
+    """Metered prices -> ``product_code, currency, unit_amount`` (minor units per unit).
+
+    The product code is the Stripe product's ``metadata.sf_product_code``. When several metered
+    prices exist for one code and currency, the active, most recently created one wins.
+    """
+    code_by_product = {
+        product.get("id"): text_or_none((product.get("metadata") or {}).get("sf_product_code"))
+        for product in products
+    }
+    rows = []
+    for price in prices:
+        recurring = price.get("recurring") or {}
+        if recurring.get("usage_type") != "metered":
+            continue
+        rows.append({
+            "product_code": code_by_product.get(price.get("product")),
+            "currency": upper_or_none(price.get("currency")),
+            "unit_amount": int_from_wire(price.get("unit_amount")),
+            "_active": bool(price.get("active")),
+            "_created": int_from_wire(price.get("created")) or 0,
+            "_id": str(price.get("id")),
+        })
+    frame = pd.DataFrame(rows, columns=[*USAGE_PRICE_COLUMNS, "_active", "_created", "_id"])
+    frame = frame.dropna(subset=["product_code", "currency", "unit_amount"])
+    frame = frame.sort_values(["_active", "_created", "_id"], ascending=[False, False, True])
+    frame = frame.drop_duplicates(["product_code", "currency"], keep="first")
+    frame = frame[USAGE_PRICE_COLUMNS].sort_values(["product_code", "currency"])
+    frame["unit_amount"] = frame["unit_amount"].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def _invoice_contract_id(invoice: Record) -> str | None:
+    metadata = invoice.get("metadata") or {}
+    parent = invoice.get("parent") or {}
+    details_metadata = (parent.get("subscription_details") or {}).get("metadata") or {}
+    contract = metadata.get("sf_contract_id") or details_metadata.get("sf_contract_id")
+    return qualify("sf", normalize_salesforce_id(contract))
+
+
+def _contract_by_invoice(invoices: Iterable[Record]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for invoice in invoices:
+        invoice_id = qualify(ID_PREFIX, invoice.get("id"))
+        if invoice_id and invoice_id not in found:
+            found[invoice_id] = _invoice_contract_id(invoice)
+    return found
+
+
+def _first_by_id(objects: Iterable[Record]) -> dict[Any, Record]:
+    found: dict[Any, Record] = {}
+    for obj in objects:
+        found.setdefault(obj.get("id"), obj)
+    return found
+
+
+def _customers_by_billing_id(customers: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    if customers is None or customers.empty:
+        return {}
+    unique = customers.dropna(subset=["billing_customer_id"]).drop_duplicates(
+        "billing_customer_id"
+    )
+    return {
+        row["billing_customer_id"]: {
+            "customer_id": row["customer_id"],
+            "legal_entity": row["legal_entity"],
+        }
+        for row in unique[["billing_customer_id", "customer_id", "legal_entity"]].to_dict(
+            "records"
+        )
+    }

@@ -1,0 +1,352 @@
+"""Salesforce REST records (Account, Contract, SBQQ__Subscription__c, ...) -> canonical frames.
+
+Records arrive as the query API returns them (``attributes``, 18-character ids, JSON-number money,
+``2026-01-05T10:15:00.000+0000`` datetimes). Money is read through ``str`` into ``Decimal`` and
+converted to minor units; it never goes through float arithmetic. Mappers keep every record: a
+bad value comes through as sent, an unreadable one as null, so validation can quarantine it.
+
+CPQ semantics (../shared/reference/source-apis.md §3): an amendment inserts a delta
+``SBQQ__Subscription__c`` row (quantity change, ``SBQQ__RevisedSubscription__c`` = the row it
+revises, ``SBQQ__StartDate__c`` = amendment start). Without CPQ, contract lines come from the
+OpportunityLineItems of the contract's opportunity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from q2c_pipeline.money import to_minor
+from q2c_pipeline.sources.wire import (
+    FLOAT,
+    INT,
+    PAYLOAD_COLUMN,
+    STR,
+    TIMESTAMP,
+    build_frame,
+    decimal_from_wire,
+    float_from_wire,
+    minor_from_wire,
+    normalize_salesforce_id,
+    qualify,
+    text_or_none,
+    timestamp_from_wire,
+    to_payload,
+    upper_or_none,
+)
+
+SOURCE_SYSTEM = "salesforce"
+ID_PREFIX = "sf"
+
+_SOURCED = {"source_system": STR, "source_id": STR, "correlation_id": STR}
+CUSTOMER_COLUMNS = {
+    **_SOURCED,
+    "customer_id": STR, "name": STR, "legal_entity": STR, "currency": STR,
+    "parent_customer_id": STR, "country": STR, "tax_region": STR, "erp_customer_id": STR,
+    "billing_customer_id": STR,
+}
+CONTRACT_COLUMNS = {
+    **_SOURCED,
+    "contract_id": STR, "customer_id": STR, "legal_entity": STR, "currency": STR,
+    "signed_date": TIMESTAMP, "transaction_price": INT, "version": INT,
+    "amends_contract_id": STR, "status": STR,
+}
+CONTRACT_LINE_COLUMNS = {
+    **_SOURCED,
+    "contract_line_id": STR, "contract_id": STR, "product_code": STR, "quantity": FLOAT,
+    "amount": INT, "ssp_amount": INT, "service_start": TIMESTAMP, "service_end": TIMESTAMP,
+    "revenue_pattern": STR, "revises_line_id": STR, "effective_date": TIMESTAMP,
+    "allocation_group": STR,
+}
+
+Record = Mapping[str, Any]
+
+
+def map_customers(accounts: Iterable[Record], erp_customers: pd.DataFrame) -> pd.DataFrame:
+    """Accounts joined to the ERP customer master -> canonical customers, one row per Account.
+
+    The legal entity (and billing currency, country, tax region) comes from the ERP master keyed by
+    ``sf_account_id``; an Account with no master row gets ``legal_entity = ""`` so validation
+    quarantines it. ``billing_customer_id`` is ``stripe:<Stripe_Customer_Id__c>``.
+    """
+    master = _erp_master_by_account(erp_customers)
+    rows = []
+    for account in accounts:
+        account_id = normalize_salesforce_id(account.get("Id"))
+        erp = master.get(account_id or "", {})
+        customer_id = qualify(ID_PREFIX, account_id)
+        rows.append({
+            "source_system": SOURCE_SYSTEM,
+            "source_id": account_id,
+            "correlation_id": customer_id,
+            "customer_id": customer_id,
+            "name": text_or_none(account.get("Name")),
+            "legal_entity": erp.get("legal_entity") or "",
+            "currency": upper_or_none(erp.get("currency"))
+            or upper_or_none(account.get("CurrencyIsoCode")),
+            "parent_customer_id": qualify(
+                ID_PREFIX, normalize_salesforce_id(account.get("ParentId"))
+            ),
+            "country": erp.get("country") or text_or_none(account.get("BillingCountry")),
+            "tax_region": erp.get("tax_region"),
+            "erp_customer_id": erp.get("erp_customer_id"),
+            "billing_customer_id": qualify(
+                "stripe",
+                text_or_none(account.get("Stripe_Customer_Id__c"))
+                or erp.get("stripe_customer_id"),
+            ),
+            PAYLOAD_COLUMN: to_payload(account),
+        })
+    return build_frame(rows, CUSTOMER_COLUMNS)
+
+
+def _erp_master_by_account(erp_customers: pd.DataFrame) -> dict[str, dict[str, str | None]]:
+    """ERP customer master keyed by the 18-character Account id (first row wins)."""
+    master: dict[str, dict[str, str | None]] = {}
+    if erp_customers is None or erp_customers.empty or "sf_account_id" not in erp_customers:
+        return master
+    for row in erp_customers.astype(object).to_dict("records"):
+        account_id = normalize_salesforce_id(row.get("sf_account_id"))
+        if account_id and account_id not in master:
+            master[account_id] = {key: text_or_none(value) for key, value in row.items()}
+    return master
+
+
+def map_contracts(
+    contracts: Iterable[Record],
+    subscriptions: Iterable[Record] = (),
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Contracts -> canonical contracts, one row per contract VERSION.
+
+    Version 1 starts at ``StartDate``; each distinct amendment effective date
+    (``SBQQ__StartDate__c`` of a delta row) adds a version. ``signed_date`` is the
+    ``ActivatedDate`` date (else ``StartDate``) for version 1 and the amendment's effective date
+    for later versions.
+    ``legal_entity`` comes from the canonical customer (``""`` when unknown, for quarantine).
+    """
+    amendment_dates = _amendment_dates_by_contract(subscriptions)
+    entity_by_customer = _column_by_customer(customers, "legal_entity")
+    rows = []
+    for contract in contracts:
+        contract_sf_id = normalize_salesforce_id(contract.get("Id"))
+        contract_id = qualify(ID_PREFIX, contract_sf_id)
+        customer_id = qualify(ID_PREFIX, normalize_salesforce_id(contract.get("AccountId")))
+        activated = timestamp_from_wire(contract.get("ActivatedDate"))
+        first_signed = (
+            activated.normalize() if activated is not None
+            else timestamp_from_wire(contract.get("StartDate"))
+        )
+        signed_dates = [first_signed, *amendment_dates.get(contract_sf_id or "", [])]
+        payload = to_payload(contract)
+        for version, signed in enumerate(signed_dates, start=1):
+            rows.append({
+                "source_system": SOURCE_SYSTEM,
+                "source_id": contract_sf_id,
+                "correlation_id": contract_id,
+                "contract_id": contract_id,
+                "customer_id": customer_id,
+                "legal_entity": entity_by_customer.get(customer_id or "", ""),
+                "currency": upper_or_none(contract.get("CurrencyIsoCode")),
+                "signed_date": signed,
+                "transaction_price": None,
+                "version": version,
+                "amends_contract_id": None,
+                "status": text_or_none(contract.get("Status")),
+                PAYLOAD_COLUMN: payload,
+            })
+    return build_frame(rows, CONTRACT_COLUMNS)
+
+
+def _amendment_dates_by_contract(subscriptions: Iterable[Record]) -> dict[str, list[pd.Timestamp]]:
+    dates: dict[str, set[pd.Timestamp]] = {}
+    for row in subscriptions:
+        if not normalize_salesforce_id(row.get("SBQQ__RevisedSubscription__c")):
+            continue
+        contract_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
+        effective = timestamp_from_wire(row.get("SBQQ__StartDate__c"))
+        if contract_id and effective is not None:
+            dates.setdefault(contract_id, set()).add(effective)
+    return {contract_id: sorted(found) for contract_id, found in dates.items()}
+
+
+def _column_by_customer(customers: pd.DataFrame | None, column: str) -> dict[str, str]:
+    if customers is None or customers.empty:
+        return {}
+    unique = customers.drop_duplicates("customer_id")
+    return {
+        str(key): ("" if value is None or pd.isna(value) else str(value))
+        for key, value in zip(unique["customer_id"], unique[column], strict=True)
+    }
+
+
+def map_contract_lines(
+    subscriptions: Iterable[Record],
+    contracts: Iterable[Record],
+    products: pd.DataFrame | None = None,
+    opportunities: Iterable[Record] = (),
+    opportunity_line_items: Iterable[Record] = (),
+    product2: Iterable[Record] = (),
+) -> pd.DataFrame:
+    """CPQ subscriptions (or, without CPQ, contracted opportunity lines) -> contract lines.
+
+    ``amount`` is the stated price for the row's quantity and term: ``SBQQ__NetPrice__c`` (the unit
+    price for the full term) x ``SBQQ__Quantity__c``, in minor units. ``service_end`` is
+    ``SBQQ__EndDate__c`` + 1 day (half-open). Delta rows carry ``revises_line_id`` and
+    ``effective_date``. ``revenue_pattern`` comes from the ERP catalog (``products``, canonical);
+    an unknown product code keeps its code and gets no pattern.
+    """
+    subscriptions = list(subscriptions)
+    contracts_by_id = {
+        normalize_salesforce_id(contract.get("Id")): contract for contract in contracts
+    }
+    pattern_by_code = _pattern_by_code(products)
+    code_by_product = {
+        normalize_salesforce_id(product.get("Id")): text_or_none(product.get("ProductCode"))
+        for product in product2
+    }
+    if subscriptions:
+        rows = [
+            _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product)
+            for row in subscriptions
+        ]
+    else:
+        rows = _opportunity_lines(
+            contracts_by_id, opportunities, opportunity_line_items, pattern_by_code,
+            code_by_product,
+        )
+    return build_frame(rows, CONTRACT_LINE_COLUMNS)
+
+
+def _pattern_by_code(products: pd.DataFrame | None) -> dict[str, str]:
+    if products is None or products.empty:
+        return {}
+    unique = products.drop_duplicates("product_code")
+    return {
+        str(code): str(pattern)
+        for code, pattern in zip(unique["product_code"], unique["revenue_pattern"], strict=True)
+        if code is not None and pattern is not None and not pd.isna(pattern)
+    }
+
+
+def _subscription_line(
+    row: Record,
+    contracts_by_id: Mapping[str | None, Record],
+    pattern_by_code: Mapping[str, str],
+    code_by_product: Mapping[str | None, str | None],
+) -> dict[str, Any]:
+    line_sf_id = normalize_salesforce_id(row.get("Id"))
+    contract_sf_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
+    contract = contracts_by_id.get(contract_sf_id, {})
+    currency = upper_or_none(row.get("CurrencyIsoCode")) or upper_or_none(
+        contract.get("CurrencyIsoCode")
+    )
+    product_code = text_or_none(row.get("SBQQ__ProductCode__c")) or code_by_product.get(
+        normalize_salesforce_id(row.get("SBQQ__Product__c"))
+    )
+    start = timestamp_from_wire(row.get("SBQQ__StartDate__c")) or timestamp_from_wire(
+        contract.get("StartDate")
+    )
+    end = timestamp_from_wire(row.get("SBQQ__EndDate__c")) or timestamp_from_wire(
+        contract.get("EndDate")
+    )
+    revises = qualify(ID_PREFIX, normalize_salesforce_id(row.get("SBQQ__RevisedSubscription__c")))
+    contract_id = qualify(ID_PREFIX, contract_sf_id)
+    line_id = qualify(ID_PREFIX, line_sf_id)
+    return {
+        "source_system": SOURCE_SYSTEM,
+        "source_id": line_sf_id,
+        "correlation_id": contract_id or line_id,
+        "contract_line_id": line_id,
+        "contract_id": contract_id,
+        "product_code": product_code,
+        "quantity": float_from_wire(row.get("SBQQ__Quantity__c")),
+        "amount": _stated_amount(row.get("SBQQ__NetPrice__c"), row.get("SBQQ__Quantity__c"),
+                                 currency),
+        "ssp_amount": None,
+        "service_start": start,
+        "service_end": None if end is None else end + timedelta(days=1),
+        "revenue_pattern": pattern_by_code.get(product_code or ""),
+        "revises_line_id": revises,
+        "effective_date": start if revises else None,
+        "allocation_group": None,
+        PAYLOAD_COLUMN: to_payload(row),
+    }
+
+
+def _stated_amount(unit_price: Any, quantity: Any, currency: str | None) -> int | None:
+    """Unit price x quantity, exact in Decimal, rounded half-up to the currency's minor unit."""
+    price = decimal_from_wire(unit_price)
+    units = decimal_from_wire(quantity)
+    if price is None or units is None or currency is None:
+        return None
+    return to_minor(price * units, currency)
+
+
+def _opportunity_lines(
+    contracts_by_id: Mapping[str | None, Record],
+    opportunities: Iterable[Record],
+    opportunity_line_items: Iterable[Record],
+    pattern_by_code: Mapping[str, str],
+    code_by_product: Mapping[str | None, str | None],
+) -> list[dict[str, Any]]:
+    """No CPQ: each line item of a contracted opportunity is a contract line.
+
+    An opportunity belongs to a contract through ``Contract.SBQQ__Opportunity__c`` or
+    ``Opportunity.ContractId``; line items of opportunities with no contract are not obligations
+    yet and produce no row.
+    """
+    contract_by_opportunity: dict[str, str] = {}
+    for contract_sf_id, contract in contracts_by_id.items():
+        opportunity_id = normalize_salesforce_id(contract.get("SBQQ__Opportunity__c"))
+        if opportunity_id and contract_sf_id:
+            contract_by_opportunity[opportunity_id] = contract_sf_id
+    for opportunity in opportunities:
+        opportunity_id = normalize_salesforce_id(opportunity.get("Id"))
+        contract_sf_id = normalize_salesforce_id(opportunity.get("ContractId"))
+        if opportunity_id and contract_sf_id and opportunity_id not in contract_by_opportunity:
+            contract_by_opportunity[opportunity_id] = contract_sf_id
+    rows = []
+    for item in opportunity_line_items:
+        contract_sf_id = contract_by_opportunity.get(
+            normalize_salesforce_id(item.get("OpportunityId")) or ""
+        )
+        if contract_sf_id is None:
+            continue
+        contract = contracts_by_id.get(contract_sf_id, {})
+        currency = upper_or_none(item.get("CurrencyIsoCode")) or upper_or_none(
+            contract.get("CurrencyIsoCode")
+        )
+        amount = minor_from_wire(item.get("TotalPrice"), currency) if currency else None
+        if amount is None:
+            amount = _stated_amount(item.get("UnitPrice"), item.get("Quantity"), currency)
+        product_code = text_or_none(item.get("ProductCode")) or code_by_product.get(
+            normalize_salesforce_id(item.get("Product2Id"))
+        )
+        end = timestamp_from_wire(contract.get("EndDate"))
+        item_id = normalize_salesforce_id(item.get("Id"))
+        contract_id = qualify(ID_PREFIX, contract_sf_id)
+        rows.append({
+            "source_system": SOURCE_SYSTEM,
+            "source_id": item_id,
+            "correlation_id": contract_id,
+            "contract_line_id": qualify(ID_PREFIX, item_id),
+            "contract_id": contract_id,
+            "product_code": product_code,
+            "quantity": float_from_wire(item.get("Quantity")),
+            "amount": amount,
+            "ssp_amount": None,
+            "service_start": timestamp_from_wire(item.get("ServiceDate"))
+            or timestamp_from_wire(contract.get("StartDate")),
+            "service_end": None if end is None else end + timedelta(days=1),
+            "revenue_pattern": pattern_by_code.get(product_code or ""),
+            "revises_line_id": None,
+            "effective_date": None,
+            "allocation_group": None,
+            PAYLOAD_COLUMN: to_payload(item),
+        })
+    return rows
+

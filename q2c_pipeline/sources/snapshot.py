@@ -1,0 +1,76 @@
+"""Fixture-backed twin of the live source clients: reads a snapshot folder written by
+``q2c_pipeline.sources.sample_company.generate_company`` (or recorded from real systems).
+
+Layout: ``salesforce/<Object>.json`` and ``stripe/<resource>.json`` (JSON lists of records in
+their wire shapes), ``usage/usage_events_YYYY-MM-DD.parquet``, ``erp/<table>.csv`` and
+``manifest.json``. A missing file means none of that kind: empty results, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+USAGE_FILE_PATTERN = re.compile(r"^usage_events_(\d{4}-\d{2}-\d{2})\.parquet$")
+
+
+class SnapshotSource:
+    """Read-only access to one snapshot folder, by source system."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def salesforce_records(self, object_name: str) -> list[dict[str, Any]]:
+        """Records of one Salesforce object (``Account``, ``SBQQ__Subscription__c``, ...)."""
+        return self._json_list(self.root / "salesforce" / f"{object_name}.json")
+
+    def billing_objects(self, resource: str) -> list[dict[str, Any]]:
+        """Objects of one Stripe resource (``invoices``, ``invoice_payments``, ...)."""
+        return self._json_list(self.root / "stripe" / f"{resource}.json")
+
+    def usage_days(self) -> list[str]:
+        """Days (``YYYY-MM-DD``) with a usage file, ascending."""
+        folder = self.root / "usage"
+        if not folder.is_dir():
+            return []
+        days = [
+            match.group(1)
+            for path in folder.iterdir()
+            if (match := USAGE_FILE_PATTERN.match(path.name))
+        ]
+        return sorted(days)
+
+    def usage_events(self, day: str) -> pd.DataFrame:
+        """Raw usage events of one day (empty frame when the day has no file)."""
+        path = self.root / "usage" / f"usage_events_{day}.parquet"
+        if not path.is_file():
+            return pd.DataFrame()
+        return pq.read_table(path).to_pandas()
+
+    def erp_table(self, name: str) -> pd.DataFrame:
+        """One ERP export (``customers``, ``fx_rates``, ...), every column as text, blanks ""."""
+        path = self.root / "erp" / f"{name}.csv"
+        if not path.is_file():
+            return pd.DataFrame()
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+
+    def manifest(self) -> dict[str, Any]:
+        """The snapshot manifest (seed, scale, as_of, extracted_at, counts); {} when absent."""
+        path = self.root / "manifest.json"
+        if not path.is_file():
+            return {}
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    @staticmethod
+    def _json_list(path: Path) -> list[dict[str, Any]]:
+        if not path.is_file():
+            return []
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):  # a saved list envelope: {"object": "list", "data": [...]}
+            data = data.get("data") or data.get("records") or []
+        return list(data)

@@ -1,0 +1,203 @@
+"""Wire-format helpers shared by the raw -> canonical mappers.
+
+Salesforce and Stripe speak JSON with binary-float money, their own timestamp forms and ids;
+these helpers turn those values into the canonical in-memory representation
+(docs/pipeline-contract.md): integer minor units, naive-UTC timestamps, qualified string ids.
+A value that cannot be read becomes ``None`` so validation can reject the row with its payload.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pandas as pd
+
+from q2c_pipeline.money import to_minor
+
+_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+# Column kinds understood by build_frame: the in-memory dtype of each canonical column kind.
+STR = "str"
+INT = "int"  # money in minor units and other integers (nullable Int64 until validated)
+FLOAT = "float"
+BOOL = "bool"
+TIMESTAMP = "timestamp"
+PAYLOAD_COLUMN = "_payload"
+
+
+def checksum_salesforce_id(record_id: str) -> str:
+    """15-character case-sensitive Salesforce id -> its 18-character form (18 stays as is).
+
+    Per 5-character chunk, bit i is set when position i is an upper-case A-Z letter; the bitmask
+    indexes ``A..Z0..5``.
+    """
+    if len(record_id) != 15:
+        return record_id
+    suffix = ""
+    for chunk_start in range(0, 15, 5):
+        chunk = record_id[chunk_start : chunk_start + 5]
+        bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
+        suffix += _CHECKSUM_ALPHABET[bits]
+    return record_id + suffix
+
+
+def normalize_salesforce_id(value: Any) -> str | None:
+    """Any Salesforce id (15 or 18 characters) -> 18 characters; blank -> None."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return checksum_salesforce_id(text) if text else None
+
+
+def qualify(system_prefix: str, value: Any) -> str | None:
+    """Source id -> canonical id (``sf:800...``, ``stripe:in_...``); blank -> None."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return f"{system_prefix}:{text}" if text else None
+
+
+def to_payload(record: Any) -> str:
+    """The source record as compact JSON with sorted keys (what quarantine stores)."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def payloads_from_frame(frame: pd.DataFrame) -> list[str]:
+    """One compact JSON object per row, keys sorted (vectorized through pandas' JSON writer)."""
+    if frame.empty:
+        return []
+    ordered = frame[sorted(frame.columns)]
+    text = ordered.to_json(orient="records", lines=True, date_format="iso", date_unit="s")
+    return text.splitlines()
+
+
+def decimal_from_wire(value: Any) -> Decimal | None:
+    """JSON number (float, int, Decimal) or decimal string -> Decimal, exactly as written.
+
+    Floats are read through ``str`` (the shortest repr round-trips the JSON text), never through
+    binary arithmetic. Booleans and unparseable text give None.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if pd.isna(value):
+            return None
+        value = repr(value)
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def minor_from_wire(value: Any, currency: str | None) -> int | None:
+    """Major-unit wire amount -> minor units of ``currency`` (half-up); None if unreadable."""
+    amount = decimal_from_wire(value)
+    if amount is None:
+        return None
+    return to_minor(amount, currency or "")
+
+
+def int_from_wire(value: Any) -> int | None:
+    """Stripe integer amount (already minor units) -> int; anything non-integral -> None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    amount = decimal_from_wire(value)
+    if amount is None or amount != amount.to_integral_value():
+        return None
+    return int(amount)
+
+
+def timestamp_from_wire(value: Any) -> pd.Timestamp | None:
+    """Salesforce datetime/date text, ISO text or a ``datetime`` -> naive UTC Timestamp."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    elif isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return pd.Timestamp(parsed)
+
+
+def timestamp_from_unix(value: Any) -> pd.Timestamp | None:
+    """Stripe Unix seconds -> naive UTC Timestamp."""
+    seconds = int_from_wire(value)
+    if seconds is None:
+        return None
+    return pd.Timestamp(datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None))
+
+
+def upper_or_none(value: Any) -> str | None:
+    """Currency code as sent (``usd``) -> canonical upper case; blank -> None."""
+    if value is None or not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().upper()
+
+
+def text_or_none(value: Any) -> str | None:
+    """Stripped text; blank or missing -> None."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def float_from_wire(value: Any) -> float | None:
+    """A quantity (not money) -> float; unreadable -> None."""
+    number = decimal_from_wire(value)
+    return None if number is None else float(number)
+
+
+def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFrame:
+    """Rows -> a frame with exactly the columns of ``spec`` (plus ``_payload``) and their dtypes.
+
+    Money and integers are nullable ``Int64`` here so an unmappable value survives as null until
+    validation coerces the column (and rejects the row).
+    """
+    columns = [*spec, PAYLOAD_COLUMN]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for column, kind in spec.items():
+        values = frame[column]
+        if kind == STR:
+            frame[column] = values.astype(object).where(values.notna(), None)
+        elif kind == INT:
+            frame[column] = pd.array(
+                [None if v is None or pd.isna(v) else int(v) for v in values], dtype="Int64"
+            )
+        elif kind == FLOAT:
+            frame[column] = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif kind == BOOL:
+            frame[column] = pd.array(
+                [None if v is None or pd.isna(v) else bool(v) for v in values], dtype="boolean"
+            )
+        elif kind == TIMESTAMP:
+            frame[column] = pd.to_datetime(values, errors="coerce").astype("datetime64[ns]")
+        else:
+            raise ValueError(f"unknown column kind {kind!r} for {column}")
+    frame[PAYLOAD_COLUMN] = frame[PAYLOAD_COLUMN].astype(object)
+    return frame

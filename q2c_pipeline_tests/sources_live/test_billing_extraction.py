@@ -1,0 +1,195 @@
+"""stripe-python against the Stripe fake over HTTP: paging, all invoice lines, created windows,
+events since a cursor, and the retry policy for 429 and 5xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from q2c_pipeline.sources.billing_client import BillingConfig, BillingExtractor
+from q2c_pipeline.sources.retry import RetriesExhausted
+from q2c_pipeline_tests.fakes.stripe_fake import StripeFakeAccount, StripeFakeServer
+
+API_KEY = "sk_test_q2c_fake"
+DAY = 86_400
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def _line(invoice: str, number: int, amount: int) -> dict:
+    return {
+        "id": f"il_{invoice}_{number:02d}", "object": "line_item", "amount": amount,
+        "currency": "usd", "quantity": 1, "period": {"start": T0, "end": T0 + 31 * DAY},
+        "pricing": {"type": "price_details",
+                    "price_details": {"price": "price_seat", "product": "prod_seat"},
+                    "unit_amount_decimal": str(amount)},
+        "parent": {"type": "subscription_item_details",
+                   "subscription_item_details": {"subscription": "sub_1",
+                                                 "subscription_item": "si_1",
+                                                 "proration": False}},
+        "taxes": [],
+    }
+
+
+def _invoice(number: int, created: int, lines: int, status: str = "paid") -> dict:
+    invoice_id = f"in_{number:03d}"
+    data = [_line(invoice_id, n, 1000 + n) for n in range(lines)]
+    return {
+        "id": invoice_id, "object": "invoice", "customer": "cus_acme", "currency": "usd",
+        "status": status, "created": created, "total": sum(line["amount"] for line in data),
+        "status_transitions": {"finalized_at": created, "paid_at": created, "voided_at": None,
+                               "marked_uncollectible_at": None},
+        "parent": {"type": "subscription_details",
+                   "subscription_details": {"subscription": "sub_1", "metadata": {}}},
+        "lines": {"object": "list", "url": f"/v1/invoices/{invoice_id}/lines",
+                  "has_more": False, "total_count": len(data), "data": data},
+    }
+
+
+INVOICES = [_invoice(1, T0, 2), _invoice(2, T0 + DAY, 12), _invoice(3, T0 + 2 * DAY, 3),
+            _invoice(4, T0 + 2 * DAY, 1), _invoice(5, T0 + 3 * DAY, 1)]
+CUSTOMERS = [{"id": "cus_acme", "object": "customer", "created": T0 - DAY, "currency": "usd",
+              "metadata": {"sf_account_id": "001000000000001AAA"}},
+             {"id": "cus_gone", "object": "customer", "created": T0 - DAY, "metadata": {}}]
+SUBSCRIPTIONS = [{"id": "sub_1", "object": "subscription", "status": "active", "created": T0},
+                 {"id": "sub_2", "object": "subscription", "status": "canceled",
+                  "created": T0 + DAY}]
+
+
+def _event(number: int, kind: str, obj: dict) -> dict:
+    return {"id": f"evt_{number:03d}", "object": "event", "type": kind,
+            "api_version": "2026-10-28.endive", "created": T0 + 10 * DAY + number * 60,
+            "data": {"object": obj}, "livemode": False, "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None}}
+
+
+EVENTS = [
+    _event(1, "invoice.finalized", {**INVOICES[0], "status": "open"}),
+    _event(2, "invoice.paid", INVOICES[0]),
+    _event(3, "invoice.voided", {**INVOICES[2], "status": "void"}),
+    _event(4, "customer.deleted", CUSTOMERS[1]),
+    _event(5, "invoice.paid", INVOICES[1]),
+    _event(6, "charge.succeeded", {"id": "ch_1", "object": "charge"}),
+]
+
+
+@pytest.fixture
+def stripe_server() -> Iterator[StripeFakeServer]:
+    account = StripeFakeAccount(
+        {"invoices": INVOICES, "customers": CUSTOMERS, "subscriptions": SUBSCRIPTIONS,
+         "events": EVENTS},
+        api_key=API_KEY, embedded_lines=10,
+    )
+    server = StripeFakeServer(account).start()
+    yield server
+    server.stop()
+
+
+def _extractor(server: StripeFakeServer, **overrides: object) -> BillingExtractor:
+    settings: dict = {"api_key": API_KEY, "base_url": server.base_url, "page_size": 2,
+                      "max_network_retries": 0, "max_retries": 3, "backoff_base": 0.0}
+    settings.update(overrides)
+    sleep = settings.pop("sleep", lambda seconds: None)
+    return BillingExtractor(BillingConfig(**settings), sleep=sleep)
+
+
+def test_extract_pages_every_invoice_newest_first_with_all_lines(stripe_server):
+    result = _extractor(stripe_server).extract("invoices")
+
+    # newest first; equal `created` break ties by id descending
+    assert [i["id"] for i in result.records] == ["in_005", "in_004", "in_003", "in_002", "in_001"]
+    twelve = result.records[3]
+    assert [line["id"] for line in twelve["lines"]["data"]] == [
+        f"il_in_002_{n:02d}" for n in range(12)]
+    assert twelve["lines"]["has_more"] is False
+    assert twelve["total"] == sum(1000 + n for n in range(12))  # 12066
+    # 3 invoice pages of 2 + 6 line pages of 2 for the 12-line invoice
+    assert len(result.request_ids) == 9
+
+
+def test_extracted_objects_are_plain_json_dicts(stripe_server):
+    result = _extractor(stripe_server).extract("invoices")
+
+    assert type(result.records[0]) is dict
+    assert type(result.records[0]["lines"]["data"][0]["pricing"]) is dict
+    assert result.records[-1] == INVOICES[0]
+
+
+def test_created_window_is_half_open(stripe_server):
+    result = _extractor(stripe_server).extract("invoices", created_gte=T0 + DAY,
+                                                created_lt=T0 + 3 * DAY)
+
+    assert [i["id"] for i in result.records] == ["in_004", "in_003", "in_002"]
+
+
+def test_subscriptions_include_canceled_ones(stripe_server):
+    result = _extractor(stripe_server).extract("subscriptions")
+
+    assert [s["id"] for s in result.records] == ["sub_2", "sub_1"]
+
+
+def test_rate_limited_requests_are_retried_with_backoff(stripe_server):
+    delays: list[float] = []
+    stripe_server.account.inject_faults(429, 2, after=1)  # page 2 answers 429 twice
+    extractor = _extractor(stripe_server, backoff_base=0.5, sleep=delays.append)
+
+    result = extractor.extract("invoices")
+
+    assert len(result.records) == 5
+    assert delays == [0.5, 1.0]
+
+
+def test_persistent_rate_limiting_fails_loudly(stripe_server):
+    stripe_server.account.inject_faults(429, 10)
+
+    with pytest.raises(RetriesExhausted) as raised:
+        _extractor(stripe_server, max_retries=2).extract("customers")
+    assert isinstance(raised.value.__cause__, stripe.RateLimitError)
+    assert len(stripe_server.account.requests) == 3
+
+
+def test_server_errors_beyond_the_clients_own_retries_are_retried(stripe_server):
+    stripe_server.account.inject_faults(500, 3, should_retry=True)
+    extractor = _extractor(stripe_server, max_network_retries=1)
+    stripe_server_requests = stripe_server.account.requests
+
+    result = extractor.extract("customers")
+
+    assert [c["id"] for c in result.records] == ["cus_gone", "cus_acme"]
+    # client: 2 tries (both 500) -> ours retries -> client: 500, then 200
+    assert len(stripe_server_requests) == 4
+
+
+def test_bad_api_key_is_not_retried(stripe_server):
+    with pytest.raises(stripe.AuthenticationError):
+        _extractor(stripe_server, api_key="sk_test_wrong").extract("customers")
+    assert len(stripe_server.account.requests) == 1
+
+
+def test_unknown_resource_is_refused(stripe_server):
+    with pytest.raises(ValueError, match="unknown billing resource"):
+        _extractor(stripe_server).extract("charges")
+
+
+def test_changes_since_an_event_id_returns_the_latest_state_of_each_changed_object(stripe_server):
+    changes = _extractor(stripe_server).changes_since("evt_001")
+
+    assert changes.event_ids == ["evt_002", "evt_003", "evt_004", "evt_005"]
+    invoices = {i["id"]: i for i in changes.objects["invoices"]}
+    assert sorted(invoices) == ["in_001", "in_002", "in_003"]
+    assert invoices["in_001"]["status"] == "paid"  # evt_002 supersedes evt_001's "open"
+    assert invoices["in_003"]["status"] == "void"
+    assert len(invoices["in_002"]["lines"]["data"]) == 12  # completed beyond the 10 embedded
+    assert changes.deleted_ids == {"customers": ["cus_gone"]}
+    assert changes.cursor == "evt_005"
+
+
+def test_changes_since_a_timestamp_and_with_nothing_new(stripe_server):
+    extractor = _extractor(stripe_server)
+
+    since_time = extractor.changes_since(T0 + 10 * DAY + 3 * 60)
+    nothing = extractor.changes_since("evt_006")
+
+    assert since_time.event_ids == ["evt_004", "evt_005"]
+    assert nothing.event_ids == [] and nothing.cursor == "evt_006" and nothing.objects == {}
