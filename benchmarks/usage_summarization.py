@@ -156,9 +156,10 @@ def main() -> None:
         extra = (f"  lines {result['lines']:,}  entries {result['entries']:,}  "
                  f"digest {result['digest']}" if name == "summarize" else
                  f"  groups {result['lines']:,}")
-        print(f"{name:<10} events {result['events']:,}  seconds {result['seconds']:.2f}  "  # noqa: T201
-              f"events/s {result['events'] / result['seconds']:,.0f}  "
-              f"peak {result['peak_mib']:,.0f} MiB{extra}")
+        rate = result["events"] / result["seconds"]
+        line = (f"{name:<10} events {result['events']:,}  seconds {result['seconds']:.2f}  "
+                f"events/s {rate:,.0f}  peak {result['peak_mib']:,.0f} MiB{extra}")
+        print(line)  # noqa: T201
     print(f"ratio to floor: {ours['seconds'] / floor['seconds']:.2f}x")  # noqa: T201
 
 

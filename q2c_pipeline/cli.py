@@ -29,15 +29,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def prepare_dbt() -> None:
-    """Parse the dbt project once so Dagster can load its manifest (no-op when up to date)."""
+    """Parse the dbt project so Dagster loads a manifest that matches the models on disk
+    (partial parsing keeps this to a few seconds)."""
     from dagster_dbt import DbtProject
 
     settings.ensure_dbt_on_path()
     project = DbtProject(
         project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
     )
-    if not project.manifest_path.exists():
-        project.preparer.prepare(project)
+    project.preparer.prepare(project)
 
 
 def load_definitions():

@@ -101,7 +101,7 @@ def enqueue(conn: duckdb.DuckDBPyConnection, journal_lines: pd.DataFrame, *, now
     conn.register("_q2c_outbox_new", rows)
     try:
         conn.execute("begin transaction")
-        before = conn.execute(f"select count(*) from {OUTBOX_TABLE}").fetchone()[0]
+        before = conn.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0]
         conn.execute(
             f"""insert into {OUTBOX_TABLE}
                 select n.journal_key, n.journal_id, n.legal_entity, n.period,
@@ -112,7 +112,7 @@ def enqueue(conn: duckdb.DuckDBPyConnection, journal_lines: pd.DataFrame, *, now
                 order by n.legal_entity, n.period, n.entry_date, n.journal_id""",
             [now, now],
         )
-        after = conn.execute(f"select count(*) from {OUTBOX_TABLE}").fetchone()[0]
+        after = conn.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0]
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
@@ -171,7 +171,7 @@ def post_pending(
         _record(conn, key, "posted", None, receipt.erp_document_id, now)
         posted += 1
     still = conn.execute(
-        f"select count(*) from {OUTBOX_TABLE} where status = 'pending'").fetchone()[0]
+        f"select count(*) from {OUTBOX_TABLE} where status = 'pending'").fetchall()[0][0]
     return PostingRun(posted=posted, failed=failed, still_pending=int(still),
                       interrupted=interrupted)
 
@@ -185,15 +185,15 @@ def retry_failed(conn: duckdb.DuckDBPyConnection, journal_keys: list[str], *,
     keys = pd.DataFrame({"journal_key": list(journal_keys)})
     conn.register("_q2c_outbox_retry", keys)
     try:
-        result = conn.execute(
+        rows = conn.execute(
             f"""update {OUTBOX_TABLE} set status = 'pending', updated_at = ?
                 where status = 'failed'
                   and journal_key in (select journal_key from _q2c_outbox_retry)""",
             [now],
-        ).fetchone()
+        ).fetchall()
     finally:
         conn.unregister("_q2c_outbox_retry")
-    return int(result[0]) if result else 0
+    return int(rows[0][0]) if rows else 0
 
 
 def read_outbox(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

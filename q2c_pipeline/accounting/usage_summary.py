@@ -14,15 +14,17 @@ drives revenue"); the invoice that later bills it moves unbilled receivable to r
 whose customer is unknown makes the summary fail loudly rather than drop revenue. A missing
 ``product_code`` is summarized under the empty string.
 
-Each summary line keeps ``event_count``, ``quantity`` (summed exactly as DECIMAL(18,6), so the
-result does not depend on the order a parallel scan adds floats in), ``amount`` (integer minor
-units) and ``events_fingerprint``.
+Each summary line keeps ``event_count``, ``quantity`` (each event's quantity rounded to 6
+decimals and summed as integer millionths, so the total does not depend on the order a parallel
+scan adds floats in), ``amount`` (integer minor units) and ``events_fingerprint``.
 
-Fingerprint choice. ``events_fingerprint`` is 32 hex digits: the XOR and the sum modulo 2**64 of
-DuckDB's 64-bit ``hash(usage_id)`` over the events of the line. Both are order-independent
-aggregates computed inside the GROUP BY, so the fingerprint costs one hash per event and no sort
-(a sha256 over the sorted ids needs a sort per line; ``md5_number`` measured 10x to 25x slower
-than ``hash`` on 10M ids). XOR alone cancels ids that appear twice; the sum does not, and
+Fingerprint choice. ``events_fingerprint`` is 32 hex digits: the XOR of DuckDB's 64-bit
+``hash(usage_id)`` over the events of the line, then the sum of the hashes' high 32 bits modulo
+2**64. Both are order-independent aggregates computed inside the GROUP BY, so the fingerprint
+costs one hash per event and no sort (a sha256 over the sorted ids needs a sort per line;
+``md5_number`` measured 10x to 25x slower than ``hash`` on 10M ids, and a HUGEINT sum of the
+full hashes was measurably slower than the BIGINT sum of their high halves). XOR alone cancels
+ids that appear twice; the sum does not, and
 ``drill_down`` also re-checks the count, amount and quantity. ``hash`` is deterministic for a
 given DuckDB release but not promised stable across releases: summaries are derived data, so
 after a DuckDB upgrade re-run the summarization before drilling into old lines
@@ -59,7 +61,7 @@ from q2c_pipeline.revenue.fx import RateBook
 from q2c_pipeline.revenue.schedules import month_index, period_labels
 
 RULE_VERSION = "q2c-usage-summary-1"
-FINGERPRINT_SCHEME = "xor64+sum64(duckdb hash(usage_id))"
+FINGERPRINT_SCHEME = "xor64(hash)+sum(hash>>32), duckdb hash(usage_id)"
 MAX_LINES_PER_ENTRY = 1000
 USAGE_ACCOUNTS = (("UnbilledAccountsReceivable", 1), ("Revenue", 2))
 
@@ -74,6 +76,9 @@ USAGE_JOURNAL_COLUMNS = [
     "original_date", "contract_id", "customer_id", "event_count", "events_fingerprint",
 ]
 
+# A quantity as integer millionths: rounding each float once, then adding integers, gives the
+# same total whatever order a parallel scan adds the events in (float sums do not).
+_QUANTITY_MICRO = "cast(round({q} * 1000000) as bigint)"
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -126,7 +131,9 @@ def _day_window(day: str | None) -> tuple[str, list[object]]:
 
 def _fingerprint_sql(ids: str) -> str:
     xor = f"bit_xor(hash({ids}))"
-    total = f"cast(sum(hash({ids})) % 18446744073709551616 as ubigint)"
+    # The high 32 bits of each hash summed as BIGINT: int64 arithmetic (no HUGEINT) and no
+    # overflow below 2**31 events per line.
+    total = f"cast(sum(cast(hash({ids}) >> 32 as bigint)) % 18446744073709551616 as ubigint)"
     return f"lower(lpad(to_hex({xor}), 16, '0') || lpad(to_hex({total}), 16, '0'))"
 
 
@@ -147,30 +154,31 @@ def summarize_usage(
     usage, customers = _table(usage_table), _table(customers_table)
     where, params = _day_window(day)
     accounts = ", ".join(f"('{account}', {side})" for account, side in USAGE_ACCOUNTS)
+    # Inner join and raw product codes in the GROUP BY keep the scan as lean as the floor; the
+    # row count (free from Parquet metadata for a whole file set) then proves no row was lost.
     grouped = conn.execute(
         f"""
-        with events as (
-            select u.usage_id, cast(u.occurred_at as date) as day,
-                   coalesce(u.product_code, '') as product_code, u.currency, u.amount,
-                   u.quantity, c.legal_entity
-            from {usage} u left join {customers} c on c.customer_id = u.customer_id
+        with grouped as (
+            select c.legal_entity, cast(u.occurred_at as date) as day, u.product_code,
+                   u.currency, count(*) as event_count,
+                   cast(sum({_QUANTITY_MICRO.format(q='u.quantity')}) as bigint)
+                     as quantity_micro,
+                   cast(sum(u.amount) as bigint) as amount,
+                   {_fingerprint_sql('u.usage_id')} as events_fingerprint
+            from {usage} u join {customers} c on c.customer_id = u.customer_id
             {where}
-        ),
-        grouped as (
-            select legal_entity, day, product_code, currency, count(*) as event_count,
-                   sum(cast(quantity as decimal(18, 6))) as quantity,
-                   cast(sum(amount) as bigint) as amount,
-                   {_fingerprint_sql('usage_id')} as events_fingerprint
-            from events
-            group by legal_entity, day, product_code, currency
+            group by c.legal_entity, cast(u.occurred_at as date), u.product_code, u.currency
         )
-        select g.*, a.account, a.side
+        select g.* replace (coalesce(g.product_code, '') as product_code), a.account, a.side
         from grouped g cross join (values {accounts}) a(account, side)
-        order by g.legal_entity nulls first, g.day, g.currency, g.product_code, a.side
+        where g.legal_entity is not null
+        order by g.legal_entity, g.day, g.currency, coalesce(g.product_code, ''), a.side
         """,
         params,
     ).df()
-    if len(grouped) and grouped["legal_entity"].isna().any():
+    expected = conn.execute(f"select count(*) from {usage} u {where}", params).fetchall()[0][0]
+    summarized = int(grouped.loc[grouped["side"] == 1, "event_count"].sum())
+    if summarized < expected:
         missing = conn.execute(
             f"""
             select u.usage_id, u.customer_id
@@ -180,12 +188,14 @@ def summarize_usage(
             """,
             params,
         ).fetchall()
-        unresolved = grouped[grouped["legal_entity"].isna() & (grouped["side"] == 1)]
         raise UsageWithoutEntityError(
-            f"{int(unresolved['event_count'].sum())} usage row(s) have no legal entity "
+            f"{expected - summarized} usage row(s) have no legal entity "
             f"(customer unknown or without legal_entity); first: "
             + ", ".join(f"{uid} (customer {cid})" for uid, cid in missing)
         )
+    if summarized > expected:
+        raise ValueError(f"{customers_table} lists a customer_id more than once: "
+                         f"{summarized} summarized events for {expected} usage rows")
     return _finish_summary(grouped)
 
 
@@ -204,7 +214,7 @@ def _finish_summary(grouped: pd.DataFrame) -> pd.DataFrame:
     out["debit"] = np.where(out["side"] == 1, amount, 0).astype("int64")
     out["credit"] = np.where(out["side"] == 2, amount, 0).astype("int64")
     out["event_count"] = out["event_count"].astype("int64")
-    out["quantity"] = out["quantity"].map(float).astype("float64")
+    out["quantity"] = (out["quantity_micro"].map(int) / 1_000_000).astype("float64")
     return out[SUMMARY_COLUMNS].reset_index(drop=True)
 
 
@@ -271,10 +281,10 @@ def drill_down(
     base = f"from {usage} u join {customers} c on c.customer_id = u.customer_id where {predicate}"
     check = conn.execute(
         f"""select count(*), coalesce(cast(sum(u.amount) as bigint), 0),
-                   coalesce(sum(cast(u.quantity as decimal(18, 6))), 0),
+                   coalesce(sum({_QUANTITY_MICRO.format(q='u.quantity')}), 0) / 1000000,
                    {_fingerprint_sql('u.usage_id')} {base}""",
         params,
-    ).fetchone()
+    ).fetchall()[0]
     count, amount, quantity, fingerprint = check
     expected = (int(line["event_count"]), int(line["amount"]), float(line["quantity"]),
                 str(line["events_fingerprint"]))

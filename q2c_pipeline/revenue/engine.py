@@ -345,7 +345,9 @@ def _reductions(t, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     events = events.drop_duplicates(["invoice_id", "event"], keep="first")
     if len(events):
         gross = lines.groupby("invoice_id")["gross"].sum()
-        credited = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+        # (parts carry invoice_line_id only; invoice_id comes from the merge below)
+        credited = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=[c for c in cols if c != "invoice_id"])
         credited = credited.merge(lines[["invoice_line_id", "invoice_id"]], on="invoice_line_id")
         pays = t["payments"]
         rows = []

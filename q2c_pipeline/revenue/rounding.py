@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 _SAFE = 2**61
+_EXACT_IN_DOUBLE = 2**52
 
 
 def _fits(*bounds: int) -> bool:
@@ -33,11 +34,31 @@ def mul_div_half_up(amount, numerator, denominator) -> np.ndarray:
         raise ValueError("mul_div_half_up needs numerator >= 0 and denominator > 0")
     magnitude = np.abs(a)
     if _fits(2 * int(magnitude.max()) + 1, int(x.max()) + 1) and _fits(2 * int(t.max())):
-        q = (2 * magnitude * x + t) // (2 * t)
+        numerator = 2 * magnitude * x + t
+        denominator = 2 * t
+        if int(numerator.max()) < _EXACT_IN_DOUBLE and int(denominator.max()) < _EXACT_IN_DOUBLE:
+            q = _floor_divide_exact(numerator, denominator)
+        else:
+            q = numerator // denominator
         return np.where(a < 0, -q, q).astype(np.int64)
     mo = magnitude.astype(object)
     q = (2 * mo * x.astype(object) + t.astype(object)) // (2 * t.astype(object))
     return np.where(a < 0, -q, q).astype(np.int64)
+
+
+def _floor_divide_exact(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator // denominator for non-negative int64 below 2**53, exactly.
+
+    64-bit integer division is the slowest step of a schedule; a double-precision quotient is a
+    fast estimate that is off by at most one here (both operands are exact in a double), and the
+    integer remainder check corrects it, so the result is the exact integer quotient. No money
+    value ever is, or is returned as, a float.
+    """
+    q = np.floor(numerator / denominator).astype(np.int64)
+    remainder = numerator - q * denominator
+    q -= remainder < 0
+    q += remainder >= denominator
+    return q
 
 
 def divide_truncating(amount, divisor) -> np.ndarray:

@@ -97,8 +97,12 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
             s = start.astype("datetime64[D]").astype(np.int64)
             e_floor = safe_end.astype("datetime64[D]")
             e = e_floor.astype(np.int64) + (safe_end > e_floor.astype("datetime64[ns]"))
-            m_start = month.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
-            m_end = (month + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+            # month -> first day through a small lookup table (calendar casts are slow per row)
+            low = int(month.min())
+            table = np.arange(low, int(month.max()) + 2).astype("datetime64[M]").astype(
+                "datetime64[D]").astype(np.int64)
+            m_start = table[month - low]
+            m_end = table[month - low + 1]
         else:
             s = start.astype(np.int64) // _NS_PER_MS
             e = safe_end.astype(np.int64) // _NS_PER_MS
@@ -131,7 +135,7 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
 
 
 def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
-    """Each (obligation, month) amount spread over the days it covers (``journal_granularity: day``).
+    """Each (obligation, month) amount spread over its days (``journal_granularity: day``).
 
     ``amount``/``month`` are one schedule row each; ``start``/``end`` the obligation's service
     window (``end`` NaT = point in time); ``floor`` the date before which nothing is recognized

@@ -61,11 +61,11 @@ def _warehouse(rows=USAGE) -> duckdb.DuckDBPyConnection:
 
 
 def _hash_fingerprint(conn, ids) -> str:
-    hashes = [conn.execute("select hash(?)", [i]).fetchone()[0] for i in ids]
+    hashes = [conn.execute("select hash(?)", [i]).fetchall()[0][0] for i in ids]
     xor = 0
     for value in hashes:
         xor ^= value
-    return f"{xor:016x}{sum(hashes) % 2**64:016x}"
+    return f"{xor:016x}{sum(h >> 32 for h in hashes) % 2**64:016x}"
 
 
 def test_summary_groups_one_day_by_entity_product_account_and_currency():
@@ -91,7 +91,7 @@ def test_summary_groups_one_day_by_entity_product_account_and_currency():
     assert summary["summary_line_id"].is_unique
 
 
-def test_fingerprint_is_the_xor_and_sum_of_the_event_id_hashes():
+def test_fingerprint_is_the_xor_and_high_half_sum_of_the_event_id_hashes():
     conn = _warehouse()
     summary = summarize_usage(conn, day="2026-03-05")
     api_usd = summary[(summary["product_code"] == "API") & (summary["currency"] == "USD")]
@@ -269,3 +269,14 @@ def test_summary_mode_rejects_unknown_modes_and_unsupported_source_types():
     with pytest.raises(ValueError, match="only implemented for usage, not: invoice"):
         apply_summary_mode(_engine_lines(), _engine_lines().iloc[:0],
                            SummaryMode(default="summary"))
+
+
+def test_writing_a_day_twice_replaces_its_lines_instead_of_adding_them():
+    conn = _warehouse()
+    summary = summarize_usage(conn, day="2026-03-05")
+    write_usage_summary(conn, summary)
+    write_usage_summary(conn, summary)
+    write_usage_summary(conn, summarize_usage(conn, day="2026-03-06"))
+    counts = conn.execute("select day, count(*), sum(debit) from ledger.usage_summary "
+                          "group by day order by day").fetchall()
+    assert counts == [(date(2026, 3, 5), 10, 741), (date(2026, 3, 6), 2, 10)]
