@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -38,6 +40,12 @@ class ContractLines(SourcedModel):
     revises_line_id: Series[str] = pa.Field(nullable=True)
     effective_date: Series[pd.Timestamp] = pa.Field(nullable=True)
     allocation_group: Series[str] = pa.Field(nullable=True)
+    modification_treatment: Optional[Series[str]] = pa.Field(
+        nullable=True,
+        isin=["prospective", "catch_up", "separate_contract"],
+        description="How an amendment delta is accounted for (ASC 606-10-25-12/13); "
+        "empty = prospective.",
+    )
 
     @pa.dataframe_check
     def quantity_negative_only_on_amendments(cls, df: pd.DataFrame) -> Series[bool]:

@@ -399,10 +399,14 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
             continue
         frame = frame.reset_index(drop=True)
         rows_in[table] = len(frame)
-        model_columns = list(model.to_schema().columns)
-        missing = [c for c in model_columns if c not in frame.columns]
+        schema_columns = model.to_schema().columns
+        missing = [c for c, col in schema_columns.items() if col.required and c not in frame]
         if missing:
             raise ValueError(f"{table}: candidate frame lacks canonical columns {missing}")
+        for column in schema_columns:  # optional columns are carried, empty, when absent
+            if column not in frame:
+                frame[column] = None
+        model_columns = list(schema_columns)
         failures = _Failures(table, frame)
 
         duplicated = frame.duplicated(subset=key_columns, keep=False)

@@ -133,7 +133,7 @@ def test_every_invoice_reconciles_to_its_receivable_journal(warehouse):
     )
     receivable = dict(
         warehouse.execute(
-            "select currency, sum(debit) from finance.journal_lines "
+            "select currency, sum(debit) - sum(credit) from finance.journal_lines "
             "where account = 'AccountsReceivable' and source_type = 'invoice' group by 1"
         ).fetchall()
     )

@@ -15,7 +15,7 @@ from q2c_pipeline_tests.fixtures.canonical_rows import canonical_company
 def test_each_schema_accepts_the_fixture_company(table):
     model, _ = CANONICAL_TABLES[table]
     frame = canonical_company()[table]
-    columns = list(model.to_schema().columns)
+    columns = [c for c in model.to_schema().columns if c in frame]
     validated = model.validate(frame[columns])
     assert len(validated) == len(frame)
 
@@ -45,7 +45,8 @@ BREAKS = {
 def test_each_schema_rejects_a_broken_frame_naming_the_column(table):
     model, _ = CANONICAL_TABLES[table]
     column, value, failing = BREAKS[table]
-    frame = canonical_company()[table][list(model.to_schema().columns)].copy()
+    frame = canonical_company()[table]
+    frame = frame[[c for c in model.to_schema().columns if c in frame]].copy()
     frame[column] = frame[column].astype(object)
     frame.loc[0, column] = value
     with pytest.raises(pa.errors.SchemaErrors) as err:
