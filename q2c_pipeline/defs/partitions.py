@@ -1,0 +1,19 @@
+"""Every partition definition of the code location, with its start date as a named constant."""
+
+import dagster as dg
+
+# The sample company starts trading on 2026-01-01; its closed period is 2025-12.
+INVOICES_START_DATE = "2025-12-01"
+USAGE_START_DATE = "2026-01-01"
+ACCOUNTING_PERIODS_START_DATE = "2025-12-01"
+
+# Invoices land in daily partitions keyed by the UTC day they were finalized.
+invoice_daily_partitions = dg.DailyPartitionsDefinition(start_date=INVOICES_START_DATE)
+
+# Usage is summarized per UTC day once the day is over.
+usage_daily_partitions = dg.DailyPartitionsDefinition(start_date=USAGE_START_DATE)
+
+# Accounting periods (calendar months) for the close.
+accounting_monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=ACCOUNTING_PERIODS_START_DATE
+)
