@@ -4,9 +4,13 @@ single DuckDB writer is never contended."""
 
 import dagster as dg
 
+# Daily-partitioned assets live in these groups and run in their own partitioned jobs (a Dagster
+# job cannot mix partitioned and unpartitioned assets).
+PARTITIONED_GROUPS = ("invoices_daily", "usage_daily")
+
 month_end_close_job = dg.define_asset_job(
     name="month_end_close_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*PARTITIONED_GROUPS),
     executor_def=dg.in_process_executor,
     description=(
         "Land every source, validate into the canonical model, allocate and recognize revenue, "
