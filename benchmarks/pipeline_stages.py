@@ -95,13 +95,15 @@ def stage_dbt(work: Path, scale: int) -> int:
         raise RuntimeError(f"dbt build failed: {result.exception}")
     import duckdb
 
-    conn = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    # dbt-duckdb keeps its connection open in this process: open the file the same way.
+    conn = duckdb.connect(str(work / "warehouse.duckdb"))
     try:
-        return int(
-            conn.execute(
-                "select sum(estimated_size) from duckdb_tables() where schema_name = 'marts'"
-            ).fetchone()[0]
-            or 0
+        tables = conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+        return sum(
+            conn.execute(f"select count(*) from marts.{name}").fetchall()[0][0]
+            for (name,) in tables
         )
     finally:
         conn.close()
