@@ -176,3 +176,19 @@ def test_records_without_an_id_are_refused(conn):
     assert conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'"
     ).fetchone() == (0,)
+
+
+def test_two_versions_of_one_id_at_the_same_instant_both_land_and_both_come_back(conn):
+    # Why: a duplicated id in one extraction (the sample's Hooli invoice) is a conflict the source
+    # created; landing must keep both so validation quarantines them, and stay idempotent.
+    stamp = "2026-01-05T10:00:00.000+0000"
+    twins = [_contract("800000000000009AAA", stamp, Amount=100),
+             _contract("800000000000009AAA", stamp, Amount=200)]
+    first = _land(conn, twins)
+    again = _land(conn, twins)
+    assert (first.inserted, again.inserted) == (2, 0)
+    latest = latest_records(conn, "salesforce_contracts")
+    assert sorted(r["Amount"] for r in latest) == [100, 200]
+    # a later, single version supersedes both
+    _land(conn, [_contract("800000000000009AAA", "2026-01-06T10:00:00.000+0000", Amount=300)])
+    assert [r["Amount"] for r in latest_records(conn, "salesforce_contracts")] == [300]
