@@ -13,6 +13,17 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
+from q2c_pipeline.accounting.balances import build_account_balances
+from q2c_pipeline.accounting.ledger import (
+    LEDGER_TYPES,
+    LedgerDelta,
+    append_ledger,
+    apply_period_locks,
+    closed_periods,
+    read_ledger,
+    read_period_locks,
+    reconcile_ledger,
+)
 from q2c_pipeline.revenue.engine import EngineResult, run_engine
 from q2c_pipeline.revenue.policy import Policy
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
@@ -108,10 +119,44 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     return result
 
 
-def build_finance(conn: duckdb.DuckDBPyConnection, policy: Policy, as_of: date) -> EngineResult:
-    """Run the revenue and ledger engine over ``canonical.*`` and write ``finance.*``."""
+@dataclass(frozen=True)
+class FinanceBuild:
+    """One finance run: the engine's view, what it posted, and the posted ledger it left.
+
+    ``journal_lines`` is the whole posted ledger (``ledger.journal_lines``) and
+    ``account_balances`` are computed from it: ``finance.*`` shows posted reality, while
+    ``engine.journal_lines`` is what the books should hold as of the run."""
+
+    allocation: pd.DataFrame
+    revenue_schedule: pd.DataFrame
+    journal_lines: pd.DataFrame
+    account_balances: pd.DataFrame
+    engine: EngineResult
+    delta: LedgerDelta
+
+
+def build_finance(conn: duckdb.DuckDBPyConnection, policy: Policy, as_of: date) -> FinanceBuild:
+    """Run the engine over ``canonical.*``, post its delta to the ledger, write ``finance.*``.
+
+    Periods q2c locked count as closed for the engine as they do for the ledger. New journals
+    and reversals are appended to ``ledger.journal_lines`` (never edited); ``finance.journal_lines``
+    is the whole posted ledger and ``finance.account_balances`` its balances through ``as_of``.
+    """
     tables = {t: read_table(conn, "canonical", t) for t in VALIDATION_ORDER}
-    result = run_engine(tables, policy, as_of)
-    for name in FINANCE_OUTPUTS:
-        replace_table(conn, "finance", name, getattr(result, name))
-    return result
+    locks = read_period_locks(conn)
+    tables["accounting_periods"] = apply_period_locks(tables["accounting_periods"], locks)
+    engine = run_engine(tables, policy, as_of)
+    closed = closed_periods(tables["accounting_periods"], locks)
+    delta = reconcile_ledger(read_ledger(conn), engine.journal_lines, closed, as_of)
+    append_ledger(conn, delta)
+    ledger = read_ledger(conn)
+    through = pd.Timestamp(as_of).strftime("%Y-%m")
+    balances = build_account_balances(ledger, through)
+    replace_table(conn, "finance", "allocation", engine.allocation)
+    replace_table(conn, "finance", "revenue_schedule", engine.revenue_schedule)
+    replace_table(conn, "finance", "journal_lines", ledger, types=LEDGER_TYPES)
+    replace_table(conn, "finance", "account_balances", balances)
+    return FinanceBuild(
+        allocation=engine.allocation, revenue_schedule=engine.revenue_schedule,
+        journal_lines=ledger, account_balances=balances, engine=engine, delta=delta,
+    )

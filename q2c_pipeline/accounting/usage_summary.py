@@ -137,6 +137,40 @@ def _fingerprint_sql(ids: str) -> str:
     return f"lower(lpad(to_hex({xor}), 16, '0') || lpad(to_hex({total}), 16, '0'))"
 
 
+def fingerprint_events(groups: pd.Series, usage_ids: pd.Series) -> pd.DataFrame:
+    """Event count and ``events_fingerprint`` of the usage ids of each group label.
+
+    The same scheme as ``summarize_usage`` (computed by an in-memory DuckDB over the two
+    columns, no file), so a journal line that carries it can be re-verified with ``drill_down``.
+    Returns one row per group: ``group``, ``event_count``, ``events_fingerprint``.
+    """
+    frame = pd.DataFrame({"grp": np.asarray(groups, dtype=object),
+                          "usage_id": np.asarray(usage_ids, dtype=object)})
+    conn = duckdb.connect()
+    try:
+        conn.register("_q2c_events", frame)
+        out = conn.execute(
+            f"""select grp as "group", count(*) as event_count,
+                       {_fingerprint_sql('cast(usage_id as varchar)')} as events_fingerprint
+                from _q2c_events group by grp order by grp"""
+        ).df()
+    finally:
+        conn.close()
+    out["event_count"] = out["event_count"].astype("int64")
+    return out
+
+
+def summary_line_ids(legal_entity: pd.Series, day: pd.Series, product_code: pd.Series,
+                     account: pd.Series, currency: pd.Series) -> list[str]:
+    """``usl_`` ids of summary lines: the identity (entity, day, product, account, currency)."""
+    day_text = pd.to_datetime(pd.Series(np.asarray(day))).dt.strftime("%Y-%m-%d").to_numpy()
+    identity = (np.asarray(legal_entity, dtype=object).astype(str) + "|" + day_text + "|"
+                + np.asarray(product_code, dtype=object).astype(str) + "|"
+                + np.asarray(account, dtype=object).astype(str) + "|"
+                + np.asarray(currency, dtype=object).astype(str))
+    return ["usl_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24] for key in identity]
+
+
 def summarize_usage(
     conn: duckdb.DuckDBPyConnection,
     *,
@@ -204,11 +238,9 @@ def _finish_summary(grouped: pd.DataFrame) -> pd.DataFrame:
     out["day"] = pd.to_datetime(out["day"]).dt.date
     day_text = pd.to_datetime(out["day"]).dt.strftime("%Y-%m-%d")
     out["period"] = day_text.str[:7]
-    identity = (out["legal_entity"].astype(str) + "|" + day_text + "|" + out["product_code"]
-                + "|" + out["account"] + "|" + out["currency"])
-    out["summary_line_id"] = [
-        "usl_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24] for key in identity
-    ]
+    out["summary_line_id"] = summary_line_ids(out["legal_entity"], out["day"],
+                                              out["product_code"], out["account"],
+                                              out["currency"])
     amount = out["amount"].astype("int64")
     out["amount"] = amount
     out["debit"] = np.where(out["side"] == 1, amount, 0).astype("int64")
@@ -220,10 +252,20 @@ def _finish_summary(grouped: pd.DataFrame) -> pd.DataFrame:
 
 def write_usage_summary(
     conn: duckdb.DuckDBPyConnection, summary: pd.DataFrame, *,
-    table: str = "ledger.usage_summary",
+    table: str = "ledger.usage_summary", day: str | None = None,
 ) -> int:
-    """Replace the summary lines of the days in ``summary`` inside ``table`` (one transaction)."""
+    """Replace the summary lines of the days in ``summary`` inside ``table`` (one transaction).
+
+    With ``day`` (a daily partition), that day's rows are replaced even when ``summary`` is
+    empty (usage deleted at the source), and a summary row of another day is refused.
+    """
     target = _table(table)
+    if day is not None:
+        _day_window(day)
+        other = pd.to_datetime(summary["day"]).dt.strftime("%Y-%m-%d") != day
+        if other.any():
+            raise ValueError(f"summary rows of {summary.loc[other, 'day'].iloc[0]} are not of "
+                             f"the day being written, {day}")
     schema = target.split(".")[0] if "." in target else None
     conn.register("_q2c_usage_summary", summary[SUMMARY_COLUMNS])
     try:
@@ -239,6 +281,8 @@ def write_usage_summary(
         )
         conn.execute(f"delete from {target} where day in (select distinct day "
                      f"from _q2c_usage_summary)")
+        if day is not None:
+            conn.execute(f"delete from {target} where day = cast(? as date)", [day])
         conn.execute(f"insert into {target} select * from _q2c_usage_summary")
         conn.execute("commit")
     except Exception:
@@ -247,6 +291,55 @@ def write_usage_summary(
     finally:
         conn.unregister("_q2c_usage_summary")
     return len(summary)
+
+
+def verify_usage_summary(
+    conn: duckdb.DuckDBPyConnection,
+    day: str,
+    *,
+    usage_table: str = "canonical.usage",
+    customers_table: str = "canonical.customers",
+    summary_table: str = "ledger.usage_summary",
+) -> dict[str, object]:
+    """Check one day of ``summary_table`` against the canonical usage it was built from.
+
+    Returns ``totals`` (per currency: canonical events and amount vs summarized, one row per
+    currency with a ``matches`` flag), ``mismatched_lines`` (summary lines whose event count,
+    amount or fingerprint no longer equal a fresh summarization of the same events, including
+    lines missing on either side) and ``passed``.
+    """
+    where, params = _day_window(day)
+    canonical = conn.execute(
+        f"""select currency, count(*) as events, cast(coalesce(sum(amount), 0) as bigint) as amount
+            from {_table(usage_table)} u {where} group by currency order by currency""",
+        params,
+    ).df()
+    stored = conn.execute(
+        f"select * from {_table(summary_table)} where day = cast(? as date) "
+        f"order by summary_line_id", [day],
+    ).df()
+    debit_side = stored[stored["account"] == USAGE_ACCOUNTS[0][0]]
+    summarized = debit_side.groupby("currency", as_index=False).agg(
+        summarized_events=("event_count", "sum"), summarized_amount=("amount", "sum"))
+    totals = canonical.merge(summarized, on="currency", how="outer").fillna(0)
+    for column in ("events", "amount", "summarized_events", "summarized_amount"):
+        totals[column] = totals[column].astype("int64")
+    totals["matches"] = ((totals["events"] == totals["summarized_events"])
+                         & (totals["amount"] == totals["summarized_amount"]))
+    fresh = summarize_usage(conn, day=day, usage_table=usage_table,
+                            customers_table=customers_table)
+    compared = ["event_count", "amount", "events_fingerprint"]
+    # (an empty day comes back with untyped columns: align the key before joining)
+    left, right = (frame[["summary_line_id", *compared]].astype({"summary_line_id": object})
+                   for frame in (stored, fresh))
+    both = left.merge(right, on="summary_line_id", how="outer", suffixes=("_stored", "_events"),
+                      indicator=True)
+    differs = both["_merge"] != "both"
+    for column in compared:
+        differs |= both[f"{column}_stored"].astype(str) != both[f"{column}_events"].astype(str)
+    mismatched = both[differs].drop(columns="_merge").reset_index(drop=True)
+    return {"totals": totals, "mismatched_lines": mismatched,
+            "passed": bool(totals["matches"].all()) and len(mismatched) == 0}
 
 
 def drill_down(

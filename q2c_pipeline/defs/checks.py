@@ -6,7 +6,9 @@ and on failure carries the offending rows so a human can act on them.
 
 
 import dagster as dg
+import duckdb
 
+from q2c_pipeline.accounting.ledger import JOURNAL_TABLE, LOCKS_TABLE, ensure_ledger
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.warehouse import identifier
@@ -14,46 +16,126 @@ from q2c_pipeline.warehouse import identifier
 SAMPLE_ROWS = 10
 
 
-def _result(passed: bool, failures: list[tuple], columns: list[str], **metadata) -> dg.AssetCheckResult:
+def _result(
+    passed: bool, failures: list[tuple], columns: list[str], **metadata
+) -> dg.AssetCheckResult:
     sample = [dict(zip(columns, row, strict=True)) for row in failures[:SAMPLE_ROWS]]
     return dg.AssetCheckResult(
         passed=passed,
-        metadata={"failing_rows": len(failures), "sample": dg.MetadataValue.json(sample), **metadata},
+        metadata={
+            "failing_rows": len(failures), "sample": dg.MetadataValue.json(sample), **metadata,
+        },
     )
+
+
+# Control queries shared by the asset checks and the period close job (defs/accounting.py). Each
+# returns (failing rows, column names); no failing rows = the property holds.
+
+UNBALANCED_JOURNALS_SQL = """
+    select journal_id, legal_entity, currency,
+           sum(debit) - sum(credit) as difference,
+           sum(debit_functional) - sum(credit_functional) as difference_functional
+    from finance.journal_lines
+    group by journal_id, legal_entity, currency
+    having sum(debit) <> sum(credit) or sum(debit_functional) <> sum(credit_functional)
+    order by journal_id, currency
+"""
+
+# A line breaks a close when it was posted after its period closed: after q2c's lock (a later
+# posting_seq than the lock's), or by a run as of the ERP's closing date or later. An ERP-closed
+# period without a closing date and without a q2c lock admits no line at all.
+LINES_IN_CLOSED_PERIODS_SQL = f"""
+    select j.journal_id, j.line_number, j.legal_entity, j.period, j.posting_seq,
+           case when l.lock_seq is not null and j.posting_seq > l.lock_seq then 'q2c_lock'
+                else 'erp_closed' end as closed_by
+    from finance.journal_lines j
+    left join {LOCKS_TABLE} l on l.legal_entity = j.legal_entity and l.period = j.period
+    left join (select legal_entity, period, max(closed_at) as closed_at
+               from canonical.accounting_periods where status = 'closed'
+               group by legal_entity, period) e
+      on e.legal_entity = j.legal_entity and e.period = j.period
+    where (l.lock_seq is not null and j.posting_seq > l.lock_seq)
+       or (e.legal_entity is not null and (
+             (e.closed_at is null and l.lock_seq is null)
+             or j.posting_as_of >= cast(e.closed_at as date)))
+    order by j.journal_id, j.line_number
+"""
+
+
+def find_unbalanced_journals(conn: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[str]]:
+    columns = ["journal_id", "legal_entity", "currency", "difference", "difference_functional"]
+    return conn.execute(UNBALANCED_JOURNALS_SQL).fetchall(), columns
+
+
+def find_lines_in_closed_periods(conn: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[str]]:
+    ensure_ledger(conn)
+    columns = ["journal_id", "line_number", "legal_entity", "period", "posting_seq", "closed_by"]
+    return conn.execute(LINES_IN_CLOSED_PERIODS_SQL).fetchall(), columns
+
+
+def find_unconserved_tables(conn: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[str]]:
+    """Per source table: rows in <> canonical rows + quarantined rows."""
+    audit = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "select source_table, rows_in, accepted, quarantined from canonical.load_audit"
+        ).fetchall()
+    }
+    quarantined = dict(
+        conn.execute(
+            "select source_table, count(*) from canonical.quarantine group by source_table"
+        ).fetchall()
+    )
+    failures: list[tuple] = []
+    for table in VALIDATION_ORDER:
+        rows_in, _, _ = audit.get(table, (0, 0, 0))
+        canonical = conn.execute(
+            f"select count(*) from canonical.{identifier(table)}").fetchone()[0]
+        held = int(quarantined.get(table, 0))
+        if rows_in != canonical + held:
+            failures.append((table, int(rows_in), int(canonical), held))
+    return failures, ["source_table", "rows_in", "canonical", "quarantined"]
 
 
 @dg.asset_check(asset=dg.AssetKey(["finance", "journal_lines"]), blocking=True)
 def journal_lines_balance(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Every journal balances per entity and currency, in transaction and functional currency."""
-    sql = """
-        select journal_id, legal_entity, currency,
-               sum(debit) - sum(credit) as difference,
-               sum(debit_functional) - sum(credit_functional) as difference_functional
-        from finance.journal_lines
-        group by journal_id, legal_entity, currency
-        having sum(debit) <> sum(credit) or sum(debit_functional) <> sum(credit_functional)
-        order by journal_id, currency
-    """
     with warehouse.get_connection() as conn:
-        failures = conn.execute(sql).fetchall()
-        journals = conn.execute("select count(distinct journal_id) from finance.journal_lines").fetchone()[0]
-    columns = ["journal_id", "legal_entity", "currency", "difference", "difference_functional"]
+        failures, columns = find_unbalanced_journals(conn)
+        journals = conn.execute(
+            "select count(distinct journal_id) from finance.journal_lines").fetchone()[0]
     return _result(not failures, failures, columns, journals=int(journals))
 
 
 @dg.asset_check(asset=dg.AssetKey(["finance", "journal_lines"]), blocking=True)
 def journal_lines_avoid_closed_periods(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """No journal line posts to a period the entity has closed."""
-    sql = """
-        select j.journal_id, j.line_number, j.legal_entity, j.period
-        from finance.journal_lines j
-        join canonical.accounting_periods p
-          on p.legal_entity = j.legal_entity and p.period = j.period and p.status = 'closed'
-        order by j.journal_id, j.line_number
+    """No journal line was posted to a period after the entity closed it (in the ERP or by
+    q2c's close job); lines posted while it was open stay where they are."""
+    with warehouse.get_connection() as conn:
+        failures, columns = find_lines_in_closed_periods(conn)
+    return _result(not failures, failures, columns)
+
+
+@dg.asset_check(asset=dg.AssetKey(["finance", "journal_lines"]), blocking=True)
+def journal_lines_match_posted_ledger(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """finance.journal_lines is exactly the append-only ledger: every posted line, once, and
+    every journal key posted once (a reversal or re-posting carries a key of its own)."""
+    sql = f"""
+        select 'only_in_ledger' as side, journal_key, line_number from (
+            select journal_key, line_number from {JOURNAL_TABLE}
+            except all select journal_key, line_number from finance.journal_lines)
+        union all
+        select 'only_in_finance', journal_key, line_number from (
+            select journal_key, line_number from finance.journal_lines
+            except all select journal_key, line_number from {JOURNAL_TABLE})
+        order by 1, 2, 3
     """
     with warehouse.get_connection() as conn:
+        ensure_ledger(conn)
         failures = conn.execute(sql).fetchall()
-    return _result(not failures, failures, ["journal_id", "line_number", "legal_entity", "period"])
+        lines = conn.execute(f"select count(*) from {JOURNAL_TABLE}").fetchone()[0]
+    return _result(not failures, failures, ["side", "journal_key", "line_number"],
+                   ledger_lines=int(lines))
 
 
 @dg.asset_check(asset=dg.AssetKey(["finance", "revenue_schedule"]))
@@ -77,36 +159,17 @@ def revenue_schedule_sums_to_allocation(warehouse: WarehouseResource) -> dg.Asse
     with warehouse.get_connection() as conn:
         failures = conn.execute(sql).fetchall()
         obligations = conn.execute("select count(*) from finance.allocation").fetchone()[0]
-    columns = ["contract_line_id", "currency", "allocated_amount", "deferred_reductions", "scheduled"]
+    columns = [
+        "contract_line_id", "currency", "allocated_amount", "deferred_reductions", "scheduled",
+    ]
     return _result(not failures, failures, columns, obligations=int(obligations))
 
 
 @dg.asset_check(asset=dg.AssetKey(["canonical", "load_audit"]), blocking=True)
 def canonical_rows_conserved(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Per source table: rows in = canonical rows + quarantined rows, counted in the warehouse."""
-    failures: list[tuple] = []
     with warehouse.get_connection() as conn:
-        audit = {
-            row[0]: row[1:]
-            for row in conn.execute(
-                "select source_table, rows_in, accepted, quarantined from canonical.load_audit"
-            ).fetchall()
-        }
-        quarantined = dict(
-            conn.execute(
-                "select source_table, count(*) from canonical.quarantine group by source_table"
-            ).fetchall()
-        )
-        for table in VALIDATION_ORDER:
-            rows_in, _, _ = audit.get(table, (0, 0, 0))
-            canonical = conn.execute(
-                f"select count(*) from canonical.{identifier(table)}"
-            ).fetchone()[0]
-            held = int(quarantined.get(table, 0))
-            if rows_in != canonical + held:
-                failures.append((table, int(rows_in), int(canonical), held))
-    total_in = sum(int(v[0]) for v in audit.values())
-    return _result(
-        not failures, failures, ["source_table", "rows_in", "canonical", "quarantined"],
-        rows_in=total_in,
-    )
+        failures, columns = find_unconserved_tables(conn)
+        total_in = conn.execute(
+            "select coalesce(sum(rows_in), 0) from canonical.load_audit").fetchone()[0]
+    return _result(not failures, failures, columns, rows_in=int(total_in))

@@ -1,20 +1,48 @@
 """Resources: the warehouse file, the source systems and dbt, bound once for the code location.
 
-Secrets arrive only through ``dg.EnvVar`` (live connectors, issue 3); the sample company is read
-from a snapshot folder written by ``q2c generate``.
+``salesforce`` and ``billing`` are live when credentials are configured and read the snapshot
+folder (``Q2C_SAMPLE_DIR``, written by ``q2c generate``) otherwise; ``erp`` is always a folder of
+exports. The switch is one helper, ``live_systems()``, reading non-secret environment only:
+
+- Salesforce is live when ``SALESFORCE_AUTH_MODE`` is ``password``, ``client_credentials`` or
+  ``jwt``; its secrets (``SALESFORCE_PASSWORD``, ``SALESFORCE_SECURITY_TOKEN``,
+  ``SALESFORCE_CLIENT_SECRET``, ``SALESFORCE_PRIVATE_KEY``) arrive through ``dg.EnvVar``.
+- Billing is live when ``BILLING_API_TOKEN`` is set; the key itself arrives through
+  ``dg.EnvVar("BILLING_API_TOKEN")``, resolved at run time and hidden in the UI.
+
+Both live resources keep ``snapshot_root``: usage events are still read from the usage export
+folder, and a resource without credentials is the snapshot twin. Tests reach the fakes by
+subclassing and overriding ``build_session`` (Salesforce) or by pointing ``base_url`` at the fake
+(billing).
 """
 
-
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+import requests
 from dagster_dbt import DbtCliResource
 
 from q2c_pipeline import settings
+from q2c_pipeline.sources.billing_client import (
+    BILLING_API_VERSION,
+    DEFAULT_BASE_URL,
+    BillingConfig,
+    BillingExtractor,
+)
+from q2c_pipeline.sources.salesforce_client import (
+    DEFAULT_API_VERSION,
+    AuthMode,
+    SalesforceConfig,
+    SalesforceExtractor,
+)
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.warehouse import connect
+
+SALESFORCE_AUTH_MODE_ENV = "SALESFORCE_AUTH_MODE"
+BILLING_TOKEN_ENV = "BILLING_API_TOKEN"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -42,15 +70,148 @@ class SourceSnapshotResource(dg.ConfigurableResource):
         return SnapshotSource(self.root)
 
 
+class SalesforceResource(dg.ConfigurableResource):
+    """A Salesforce org through simple-salesforce (REST, Bulk 2.0 over ``bulk_threshold`` rows),
+    or, with ``auth_mode`` empty, the ``salesforce/`` folder of ``snapshot_root``.
+
+    ``auth_mode``: ``password`` (username + password + security token), ``client_credentials``
+    (connected app on a My Domain) or ``jwt`` (connected app + private key acting as username).
+    """
+
+    snapshot_root: str = ""
+    auth_mode: str = ""
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    consumer_key: str | None = None
+    consumer_secret: str | None = None
+    private_key: str | None = None
+    domain: str = "login"
+    api_version: str = DEFAULT_API_VERSION
+    bulk_threshold: int = 10_000
+    limit_floor_pct: float = 10.0
+    max_retries: int = 5
+    backoff_base: float = 1.0
+
+    @property
+    def is_live(self) -> bool:
+        return bool(self.auth_mode)
+
+    def get_source(self) -> SnapshotSource:
+        return SnapshotSource(self.snapshot_root)
+
+    def get_config(self) -> SalesforceConfig:
+        return SalesforceConfig(
+            auth_mode=AuthMode(self.auth_mode),
+            username=self.username,
+            password=self.password,
+            security_token=self.security_token,
+            consumer_key=self.consumer_key,
+            consumer_secret=self.consumer_secret,
+            private_key=self.private_key,
+            domain=self.domain,
+            api_version=self.api_version,
+            bulk_threshold=self.bulk_threshold,
+            limit_floor_pct=self.limit_floor_pct,
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+        )
+
+    def build_session(self) -> requests.Session:
+        """The HTTP session every Salesforce call uses (tests return a loopback session)."""
+        return requests.Session()
+
+    def get_extractor(self) -> SalesforceExtractor:
+        """Log in and return an extractor (its ``sf`` client also writes statuses back)."""
+        return SalesforceExtractor(self.get_config(), self.build_session())
+
+
+class BillingResource(dg.ConfigurableResource):
+    """The billing platform (Stripe) through the official client pinned to ``api_version``, or,
+    with ``api_key`` empty, the ``stripe/`` folder of ``snapshot_root``. Usage events are read
+    from ``snapshot_root``'s ``usage/`` folder either way."""
+
+    snapshot_root: str = ""
+    api_key: str = ""
+    base_url: str = DEFAULT_BASE_URL
+    api_version: str = BILLING_API_VERSION
+    page_size: int = 100
+    max_network_retries: int = 2
+    max_retries: int = 5
+    backoff_base: float = 1.0
+
+    @property
+    def is_live(self) -> bool:
+        return bool(self.api_key)
+
+    def get_source(self) -> SnapshotSource:
+        return SnapshotSource(self.snapshot_root)
+
+    def get_extractor(self) -> BillingExtractor:
+        return BillingExtractor(BillingConfig(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            api_version=self.api_version,
+            max_network_retries=self.max_network_retries,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+        ))
+
+
+def live_systems() -> set[str]:
+    """Which source systems have live credentials configured (non-secret switches only)."""
+    live = set()
+    if os.getenv(SALESFORCE_AUTH_MODE_ENV, ""):
+        live.add("salesforce")
+    if os.getenv(BILLING_TOKEN_ENV, ""):
+        live.add("billing")
+    return live
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    """Bind a secret through EnvVar only when it is set (each auth mode needs a different set)."""
+    return dg.EnvVar(name) if os.getenv(name) else None
+
+
+def build_salesforce_resource(snapshot_root: str) -> SalesforceResource:
+    if "salesforce" not in live_systems():
+        return SalesforceResource(snapshot_root=snapshot_root)
+    return SalesforceResource(
+        snapshot_root=snapshot_root,
+        auth_mode=os.environ[SALESFORCE_AUTH_MODE_ENV],
+        username=os.getenv("SALESFORCE_USERNAME") or None,
+        password=_optional_env("SALESFORCE_PASSWORD"),
+        security_token=_optional_env("SALESFORCE_SECURITY_TOKEN"),
+        consumer_key=os.getenv("SALESFORCE_CLIENT_ID") or None,
+        consumer_secret=_optional_env("SALESFORCE_CLIENT_SECRET"),
+        private_key=_optional_env("SALESFORCE_PRIVATE_KEY"),
+        domain=os.getenv("SALESFORCE_DOMAIN", "login"),
+        api_version=os.getenv("SALESFORCE_API_VERSION", DEFAULT_API_VERSION),
+        bulk_threshold=int(os.getenv("SALESFORCE_BULK_THRESHOLD", "10000")),
+        limit_floor_pct=float(os.getenv("SALESFORCE_API_LIMIT_FLOOR_PCT", "10")),
+    )
+
+
+def build_billing_resource(snapshot_root: str) -> BillingResource:
+    if "billing" not in live_systems():
+        return BillingResource(snapshot_root=snapshot_root)
+    return BillingResource(
+        snapshot_root=snapshot_root,
+        api_key=dg.EnvVar(BILLING_TOKEN_ENV),
+        base_url=os.getenv("BILLING_BASE_URL", DEFAULT_BASE_URL),
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    snapshot = SourceSnapshotResource(root=settings.sample_dir())
+    root = settings.sample_dir()
     return dg.Definitions(
         resources={
             "warehouse": WarehouseResource(database_path=settings.duckdb_path()),
-            "salesforce": snapshot,
-            "billing": snapshot,
-            "erp": snapshot,
+            "salesforce": build_salesforce_resource(root),
+            "billing": build_billing_resource(root),
+            "erp": SourceSnapshotResource(root=root),
             "dbt": DbtCliResource(
                 project_dir=str(settings.DBT_PROJECT_DIR),
                 profiles_dir=str(settings.DBT_PROJECT_DIR),

@@ -2,6 +2,9 @@
 
 All four come from one call to the pure engine (``q2c_pipeline.revenue.engine.run_engine``) over
 the validated canonical tables, the same engine ``q2c revrec`` runs on an interchange folder.
+The engine's journals are reconciled against the append-only ledger (``ledger.journal_lines``):
+new journals and reversals of changed ones are appended, and ``finance.journal_lines`` is the
+whole posted ledger, ``finance.account_balances`` its balances.
 """
 
 
@@ -19,8 +22,10 @@ from q2c_pipeline.stages import FINANCE_OUTPUTS, build_finance
 FINANCE_TABLES = {
     "allocation": "One row per performance obligation: SSP, transaction price, allocated amount.",
     "revenue_schedule": "One row per obligation and period: revenue recognized (minor units).",
-    "journal_lines": "One row per journal line: balanced, period-aware, with a journal_key.",
-    "account_balances": "One row per entity, period, logical account and currency.",
+    "journal_lines": "One row per posted journal line (the append-only ledger): balanced, "
+    "period-aware, with a journal_key; changes arrive as reversals and new entries.",
+    "account_balances": "One row per entity, period, logical account and currency, from the "
+    "posted ledger.",
 }
 
 
@@ -72,10 +77,23 @@ def revenue_and_ledger(
     with warehouse.get_connection() as conn:
         result = build_finance(conn, policy, as_of)
     outputs = {name: getattr(result, name) for name in FINANCE_OUTPUTS}
-    context.log.info(f"engine as of {as_of}: " + ", ".join(f"{k}={len(v)}" for k, v in outputs.items()))
+    counts = ", ".join(f"{k}={len(v)}" for k, v in outputs.items())
+    context.log.info(f"engine as of {as_of}: {counts}")
     journals = result.journal_lines
+    delta = result.delta
+    context.log.info(
+        f"ledger: {delta.journals_posted} journals posted, {delta.journals_reversed} reversed"
+        + (f" in batch {delta.posting_batch}" if delta.posting_batch else "")
+        + (" (held back: the ledger is already posted past this as-of date)"
+           if delta.held_back else "")
+    )
     for name, frame in outputs.items():
         metadata: dict = {"rows": len(frame), "as_of": str(as_of)}
+        if name == "journal_lines":
+            metadata["journals_posted_this_run"] = delta.journals_posted
+            metadata["journals_reversed_this_run"] = delta.journals_reversed
+            metadata["posting_batch"] = delta.posting_batch or ""
+            metadata["held_back"] = delta.held_back
         if name == "journal_lines" and len(journals):
             metadata["journals"] = int(journals["journal_id"].nunique())
             totals = journals.groupby("currency")["debit"].sum()

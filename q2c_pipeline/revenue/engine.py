@@ -16,8 +16,17 @@ import pandas as pd
 from q2c_pipeline.accounting.balances import build_account_balances
 from q2c_pipeline.accounting.journals import (
     build_journal_lines,
+    build_remeasurement_postings,
     position_postings,
+    post_intercompany_pairs,
+    sort_journal_lines,
     split_position,
+)
+from q2c_pipeline.accounting.usage_summary import (
+    MAX_LINES_PER_ENTRY,
+    SummaryMode,
+    fingerprint_events,
+    summary_line_ids,
 )
 from q2c_pipeline.revenue.allocation import (
     allocate_transaction_price,
@@ -56,6 +65,9 @@ _DATE_COLUMNS = {
     "refunds": ["refunded_at"], "invoice_events": ["occurred_at"], "usage": ["occurred_at"],
     "fx_rates": ["rate_date"], "accounting_periods": ["closed_at"],
 }
+# A product's usage summary books at most Revenue, DeferredRevenue and UnbilledAccountsReceivable.
+_USAGE_LINES_PER_PRODUCT = 3
+
 _EVENT_DATES = {
     "contracts": "signed_date", "invoices": "finalized_at", "credit_notes": "issued_at",
     "payments": "paid_at", "refunds": "refunded_at", "invoice_events": "occurred_at",
@@ -156,8 +168,15 @@ def _fill(series: pd.Series, fallback) -> pd.Series:
     return series.where(series.notna(), fallback)
 
 
-def _invoice_lines(t: dict[str, pd.DataFrame], comps: pd.DataFrame) -> pd.DataFrame:
-    """Invoice lines joined to their invoice, with tax split, booking date, role and position."""
+def _invoice_lines(t: dict[str, pd.DataFrame], comps: pd.DataFrame,
+                   headers: pd.DataFrame) -> pd.DataFrame:
+    """Invoice lines joined to their invoice, with tax split, booking date, role and position.
+
+    ``legal_entity`` is the invoicing entity (the invoice's, else its customer's);
+    ``revenue_entity`` the entity that owns the obligation: the contract's (latest version) when
+    the line belongs to a known contract, else the invoicing entity. They differ for an
+    intercompany sale.
+    """
     inv = t["invoices"].copy()
     customers = t["customers"].set_index("customer_id")
     inv["legal_entity"] = _fill(inv["legal_entity"], inv["customer_id"].map(
@@ -201,6 +220,10 @@ def _invoice_lines(t: dict[str, pd.DataFrame], comps: pd.DataFrame) -> pd.DataFr
     if lines["legal_entity"].isna().any():
         bad = lines.loc[lines["legal_entity"].isna(), "invoice_id"].iloc[0]
         raise ValueError(f"invoices: no legal entity for invoice {bad!r} (nor for its customer)")
+    contract_entity = lines["contract_id"].map(
+        headers.set_index("contract_id")["legal_entity"]) if len(headers) else pd.NA
+    lines["revenue_entity"] = _fill(pd.Series(contract_entity, index=lines.index),
+                                    lines["legal_entity"])
     return lines
 
 
@@ -211,7 +234,7 @@ def _invoice_line_obligations(lines: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "source_type": "invoice_line", "source_id": own["invoice_line_id"],
         "component_id": own["invoice_line_id"], "contract_id": own["contract_id"],
-        "legal_entity": own["legal_entity"], "customer_id": own["customer_id"],
+        "legal_entity": own["revenue_entity"], "customer_id": own["customer_id"],
         "correlation_id": own["correlation_id"], "currency": own["currency"],
         "amount": own["pre_tax"], "start": own["service_start"].where(has_period,
                                                                       own["booking_date"]),
@@ -232,7 +255,7 @@ def _usage_obligations(t, lines: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFr
     heads = comps.drop_duplicates("contract_id").set_index("contract_id") if len(comps) else None
     entity = contract.map(heads["legal_entity"]) if heads is not None else pd.NA
     entity = _fill(pd.Series(entity, index=usage.index), customer.map(customers["legal_entity"]))
-    entity = _fill(entity, usage["invoice_line_id"].map(by_line["legal_entity"]))
+    entity = _fill(entity, usage["invoice_line_id"].map(by_line["revenue_entity"]))
     customer = _fill(customer, contract.map(heads["customer_id"]) if heads is not None else pd.NA)
     key = "usage|" + _fill(contract, customer).astype(str)
     key = _fill(usage["invoice_line_id"].map(by_line["position_key"]), key)
@@ -383,12 +406,29 @@ def _reductions(t, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return red[cols], customer_level
 
 
-def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) -> EngineResult:
+def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
+               summary_mode: SummaryMode | None = None,
+               max_lines_per_entry: int = MAX_LINES_PER_ENTRY) -> EngineResult:
     """Allocate, schedule, journalize and balance everything known as of ``as_of``.
 
     Journals cover events up to ``as_of`` and recognition for periods up to ``as_of``'s period
-    (the current month's entry, dated at its end, is included).
+    (the current month's entry, dated at its end, is included), plus the FX remeasurement of
+    open foreign-currency receivables and cash at each month end up to ``as_of``.
+
+    ``summary_mode`` (default: usage in summary, everything else in detail) says how usage
+    journals post: ``summary`` books one entry per entity, usage day and currency with one line
+    per product and account (at most ``max_lines_per_entry`` lines an entry, carrying
+    ``event_count`` and ``events_fingerprint``); ``detail`` one entry per usage event. The
+    revenue schedule keeps one row per usage event either way.
     """
+    mode = summary_mode or SummaryMode()
+    unsupported = sorted(st for st in mode.modes if st != "usage" and mode.modes[st] == "summary")
+    if mode.default == "summary" or unsupported:
+        raise ValueError("summary posting is only implemented for usage, not: "
+                         + ", ".join(unsupported or ["(default)"]))
+    if max_lines_per_entry < _USAGE_LINES_PER_PRODUCT:
+        raise ValueError(f"max_lines_per_entry must be at least {_USAGE_LINES_PER_PRODUCT}")
+    usage_summary = max_lines_per_entry if mode.mode_for("usage") == "summary" else None
     t = _prepare(tables, as_of)
     as_of_month = int(month_index(np.array([pd.Timestamp(as_of)], dtype="datetime64[ns]"))[0])
     functional = _functional(t["legal_entities"], policy)
@@ -404,7 +444,7 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
         comps = pd.DataFrame(columns=["contract_line_id", "contract_id", "revenue_pattern",
                                       "legal_entity", "customer_id"])
     allocation = summarize_allocation(comps)
-    lines = _invoice_lines(t, comps)
+    lines = _invoice_lines(t, comps, headers)
 
     frames = [frame for frame in (
             contract_line_obligations(comps) if len(comps) else None,
@@ -452,8 +492,14 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date) 
         daily = {"windows": windows, "catch_up": policy.catch_up,
                  "as_of": pd.Timestamp(as_of)}
     postings = _postings(t, lines, schedule, reductions, customer_credits, functional,
-                         as_of_month, daily)
+                         as_of_month, daily, usage_summary)
     journal_lines = build_journal_lines(postings, rates, t["accounting_periods"])
+    remeasurement = build_remeasurement_postings(journal_lines, rates, as_of,
+                                                 t["accounting_periods"])
+    if len(remeasurement):
+        journal_lines = sort_journal_lines(pd.concat(
+            [journal_lines, build_journal_lines(remeasurement, rates, t["accounting_periods"])],
+            ignore_index=True))
     balances = build_account_balances(
         journal_lines, str(period_labels(np.array([as_of_month]))[0]))
 
@@ -492,11 +538,67 @@ def schedule_as_of(tables: Mapping[str, pd.DataFrame], policy: Policy,
     return run_engine(tables, policy, as_of_version_date).revenue_schedule
 
 
+def _summarized_usage(rec: pd.DataFrame, usage: pd.DataFrame, max_lines: int) -> pd.DataFrame:
+    """Usage recognition rows summed per entity, usage day, product, currency and position.
+
+    Each (entity, day, currency) is one journal entry, split into parts of at most
+    ``max_lines // 3`` products (a product books at most Revenue, DeferredRevenue and
+    UnbilledAccountsReceivable, kept together so every part balances), products in code order.
+    """
+    product = rec["source_id"].map(usage.drop_duplicates("usage_id").set_index("usage_id")[
+        "product_code"]).astype(object)
+    product = product.where(product.notna(), "").astype(str)
+    day = pd.to_datetime(rec["booking_date"]).dt.normalize()
+    day_text = day.dt.strftime("%Y-%m-%d")
+    line_key = (rec["legal_entity"].astype(str) + "|" + day_text + "|" + product + "|"
+                + rec["currency"])
+    prints = fingerprint_events(line_key, rec["source_id"]).set_index("group")
+    frame = rec.assign(product_code=product, day=day, day_text=day_text, line_key=line_key)
+    rank = frame.groupby(["legal_entity", "day", "currency"])["product_code"].rank(
+        method="dense").astype("int64")
+    frame["chunk"] = (rank - 1) // (max_lines // _USAGE_LINES_PER_PRODUCT)
+    keys = ["legal_entity", "functional_currency", "currency", "day", "day_text", "product_code",
+            "position_key", "chunk", "line_key", "month"]
+    out = frame.groupby(keys, as_index=False, sort=True)["amount"].sum()
+    parts = out.groupby(["legal_entity", "day", "currency"])["chunk"].transform("max") + 1
+    entry = out["legal_entity"] + "|" + out["day_text"] + "|" + out["currency"]
+    out = out.assign(
+        source_type="usage", source_id=out["line_key"], source_line_id=out["product_code"],
+        journal_group="usage|" + entry + "|" + out["chunk"].astype(str),
+        memo="usage summary " + out["day_text"] + " " + out["currency"] + np.where(
+            parts > 1, " part " + (out["chunk"] + 1).astype(str) + "/" + parts.astype(str), ""),
+        date=out["day"], rate_date=out["day"], booking_date=out["day"], is_cash=False,
+        event_id=out["position_key"] + "|" + out["product_code"], contract_id=pd.NA,
+        customer_id=pd.NA, correlation_id=pd.NA,
+        event_count=out["line_key"].map(prints["event_count"]),
+        events_fingerprint=out["line_key"].map(prints["events_fingerprint"]),
+    )
+    return out.drop(columns=["day", "day_text", "product_code", "line_key", "chunk"])
+
+
+def _collapse_usage_lines(postings: pd.DataFrame) -> pd.DataFrame:
+    """Usage summary postings summed to one line per entry, product and account, with the
+    ``usl_`` id of that summary line as source and correlation id."""
+    usage = postings["source_type"] == "usage"
+    if not usage.any():
+        return postings
+    keys = ["journal_group", "account", "source_id"]
+    firsts = [c for c in postings.columns if c not in keys + ["amount"]]
+    summed = postings[usage].groupby(keys, as_index=False, sort=True).agg(
+        amount=("amount", "sum"), **{c: (c, "first") for c in firsts})
+    summed = summed[summed["amount"] != 0]
+    ids = summary_line_ids(summed["legal_entity"], summed["date"], summed["source_line_id"],
+                           summed["account"], summed["currency"])
+    summed = summed.assign(source_id=ids, correlation_id=ids)
+    return pd.concat([postings[~usage], summed], ignore_index=True)
+
+
 def _postings(t, lines, schedule, reductions, customer_credits, functional, as_of_month,
-              daily=None):
+              daily=None, usage_summary=None):
     """Every posting (signed amount per account) of every journal known as of the cutoff.
 
     ``daily`` (``journal_granularity: day``) splits each recognition entry into one per day.
+    ``usage_summary`` (the cap on lines per entry, or None for detail) summarizes usage.
     """
     direct: list[pd.DataFrame] = []
     events: list[pd.DataFrame] = []
@@ -504,6 +606,12 @@ def _postings(t, lines, schedule, reductions, customer_credits, functional, as_o
     # Recognition: one entry per obligation and period (dated at period end), or per day;
     # usage when it occurs.
     rec = schedule[schedule["month"] <= as_of_month]
+    summarized = None
+    if usage_summary is not None:
+        is_usage = rec["source_type"] == "usage"
+        if is_usage.any():
+            summarized = _summarized_usage(rec[is_usage], t["usage"], usage_summary)
+        rec = rec[~is_usage]
     is_usage = rec["source_type"] == "usage"
     rec = rec.assign(date=pd.to_datetime(np.where(
         is_usage, rec["booking_date"].to_numpy(dtype="datetime64[ns]"),
@@ -526,6 +634,8 @@ def _postings(t, lines, schedule, reductions, customer_credits, functional, as_o
             else rec["date"].dt.strftime("%Y-%m-%d").to_numpy())),
         is_cash=False, event_id=rec["source_type"] + "|" + rec["source_id"],
     ).drop(columns=["source_type"]).rename(columns={"journal_type": "source_type"})
+    if summarized is not None:
+        rec = pd.concat([rec, summarized], ignore_index=True)
     direct.append(rec.assign(account="Revenue", amount=-rec["amount"], order=4))
     events.append(rec.assign(delta=-rec["amount"], rank=3))
 
@@ -553,7 +663,7 @@ def _postings(t, lines, schedule, reductions, customer_credits, functional, as_o
             is_cash=reductions["counter"] == "Cash",
         )
         for column in ("legal_entity", "currency", "contract_id", "customer_id", "correlation_id",
-                       "position_key"):
+                       "position_key", "revenue_entity"):
             red[column] = red["invoice_line_id"].map(by_line[column])
         red["functional_currency"] = red["legal_entity"].map(functional)
         direct.append(red.assign(account=red["contra"], amount=red["recognized_share"], order=5))
@@ -608,7 +718,7 @@ def _postings(t, lines, schedule, reductions, customer_credits, functional, as_o
         source_line_id=with_inv["invoice_id"], date=with_inv["paid_at"],
         journal_group="payment|" + with_inv["payment_id"], is_cash=True, memo="payment received",
     )
-    for column in ("legal_entity", "contract_id", "customer_id"):
+    for column in ("legal_entity", "contract_id", "customer_id", "revenue_entity"):
         pay[column] = pay["invoice_id"].map(inv[column])
     pay["correlation_id"] = _fill(pay["correlation_id"], pay["invoice_id"].map(
         inv["correlation_id"]))
@@ -646,6 +756,9 @@ def _postings(t, lines, schedule, reductions, customer_credits, functional, as_o
     if not parts:
         return pd.DataFrame()
     postings = pd.concat(parts, ignore_index=True)
+    if usage_summary is not None:
+        postings = _collapse_usage_lines(postings)
+    postings = post_intercompany_pairs(postings)
     postings["date"] = pd.to_datetime(postings["date"])
     postings["rate_date"] = pd.to_datetime(postings["rate_date"])
     postings["functional_currency"] = postings["legal_entity"].map(functional)

@@ -1,4 +1,11 @@
-"""Which source objects q2c lands, and under which raw table, id and change-stamp fields."""
+"""Which source objects q2c lands, and under which raw table, id, change-stamp and field list.
+
+Salesforce objects name the fields live extraction selects (``fields``): the mappers in
+``salesforce.py`` read these, and the sample company's snapshot files hold exactly these, so a
+live extract and a snapshot file of the same org land as the same record versions. Fields of a
+managed package (``SBQQ__*``) and ``CurrencyIsoCode`` are dropped by the extractor when the org
+lacks them; any other missing field fails the extraction loudly.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +19,59 @@ class SourceObject:
     raw_table: str       # raw.<raw_table> in DuckDB
     id_fields: tuple[str, ...]
     modstamp_field: str | None
+    fields: tuple[str, ...] = ()  # Salesforce SELECT list (Id, IsDeleted, SystemModstamp added)
 
     @property
     def asset_name(self) -> str:
         return self.raw_table
 
 
+_STAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
+
 SALESFORCE_OBJECTS = (
-    SourceObject("salesforce", "Account", "salesforce_accounts", ("Id",), "SystemModstamp"),
-    SourceObject("salesforce", "Product2", "salesforce_products", ("Id",), "SystemModstamp"),
-    SourceObject("salesforce", "Opportunity", "salesforce_opportunities", ("Id",), "SystemModstamp"),
+    SourceObject(
+        "salesforce", "Account", "salesforce_accounts", ("Id",), "SystemModstamp",
+        ("Name", "Type", "Industry", "OwnerId", "ParentId", "BillingCity", "BillingState",
+         "BillingCountry", "CurrencyIsoCode", "Stripe_Customer_Id__c", *_STAMPS),
+    ),
+    SourceObject(
+        "salesforce", "Product2", "salesforce_products", ("Id",), "SystemModstamp",
+        ("Name", "ProductCode", "Description", "Family", "IsActive", "QuantityUnitOfMeasure",
+         "CurrencyIsoCode", "SBQQ__BillingFrequency__c", "SBQQ__BillingType__c",
+         "SBQQ__ChargeType__c", "SBQQ__SubscriptionPricing__c", "SBQQ__SubscriptionTerm__c",
+         "SBQQ__SubscriptionType__c", *_STAMPS),
+    ),
+    SourceObject(
+        "salesforce", "Opportunity", "salesforce_opportunities", ("Id",), "SystemModstamp",
+        ("Name", "AccountId", "Amount", "CloseDate", "ContractId", "CurrencyIsoCode",
+         "ForecastCategoryName", "HasOpportunityLineItem", "IsClosed", "IsWon", "OwnerId",
+         "Pricebook2Id", "Probability", "StageName", "Type", "SBQQ__AmendedContract__c",
+         "SBQQ__Contracted__c", *_STAMPS),
+    ),
     SourceObject(
         "salesforce", "OpportunityLineItem", "salesforce_opportunity_line_items", ("Id",),
         "SystemModstamp",
+        ("Name", "OpportunityId", "PricebookEntryId", "Product2Id", "ProductCode", "Description",
+         "Quantity", "UnitPrice", "ListPrice", "TotalPrice", "Discount", "ServiceDate",
+         "CurrencyIsoCode", "SBQQ__QuoteLine__c", *_STAMPS),
     ),
-    SourceObject("salesforce", "Contract", "salesforce_contracts", ("Id",), "SystemModstamp"),
     SourceObject(
-        "salesforce", "SBQQ__Subscription__c", "salesforce_subscriptions", ("Id",), "SystemModstamp"
+        "salesforce", "Contract", "salesforce_contracts", ("Id",), "SystemModstamp",
+        ("AccountId", "ContractNumber", "Status", "StatusCode", "StartDate", "EndDate",
+         "ContractTerm", "ActivatedDate", "Pricebook2Id", "CurrencyIsoCode",
+         "SBQQ__AmendmentStartDate__c", "SBQQ__Evergreen__c", "SBQQ__Opportunity__c",
+         "SBQQ__Quote__c", "SBQQ__RenewalForecast__c", "SBQQ__RenewalQuoted__c", *_STAMPS),
+    ),
+    SourceObject(
+        "salesforce", "SBQQ__Subscription__c", "salesforce_subscriptions", ("Id",),
+        "SystemModstamp",
+        ("Name", "SBQQ__Account__c", "SBQQ__Contract__c", "SBQQ__Product__c",
+         "SBQQ__ProductCode__c", "SBQQ__Quantity__c", "SBQQ__ListPrice__c",
+         "SBQQ__RegularPrice__c", "SBQQ__CustomerPrice__c", "SBQQ__NetPrice__c",
+         "SBQQ__ProrateMultiplier__c", "SBQQ__StartDate__c", "SBQQ__EndDate__c",
+         "SBQQ__TerminatedDate__c", "SBQQ__RevisedSubscription__c", "SBQQ__BillingFrequency__c",
+         "SBQQ__BillingType__c", "SBQQ__ChargeType__c", "SBQQ__SubscriptionType__c",
+         "CurrencyIsoCode", *_STAMPS),
     ),
 )
 

@@ -19,7 +19,10 @@ from q2c_pipeline.accounting.usage_summary import (
     summarize_usage,
     write_usage_summary,
 )
+from q2c_pipeline.revenue.engine import run_engine
 from q2c_pipeline.revenue.fx import RateBook
+from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline_tests.revenue.builders import company
 
 # usage_id, customer_id, product_code, occurred_at, quantity, amount (minor), currency
 USAGE = [
@@ -280,3 +283,106 @@ def test_writing_a_day_twice_replaces_its_lines_instead_of_adding_them():
     counts = conn.execute("select day, count(*), sum(debit) from ledger.usage_summary "
                           "group by day order by day").fetchall()
     assert counts == [(date(2026, 3, 5), 10, 741), (date(2026, 3, 6), 2, 10)]
+
+
+# --- the engine posts usage in summary mode by default ---------------------------------------
+
+ENGINE_USAGE = [
+    # usage_id, product_code, occurred_at, amount (USD cents)
+    ("u1", "API", "2026-01-05 09:00:00", 100),
+    ("u2", "API", "2026-01-05 18:00:00", 250),
+    ("u3", "STORAGE", "2026-01-05 12:00:00", 40),
+    ("u4", "API", "2026-01-06 00:30:00", 10),
+]
+
+
+def _engine_tables():
+    usage = pd.DataFrame([{"usage_id": uid, "product_code": product,
+                           "occurred_at": pd.Timestamp(at), "quantity": 1.0, "amount": amount,
+                           "currency": "USD", "customer_id": "K1", "contract_line_id": None,
+                           "invoice_line_id": None, "correlation_id": uid}
+                          for uid, product, at, amount in ENGINE_USAGE])
+    return {**company(), "usage": usage}
+
+
+def _usage_lines(**kwargs) -> pd.DataFrame:
+    jl = run_engine(_engine_tables(), Policy(), date(2026, 1, 31), **kwargs).journal_lines
+    return jl[jl["source_type"] == "usage"].reset_index(drop=True)
+
+
+def test_engine_books_one_usage_entry_per_entity_day_and_currency_with_a_line_per_product():
+    lines = _usage_lines()
+    assert lines["journal_id"].nunique() == 2
+    got = [(str(r.entry_date), r.account, r.source_line_id, r.debit, r.credit, r.event_count)
+           for r in lines.itertuples()]
+    assert sorted(got) == sorted([
+        ("2026-01-05", "UnbilledAccountsReceivable", "API", 350, 0, 2),
+        ("2026-01-05", "UnbilledAccountsReceivable", "STORAGE", 40, 0, 1),
+        ("2026-01-05", "Revenue", "API", 0, 350, 2),
+        ("2026-01-05", "Revenue", "STORAGE", 0, 40, 1),
+        ("2026-01-06", "UnbilledAccountsReceivable", "API", 10, 0, 1),
+        ("2026-01-06", "Revenue", "API", 0, 10, 1),
+    ])
+    assert set(lines["memo"]) == {"usage summary 2026-01-05 USD", "usage summary 2026-01-06 USD"}
+
+
+def test_summary_and_detail_modes_post_the_same_totals_per_account_and_day():
+    summary = _usage_lines()
+    detail = _usage_lines(summary_mode=SummaryMode(modes={"usage": "detail"}))
+    assert detail["journal_id"].nunique() == 4  # one per event
+    assert detail["event_count"].isna().all()
+    keys = ["entry_date", "account"]
+    totals = summary.groupby(keys)[["debit", "credit", "debit_functional",
+                                    "credit_functional"]].sum()
+    pd.testing.assert_frame_equal(totals, detail.groupby(keys)[list(totals.columns)].sum())
+
+
+def test_engine_summary_line_carries_the_id_and_fingerprint_of_the_duckdb_summary_line():
+    lines = _usage_lines()
+    conn = duckdb.connect()
+    conn.execute("create schema canonical")
+    tables = _engine_tables()
+    conn.register("usage_frame", tables["usage"])
+    conn.register("customers_frame", tables["customers"])
+    conn.execute("create table canonical.usage as select * from usage_frame")
+    conn.execute("create table canonical.customers as select * from customers_frame")
+    write_usage_summary(conn, summarize_usage(conn, day="2026-01-05"))
+    summary = summarize_usage(conn, day="2026-01-05").set_index("summary_line_id")
+    api_revenue = lines[(lines["source_line_id"] == "API") & (lines["account"] == "Revenue")
+                        & (lines["entry_date"] == date(2026, 1, 5))].iloc[0]
+    assert api_revenue["source_id"] in summary.index
+    assert api_revenue["events_fingerprint"] == summary.loc[
+        api_revenue["source_id"], "events_fingerprint"]
+    assert api_revenue["events_fingerprint"] == _hash_fingerprint(conn, ["u1", "u2"])
+    # drill from the journal line to its events through ledger.usage_summary
+    assert drill_down(conn, api_revenue["source_id"])["usage_id"].tolist() == ["u1", "u2"]
+
+
+def test_engine_caps_lines_per_entry_keeping_each_product_whole_and_balanced():
+    lines = _usage_lines(max_lines_per_entry=3)
+    day = lines[lines["entry_date"] == date(2026, 1, 5)]
+    assert day["journal_id"].nunique() == 2
+    per_entry = day.groupby("journal_id").agg(products=("source_line_id", "unique"),
+                                              debit=("debit", "sum"), credit=("credit", "sum"),
+                                              memo=("memo", "first"))
+    assert sorted(tuple(p) for p in per_entry["products"]) == [("API",), ("STORAGE",)]
+    assert (per_entry["debit"] == per_entry["credit"]).all()
+    assert sorted(per_entry["memo"]) == ["usage summary 2026-01-05 USD part 1/2",
+                                         "usage summary 2026-01-05 USD part 2/2"]
+
+
+def test_engine_refuses_summary_posting_for_source_types_other_than_usage():
+    with pytest.raises(ValueError, match="only implemented for usage, not: invoice"):
+        _usage_lines(summary_mode=SummaryMode(modes={"usage": "summary", "invoice": "summary"}))
+
+
+def test_engine_usage_journal_keys_change_when_an_event_id_changes():
+    before = _usage_lines()
+    tables = _engine_tables()
+    tables["usage"].loc[tables["usage"]["usage_id"] == "u1", "usage_id"] = "u1x"
+    after = run_engine(tables, Policy(), date(2026, 1, 31)).journal_lines
+    after = after[after["source_type"] == "usage"].reset_index(drop=True)
+    # Same amounts and line ids, but the 01-05 entry now stands for other events.
+    assert before["source_id"].tolist() == after["source_id"].tolist()
+    changed = set(before.loc[before["journal_key"] != after["journal_key"], "entry_date"])
+    assert changed == {date(2026, 1, 5)}

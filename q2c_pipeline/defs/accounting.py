@@ -1,0 +1,302 @@
+"""Ledger posting and period close: the ERP outbox and its import files, and the close job.
+
+- ``ledger/erp_outbox`` (group ``erp_posting``): every journal of the posted ledger is queued
+  once in ``ledger.erp_outbox`` and pending ones are posted through the ``erp_posting``
+  resource. For the sample company that resource is a file drop: NetSuite's CSV journal import
+  and a generic JSON file under ``Q2C_ERP_OUTPUT_DIR`` (default ``output/erp`` beside the
+  warehouse file, i.e. ``data/output/erp/``), each posted journal receiving the deterministic
+  document id ``<drop>:<journal_id>``. A NetSuite or Sage Intacct REST client implements the
+  same ``ErpPostingClient`` Protocol (``q2c_pipeline/accounting/erp_posting.py``).
+- ``close_period_job``: re-runs the ledger controls for one entity and period and refuses
+  (fails, naming each failing control with its count) unless all hold; then writes q2c's lock to
+  ``ledger.period_locks``. From then on nothing posts into that period: late activity and
+  reversals go to the first open period after it.
+- ``monthly_close_period_schedule``: business day 3 of each month at 18:00 UTC closes the
+  previous month for every legal entity.
+"""
+
+
+import hashlib
+import os
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from q2c_pipeline import settings
+from q2c_pipeline.accounting.erp_files import write_journal_json, write_netsuite_journal_csv
+from q2c_pipeline.accounting.erp_posting import ErpRejected, JournalEntry, PostingReceipt
+from q2c_pipeline.accounting.ledger import (
+    JOURNAL_TABLE,
+    ensure_ledger,
+    lock_period,
+    read_ledger,
+    read_period_locks,
+)
+from q2c_pipeline.accounting.outbox import OUTBOX_TABLE, enqueue, ensure_outbox, post_pending
+from q2c_pipeline.accounting.posting_rules import apply_posting_rules
+from q2c_pipeline.defs.checks import (
+    SAMPLE_ROWS,
+    find_lines_in_closed_periods,
+    find_unbalanced_journals,
+    find_unconserved_tables,
+)
+from q2c_pipeline.defs.resources import WarehouseResource
+from q2c_pipeline.warehouse import read_table
+
+NETSUITE_FILE = "netsuite_journal_import.csv"
+JSON_FILE = "journals.json"
+CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
+CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
+
+
+class FileDropErpClient:
+    """An ``ErpPostingClient`` that hands journals to the ERP as import files.
+
+    ``drop`` writes the NetSuite CSV and the generic JSON of the given lines into
+    ``<folder>/<drop id>/`` (drop id = hash of the journal keys: the same journals give the same
+    folder and bytes). ``post_journal`` then acknowledges an entry that is in a written drop,
+    refusing unbalanced entries as an ERP import would, and returns ``<drop id>:<journal_id>``.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._dropped: dict[str, str] = {}
+
+    def drop(self, journal_lines_with_gl: pd.DataFrame) -> list[Path]:
+        if len(journal_lines_with_gl) == 0:
+            return []
+        keys = sorted(journal_lines_with_gl["journal_key"].unique())
+        drop_id = "drop_" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+        target = self.folder / drop_id
+        target.mkdir(parents=True, exist_ok=True)
+        files = [write_netsuite_journal_csv(journal_lines_with_gl, target / NETSUITE_FILE),
+                 write_journal_json(journal_lines_with_gl, target / JSON_FILE)]
+        self._dropped.update({k: drop_id for k in keys})
+        return files
+
+    def post_journal(self, entry: JournalEntry) -> PostingReceipt:
+        if not entry.is_balanced():
+            raise ErpRejected(f"unbalanced: debits {entry.total_debit} != credits "
+                              f"{entry.total_credit} {entry.currency}", code="unbalanced")
+        drop_id = self._dropped.get(entry.journal_key)
+        if drop_id is None:
+            raise ErpRejected(f"journal {entry.journal_id} is in no import file",
+                              code="not_dropped")
+        return PostingReceipt(journal_key=entry.journal_key,
+                              erp_document_id=f"{drop_id}:{entry.journal_id}")
+
+
+class ErpPostingResource(dg.ConfigurableResource):
+    """Where posted journals go. The sample company's ERP takes import files in a folder."""
+
+    output_dir: str = ""  # empty = Q2C_ERP_OUTPUT_DIR, else output/erp beside the warehouse
+
+    def get_client(self) -> FileDropErpClient:
+        folder = self.output_dir or os.getenv("Q2C_ERP_OUTPUT_DIR", "")
+        if not folder:
+            folder = str(Path(settings.duckdb_path()).parent / "output" / "erp")
+        return FileDropErpClient(folder)
+
+
+@dg.asset(
+    key=["ledger", "erp_outbox"],
+    group_name="erp_posting",
+    kinds={"python", "duckdb", "netsuite"},
+    deps=[dg.AssetKey(["finance", "journal_lines"]),
+          dg.AssetKey(["canonical", "chart_of_accounts"])],
+    pool="warehouse",
+)
+def erp_outbox(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp_posting: ErpPostingResource
+) -> dg.MaterializeResult:
+    """One row per posted journal (ledger.journal_lines) with its ERP status: pending, posted
+    (with the ERP document id) or failed (with the ERP's reason). New journals are written to
+    the import files and posted; a journal already in the outbox is never sent again."""
+    client = erp_posting.get_client()
+    with warehouse.get_connection() as conn:
+        ledger = read_ledger(conn)
+        if len(ledger) == 0:
+            ensure_outbox(conn)
+            return dg.MaterializeResult(metadata={"enqueued": 0, "posted": 0})
+        # The instant recorded is the business date the lines were posted as of: no wall clock.
+        now = datetime.combine(max(ledger["posting_as_of"]), time())
+        with_gl = apply_posting_rules(ledger, read_table(conn, "canonical", "chart_of_accounts"))
+        added = enqueue(conn, with_gl, now=now)
+        pending = {r[0] for r in conn.execute(
+            f"select journal_key from {OUTBOX_TABLE} where status = 'pending'").fetchall()}
+        files = client.drop(with_gl[with_gl["journal_key"].isin(pending)])
+        run = post_pending(conn, client, now=now)
+        statuses = dict(conn.execute(
+            f"select status, count(*) from {OUTBOX_TABLE} group by status order by status"
+        ).fetchall())
+    context.log.info(f"outbox: {added} queued, {run.posted} posted, {run.failed} failed, "
+                     f"{run.still_pending} pending; files {[str(f) for f in files]}")
+    return dg.MaterializeResult(metadata={
+        "enqueued": added, "posted": run.posted, "failed": run.failed,
+        "still_pending": run.still_pending,
+        "statuses": {k: int(v) for k, v in statuses.items()},
+        "files": [str(f) for f in files],
+    })
+
+
+# --- period close ------------------------------------------------------------------------------
+
+
+def find_untied_rollforward(conn: duckdb.DuckDBPyConnection, legal_entity: str,
+                            period: str) -> tuple[list[tuple], list[str]]:
+    """Deferred-revenue roll-forward rows of the entity up to the period that do not tie."""
+    columns = ["legal_entity", "currency_code", "period", "difference_minor"]
+    exists = conn.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'fct_deferred_revenue_rollforward'"
+    ).fetchone()[0]
+    if not exists:
+        return [(legal_entity, None, period, None)], columns
+    rows = conn.execute(
+        """select legal_entity, currency_code, period, difference_minor
+           from marts.fct_deferred_revenue_rollforward
+           where legal_entity = ? and period <= ? and not is_tied
+           order by currency_code, period""", [legal_entity, period]).fetchall()
+    return rows, columns
+
+
+def find_unposted_journals(conn: duckdb.DuckDBPyConnection, legal_entity: str,
+                           period: str) -> tuple[list[tuple], list[str]]:
+    """Ledger journals of the entity up to the period that the ERP does not hold yet."""
+    ensure_outbox(conn)
+    rows = conn.execute(
+        f"""select distinct j.journal_id, j.period, coalesce(o.status, 'not_enqueued'), o.reason
+            from {JOURNAL_TABLE} j
+            left join {OUTBOX_TABLE} o on o.journal_key = j.journal_key
+            where j.legal_entity = ? and j.period <= ? and coalesce(o.status, '') <> 'posted'
+            order by j.period, j.journal_id""", [legal_entity, period]).fetchall()
+    return rows, ["journal_id", "period", "status", "reason"]
+
+
+def evaluate_close_controls(conn: duckdb.DuckDBPyConnection, legal_entity: str,
+                            period: str) -> dict[str, tuple[list[tuple], list[str]]]:
+    """Each close control's failing rows (empty = holds), by control name."""
+    ensure_ledger(conn)
+    return {
+        "journal_lines_balance": find_unbalanced_journals(conn),
+        "journal_lines_avoid_closed_periods": find_lines_in_closed_periods(conn),
+        "canonical_rows_conserved": find_unconserved_tables(conn),
+        "deferred_revenue_rollforward_ties": find_untied_rollforward(conn, legal_entity, period),
+        "erp_holds_every_journal": find_unposted_journals(conn, legal_entity, period),
+    }
+
+
+class ClosePeriodConfig(dg.Config):
+    """Which books to lock."""
+
+    legal_entity: str
+    period: str  # YYYY-MM
+
+
+@dg.op(tags={"kind": "duckdb"}, pool="warehouse")
+def close_period(
+    context: dg.OpExecutionContext, config: ClosePeriodConfig, warehouse: WarehouseResource
+) -> dg.Output:
+    """Lock one entity's period after every close control holds; refuse otherwise."""
+    entity, period = config.legal_entity, config.period
+    with warehouse.get_connection() as conn:
+        locks = read_period_locks(conn)
+        already = locks[(locks["legal_entity"] == entity) & (locks["period"] == period)]
+        if len(already):
+            context.log.info(f"{entity} {period} is already locked")
+            return dg.Output(None, metadata={"locked": False, "already_locked": True})
+        known = conn.execute(
+            "select count(*) from canonical.legal_entities where legal_entity = ?", [entity]
+        ).fetchone()[0]
+        if not known:
+            raise dg.Failure(description=f"unknown legal entity {entity!r}")
+        controls = evaluate_close_controls(conn, entity, period)
+        failing = {name: rows for name, (rows, _) in controls.items() if rows}
+        if failing:
+            summary = ", ".join(f"{name} ({len(rows)} failing)" for name, rows in failing.items())
+            raise dg.Failure(
+                description=f"refusing to close {entity} {period}: {summary}",
+                metadata={
+                    "failing_controls": {name: len(rows) for name, rows in failing.items()},
+                    "sample": dg.MetadataValue.json({
+                        name: [dict(zip(controls[name][1], [str(v) for v in row], strict=True))
+                               for row in rows[:SAMPLE_ROWS]]
+                        for name, rows in failing.items()}),
+                },
+            )
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record is not None else None
+        closed_at = (pd.Timestamp(created).tz_convert("UTC").tz_localize(None)
+                     if created is not None else pd.Timestamp(f"{period}-01"))
+        lock_period(conn, entity, period, closed_at=closed_at.to_pydatetime(),
+                    closed_by_run=context.run_id)
+        lines = conn.execute(
+            f"select count(*) from {JOURNAL_TABLE} where legal_entity = ? and period = ?",
+            [entity, period]).fetchone()[0]
+    context.log.info(f"locked {entity} {period} ({lines} posted lines)")
+    return dg.Output(None, metadata={"locked": True, "legal_entity": entity, "period": period,
+                                     "lines_in_period": int(lines)})
+
+
+@dg.job(
+    description="Lock one legal entity's accounting period in q2c's ledger once every close "
+    "control holds (journals balance, nothing in a closed period, roll-forward ties, rows "
+    "conserved, the ERP holds every journal).",
+    executor_def=dg.in_process_executor,
+)
+def close_period_job():
+    close_period()
+
+
+def business_day_of_month(day: date) -> int:
+    """1-based index of ``day`` among the month's weekdays (0 on a weekend)."""
+    if day.weekday() >= 5:
+        return 0
+    first = day.replace(day=1)
+    return sum(1 for n in range(day.day) if (first + timedelta(days=n)).weekday() < 5)
+
+
+def previous_period(day: date) -> str:
+    return (day.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+
+
+@dg.schedule(
+    name="monthly_close_period_schedule",
+    job=close_period_job,
+    cron_schedule=CLOSE_CRON,
+    execution_timezone="UTC",
+)
+def monthly_close_period_schedule(context: dg.ScheduleEvaluationContext,
+                                  warehouse: WarehouseResource):
+    """On business day 3, one close run per legal entity for the previous month."""
+    day = context.scheduled_execution_time.date()
+    if business_day_of_month(day) != CLOSE_BUSINESS_DAY:
+        return dg.SkipReason(f"{day} is not business day {CLOSE_BUSINESS_DAY}")
+    period = previous_period(day)
+    with warehouse.get_connection() as conn:
+        entities = [r[0] for r in conn.execute(
+            "select legal_entity from canonical.legal_entities order by legal_entity").fetchall()]
+    return [
+        dg.RunRequest(
+            run_key=f"close_period:{entity}:{period}",
+            run_config={"ops": {"close_period": {"config": {"legal_entity": entity,
+                                                            "period": period}}}},
+            tags={"legal_entity": entity, "period": period},
+        )
+        for entity in entities
+    ]
+
+
+@dg.definitions
+def accounting() -> dg.Definitions:
+    """This module's contribution: the outbox asset, the close job and its schedule, and the
+    ``erp_posting`` resource (the sample company's file drop)."""
+    return dg.Definitions(
+        assets=[erp_outbox],
+        jobs=[close_period_job],
+        schedules=[monthly_close_period_schedule],
+        resources={"erp_posting": ErpPostingResource()},
+    )
