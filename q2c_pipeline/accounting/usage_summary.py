@@ -41,6 +41,10 @@ by plan; we cap an entry at ``MAX_LINES_PER_ENTRY = 1000`` lines, a figure every
 accepts (NetSuite's CSV and REST imports, Sage Intacct's GLBATCH), and split a larger entry
 deterministically: products in ``product_code`` order, each product's debit and credit kept
 together in the same entry, so every split entry balances on its own.
+
+The engine (``q2c_pipeline.revenue.engine.run_engine``) posts usage in summary mode itself, with
+the same line ids (``summary_line_ids``) and fingerprints (``fingerprint_events``), so a ledger
+line leads to ``ledger.usage_summary`` and, through ``drill_down``, to its events.
 """
 
 from __future__ import annotations
