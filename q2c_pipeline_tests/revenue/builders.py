@@ -36,13 +36,3 @@ def invoice_line(line_id, invoice_id, amount, start=None, end=None, tax=0, inclu
 def frames(**rows):
     return {name: pd.DataFrame(value) for name, value in rows.items()}
 
-
-def with_usage_summary_columns(expected_journal_lines_csv: bytes) -> bytes:
-    """An expected journal_lines.csv of a usage-free example in today's layout.
-
-    journal_lines gained ``event_count`` and ``events_fingerprint`` (usage summary lines); a
-    usage-free example leaves both empty on every line and every other byte is unchanged.
-    """
-    head, *rows = expected_journal_lines_csv.decode("utf-8").splitlines()
-    lines = [head + ",event_count,events_fingerprint", *(row + ",," for row in rows)]
-    return ("\n".join(lines) + "\n").encode("utf-8")
