@@ -23,8 +23,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary = generate_company(out, seed=args.seed, scale=args.scale)
     _out(f"sample company written to {out} (seed {args.seed}, scale {args.scale})")
-    for name, count in sorted(summary.get("counts", summary).items()):
-        _out(f"  {name:<48} {count}")
+    counts = summary.get("counts", summary)
+    usage = {k: v for k, v in counts.items() if k.startswith("usage/")}
+    for name, count in sorted(counts.items()):
+        if name not in usage:
+            _out(f"  {name:<48} {count}")
+    if usage:
+        _out(f"  {'usage/usage_events_<day>.parquet':<48} {sum(usage.values())} "
+             f"events in {len(usage)} daily files")
     return 0
 
 
