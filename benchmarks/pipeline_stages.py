@@ -45,7 +45,8 @@ def stage_land(work: Path, scale: int) -> int:
     from q2c_pipeline.warehouse import connect
 
     source = SnapshotSource(work / "sample")
-    extracted_at = datetime.fromisoformat(str(source.manifest()["extracted_at"]).replace("Z", "+00:00"))
+    stamp = str(source.manifest()["extracted_at"]).replace("Z", "+00:00")
+    extracted_at = datetime.fromisoformat(stamp)
 
     with connect(work / "warehouse.duckdb") as conn:
         landed = land_source_objects(

@@ -67,7 +67,8 @@ def run_close(
     os.environ["Q2C_SAMPLE_DIR"] = sample_dir
     defs = load_definitions()
     job = defs.resolve_job_def("month_end_close_job")
-    instance = dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    home = os.getenv("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if as_of:
         run_config["ops"] = {"revenue_and_ledger": {"config": {"as_of": as_of}}}
@@ -92,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     sample_dir = str(Path(args.sample).resolve())
     started = time.perf_counter()
     ok = run_close(duckdb_path, sample_dir, args.as_of)
-    _out(f"month_end_close_job {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+    elapsed = time.perf_counter() - started
+    _out(f"month_end_close_job {'succeeded' if ok else 'FAILED'} in {elapsed:.1f}s")
     _out(f"warehouse: {duckdb_path}")
     print_close_summary(duckdb_path)
     return 0 if ok else 1

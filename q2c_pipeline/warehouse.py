@@ -28,7 +28,9 @@ def identifier(name: str) -> str:
 
 
 @contextmanager
-def connect(database_path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    database_path: str | Path, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file (creating its folder), closing it afterwards."""
     path = Path(database_path)
     if not read_only:

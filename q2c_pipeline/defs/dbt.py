@@ -39,7 +39,9 @@ class Q2cDbtTranslator(DagsterDbtTranslator):
     dagster_dbt_translator=Q2cDbtTranslator(),
     pool="warehouse",
 )
-def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def q2c_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
     """Build and test the staging, intermediate and reconciliation models in the warehouse file."""
     # dbt reads the file from Q2C_DUCKDB_PATH (profiles.yml); point it at this run's warehouse.
     os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path

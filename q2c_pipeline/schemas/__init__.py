@@ -1,5 +1,9 @@
 """Canonical pandera models: the executable form of ../shared/canonical-model.md."""
 
+from functools import cache
+
+import pandas as pd
+
 from q2c_pipeline.schemas.contracts import ContractLines, Contracts
 from q2c_pipeline.schemas.customers import Customers
 from q2c_pipeline.schemas.invoice_lines import InvoiceLines
@@ -36,6 +40,25 @@ CANONICAL_TABLES = {
     "usage": (Usage, ["usage_id"]),
 }
 
+
+@cache
+def _timestamp_columns(table: str) -> tuple[str, ...]:
+    model = CANONICAL_TABLES[table][0]
+    columns = model.to_schema().columns
+    return tuple(name for name, column in columns.items()
+                 if pd.api.types.is_datetime64_any_dtype(column.dtype.type))
+
+
+def timestamp_columns(table: str) -> list[str]:
+    """The timestamp (naive UTC) columns of a canonical table, in model order.
+
+    Read from the pandera model's declared dtypes, so a new ``Series[pd.Timestamp]`` field is
+    parsed and compared as a timestamp everywhere without another list to update. An unknown table
+    raises KeyError.
+    """
+    return list(_timestamp_columns(table))
+
+
 __all__ = [
     "CANONICAL_TABLES",
     "AccountingPeriods",
@@ -55,4 +78,5 @@ __all__ = [
     "Refunds",
     "TaxCodes",
     "Usage",
+    "timestamp_columns",
 ]

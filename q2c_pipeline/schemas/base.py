@@ -2,7 +2,8 @@
 
 Conventions (../shared/canonical-model.md, pinned in DECISIONLOG.md):
 - ids are strings, qualified by source where they could collide (``sf:800...``, ``stripe:in_...``);
-- money is integer minor units of the row's ``currency`` (int64, or nullable ``Int64``), never float;
+- money is integer minor units of the row's ``currency`` (int64, or nullable ``Int64``), never
+  float;
 - timestamps are naive ``datetime64[ns]`` meaning UTC; service periods are half-open;
 - every row that came from a source keeps ``source_system``, ``source_id`` and ``correlation_id``.
 """

@@ -1,4 +1,5 @@
-"""Canonical contracts (one row per contract version) and contract lines (performance obligations)."""
+"""Canonical contracts (one row per contract version) and contract lines (performance
+obligations)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class Contracts(SourcedModel):
     legal_entity: Series[str]
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     signed_date: Series[pd.Timestamp]
-    transaction_price: Series["Int64"] = pa.Field(nullable=True)
+    transaction_price: Series[pd.Int64Dtype] = pa.Field(nullable=True)
     version: Series[int] = pa.Field(ge=1)
     amends_contract_id: Series[str] = pa.Field(nullable=True)
     status: Series[str] = pa.Field(nullable=True)
@@ -33,7 +34,7 @@ class ContractLines(SourcedModel):
     product_code: Series[str]
     quantity: Series[float] = pa.Field(description="Units; negative only on amendment deltas.")
     amount: Series[int] = pa.Field(description="Stated price for quantity and term, minor units.")
-    ssp_amount: Series["Int64"] = pa.Field(nullable=True, ge=0)
+    ssp_amount: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
     service_start: Series[pd.Timestamp] = pa.Field(nullable=True)
     service_end: Series[pd.Timestamp] = pa.Field(nullable=True)
     revenue_pattern: Series[str] = pa.Field(nullable=True, isin=REVENUE_PATTERNS)

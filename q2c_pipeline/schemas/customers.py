@@ -1,4 +1,5 @@
-"""Canonical customers: one row per customer (Salesforce Account joined to the ERP customer master)."""
+"""Canonical customers: one row per customer (Salesforce Account joined to the ERP customer
+master)."""
 
 from __future__ import annotations
 

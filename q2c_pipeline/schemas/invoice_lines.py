@@ -12,7 +12,9 @@ from q2c_pipeline.schemas.base import SourcedModel
 class InvoiceLines(SourcedModel):
     invoice_line_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
     invoice_id: Series[str]
-    amount: Series[int] = pa.Field(description="As invoiced, minor units; includes tax if inclusive.")
+    amount: Series[int] = pa.Field(
+        description="As invoiced, minor units; includes tax if inclusive."
+    )
     contract_line_id: Series[str] = pa.Field(nullable=True)
     product_code: Series[str] = pa.Field(nullable=True)
     quantity: Series[float] = pa.Field(nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
@@ -13,5 +14,7 @@ class Products(CanonicalModel):
     revenue_pattern: Series[str] = pa.Field(isin=REVENUE_PATTERNS)
     name: Series[str] = pa.Field(nullable=True)
     family: Series[str] = pa.Field(nullable=True)
-    ssp_amount: Series["Int64"] = pa.Field(nullable=True, ge=0, description="SSP, minor units.")
+    ssp_amount: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=0, description="SSP, minor units."
+    )
     ssp_currency: Series[str] = pa.Field(nullable=True, str_matches=CURRENCY_PATTERN)

@@ -12,7 +12,9 @@ from q2c_pipeline.schemas.base import CURRENCY_PATTERN, SourcedModel
 class CreditNotes(SourcedModel):
     credit_note_id: Series[str] = pa.Field(unique=True)
     issued_at: Series[pd.Timestamp]
-    amount: Series[int] = pa.Field(gt=0, description="Credited, minor units, tax per tax_inclusive.")
+    amount: Series[int] = pa.Field(
+        gt=0, description="Credited, minor units, tax per tax_inclusive."
+    )
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     invoice_id: Series[str] = pa.Field(nullable=True)
     customer_id: Series[str] = pa.Field(nullable=True)

@@ -11,8 +11,9 @@ record (every other broken rule is appended to its reason):
    currency must be known and consistent before anything posts (the business diagnosis comes
    before the generic one, so an empty legal entity reads as a missing mapping);
 3. the pandera model (types, formats, allowed values, named dataframe checks);
-4. ``held_by_upstream`` for contract siblings: a record whose parent (or whose contract sibling) is quarantined is held
-   with it, so nothing posts half a contract or the lines of a missing invoice.
+4. ``held_by_upstream`` for contract siblings: a record whose parent (or whose contract sibling)
+   is quarantined is held with it, so nothing posts half a contract or the lines of a missing
+   invoice.
 
 The result keeps the conservation law: for each table, rows in = rows accepted + rows quarantined.
 Everything here is vectorized over frames; Python only builds the message of a failing record.
@@ -509,9 +510,8 @@ def _withdrawn_contracts(
     """Quarantine rows for contract versions withdrawn because one of their lines failed."""
     payloads: dict[tuple[str, int], str] = {}
     if candidates is not None and PAYLOAD_COLUMN in candidates:
-        for cid, version, payload in candidates[["contract_id", "version", PAYLOAD_COLUMN]].itertuples(
-            index=False
-        ):
+        columns = ["contract_id", "version", PAYLOAD_COLUMN]
+        for cid, version, payload in candidates[columns].itertuples(index=False):
             payloads[(str(cid), int(version))] = payload
     rows = [
         {

@@ -98,7 +98,9 @@ def test_held_records_name_the_quarantined_upstream_record(warehouse):
 
 
 def test_revenue_journals_equal_the_schedule_through_the_close_period(warehouse):
-    as_of_period = warehouse.execute("select max(period) from finance.account_balances").fetchone()[0]
+    as_of_period = warehouse.execute(
+        "select max(period) from finance.account_balances"
+    ).fetchone()[0]
     scheduled = dict(
         warehouse.execute(
             "select currency, sum(amount) from finance.revenue_schedule where period <= ? "
@@ -127,7 +129,8 @@ def test_every_invoice_reconciles_to_its_receivable_journal(warehouse):
     assert statuses == {"matched": invoices}
     billed = dict(
         warehouse.execute(
-            "select i.currency, sum(l.amount + case when l.tax_inclusive then 0 else l.tax_amount end) "
+            "select i.currency, "
+            "sum(l.amount + case when l.tax_inclusive then 0 else l.tax_amount end) "
             "from canonical.invoice_lines l join canonical.invoices i using (invoice_id) group by 1"
         ).fetchall()
     )

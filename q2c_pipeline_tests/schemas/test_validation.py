@@ -102,7 +102,9 @@ def test_invoice_currency_differing_from_contract_is_quarantined_for_billing_ops
     company["invoices"].loc[0, "currency"] = "EUR"
     result = validate_canonical(company)
     row = _quarantined(result, "invoices").iloc[0]
-    assert (row["rule"], row["field"], row["owner"]) == ("currency_mismatch", "currency", "billing_ops")
+    assert (row["rule"], row["field"], row["owner"]) == (
+        "currency_mismatch", "currency", "billing_ops"
+    )
     assert "'EUR'" in row["reason"] and "'USD'" in row["reason"]
     assert result.accepted["contracts"].shape[0] == 1  # the contract itself still posts
 
