@@ -16,17 +16,8 @@ import pandas as pd
 from q2c_pipeline.money import from_minor, to_minor
 from q2c_pipeline.revenue.engine import EngineResult
 from q2c_pipeline.revenue.policy import Policy, load_policy
-from q2c_pipeline.schemas import CANONICAL_TABLES
+from q2c_pipeline.schemas import CANONICAL_TABLES, timestamp_columns
 
-_TIMESTAMPS = {
-    "contracts": ["signed_date"], "contract_lines": ["service_start", "service_end",
-                                                     "effective_date"],
-    "invoices": ["finalized_at", "due_date"],
-    "invoice_lines": ["service_start", "service_end", "created_at"],
-    "credit_notes": ["issued_at", "voided_at"], "payments": ["paid_at"],
-    "refunds": ["refunded_at"], "invoice_events": ["occurred_at"], "usage": ["occurred_at"],
-    "fx_rates": ["rate_date"], "accounting_periods": ["closed_at"],
-}
 # table -> {money column: where its currency comes from}
 _MONEY = {
     "contracts": {"transaction_price": "currency"},
@@ -100,7 +91,7 @@ def read_interchange(directory: str | Path) -> tuple[dict[str, pd.DataFrame], Po
             frame["source_id"] = frame["source_id"].where(frame["source_id"] != "", frame[key])
             frame["correlation_id"] = frame["correlation_id"].where(
                 frame["correlation_id"] != "", frame[key])
-        for column in _TIMESTAMPS.get(name, []):
+        for column in timestamp_columns(name):
             frame[column] = _parse_ts(file, column, frame[column])
         for column in _BOOLS.get(name, []):
             lowered = frame[column].str.strip().str.lower()

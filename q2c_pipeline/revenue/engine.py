@@ -48,7 +48,7 @@ from q2c_pipeline.revenue.schedules import (
     period_labels,
     split_months_into_days,
 )
-from q2c_pipeline.schemas import CANONICAL_TABLES
+from q2c_pipeline.schemas import CANONICAL_TABLES, timestamp_columns
 
 SCHEDULE_COLUMNS = [
     "source_type", "source_id", "contract_id", "legal_entity", "period", "amount", "currency",
@@ -56,15 +56,6 @@ SCHEDULE_COLUMNS = [
     "functional_currency",
 ]
 
-_DATE_COLUMNS = {
-    "contracts": ["signed_date"], "contract_lines": ["service_start", "service_end",
-                                                     "effective_date"],
-    "invoices": ["finalized_at", "due_date"],
-    "invoice_lines": ["service_start", "service_end", "created_at"],
-    "credit_notes": ["issued_at", "voided_at"], "payments": ["paid_at"],
-    "refunds": ["refunded_at"], "invoice_events": ["occurred_at"], "usage": ["occurred_at"],
-    "fx_rates": ["rate_date"], "accounting_periods": ["closed_at"],
-}
 # A product's usage summary books at most Revenue, DeferredRevenue and UnbilledAccountsReceivable.
 _USAGE_LINES_PER_PRODUCT = 3
 
@@ -96,7 +87,7 @@ def _prepare(tables: Mapping[str, pd.DataFrame], as_of: date) -> dict[str, pd.Da
         for column in columns:
             if column not in frame.columns:
                 frame[column] = pd.NA
-        for column in _DATE_COLUMNS.get(name, []):
+        for column in timestamp_columns(name):
             frame[column] = pd.to_datetime(frame[column])
         if name == "contract_lines" and len(frame):
             frame = _date_amendments(frame, out["contracts_all"], cutoff)

@@ -140,3 +140,10 @@ def test_negative_quantity_on_an_amendment_delta_is_accepted():
     company["contract_lines"] = pd.concat([lines, delta], ignore_index=True)
     result = validate_canonical(company)
     assert result.quarantine.empty
+
+
+def test_timestamp_columns_come_from_the_pandera_models():
+    from q2c_pipeline.schemas import timestamp_columns
+
+    assert timestamp_columns("contract_lines") == ["service_start", "service_end", "effective_date"]
+    assert timestamp_columns("customers") == []
