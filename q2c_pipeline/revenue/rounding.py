@@ -30,17 +30,26 @@ def mul_div_half_up(amount, numerator, denominator) -> np.ndarray:
     t = np.broadcast_to(np.asarray(denominator, dtype=np.int64), a.shape)
     if a.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if (t <= 0).any() or (x < 0).any():
+    if int(t.min()) <= 0 or int(x.min()) < 0:
         raise ValueError("mul_div_half_up needs numerator >= 0 and denominator > 0")
+    if a.ndim == 0:
+        return mul_div_half_up(a.reshape(1), x.reshape(1), t.reshape(1)).reshape(())
     magnitude = np.abs(a)
-    if _fits(2 * int(magnitude.max()) + 1, int(x.max()) + 1) and _fits(2 * int(t.max())):
-        numerator = 2 * magnitude * x + t
-        denominator = 2 * t
-        if int(numerator.max()) < _EXACT_IN_DOUBLE and int(denominator.max()) < _EXACT_IN_DOUBLE:
+    top_a, top_x, top_t = int(magnitude.max()), int(x.max()), int(t.max())
+    if _fits(2 * top_a + 1, top_x + 1) and _fits(2 * top_t):
+        # 2|a|x + t and 2t, in place: these arrays are as long as a schedule.
+        numerator = np.multiply(magnitude, x, out=magnitude)
+        numerator *= 2
+        numerator += t
+        denominator = t * 2
+        bounded = 2 * top_a * top_x + top_t < _EXACT_IN_DOUBLE and 2 * top_t < _EXACT_IN_DOUBLE
+        if bounded or (int(numerator.max()) < _EXACT_IN_DOUBLE
+                       and int(denominator.max()) < _EXACT_IN_DOUBLE):
             q = _floor_divide_exact(numerator, denominator)
         else:
             q = numerator // denominator
-        return np.where(a < 0, -q, q).astype(np.int64)
+        np.negative(q, out=q, where=a < 0)
+        return q
     mo = magnitude.astype(object)
     q = (2 * mo * x.astype(object) + t.astype(object)) // (2 * t.astype(object))
     return np.where(a < 0, -q, q).astype(np.int64)
@@ -52,10 +61,12 @@ def _floor_divide_exact(numerator: np.ndarray, denominator: np.ndarray) -> np.nd
     64-bit integer division is the slowest step of a schedule; a double-precision quotient is a
     fast estimate that is off by at most one here (both operands are exact in a double), and the
     integer remainder check corrects it, so the result is the exact integer quotient. No money
-    value ever is, or is returned as, a float.
+    value ever is, or is returned as, a float. The estimate is not negative, so the cast's
+    truncation is its floor.
     """
-    q = np.floor(numerator / denominator).astype(np.int64)
-    remainder = numerator - q * denominator
+    q = np.divide(numerator, denominator).astype(np.int64)
+    remainder = np.multiply(q, denominator)
+    np.subtract(numerator, remainder, out=remainder)
     q -= remainder < 0
     q += remainder >= denominator
     return q

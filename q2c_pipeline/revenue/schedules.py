@@ -1,8 +1,10 @@
 """Vectorized spreading of amounts over calendar-month periods.
 
-One call spreads every obligation at once with numpy: rows are repeated once per month they touch,
-each month's share is computed element-wise, and the last month of each obligation takes what is
-left (``rounding: last_period_absorbs``), so every schedule sums exactly to its amount.
+One call spreads every obligation at once with numpy, and the last month of each obligation takes
+what is left (``rounding: last_period_absorbs``), so every schedule sums exactly to its amount.
+The output's ``item`` and ``month`` columns are built in place by cumulative sums; shares are
+computed per obligation wherever they repeat (every month wholly inside a term has one of four
+lengths) and looked up per row, so a schedule row costs a few array passes, not a division.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from q2c_pipeline.revenue.policy import AMORTIZATIONS
 from q2c_pipeline.revenue.rounding import divide_truncating, mul_div_half_up
 
 _NS_PER_MS = 1_000_000
+_BLOCK_ROWS = 1 << 17  # rows per block of per-row work: temporaries stay cache-sized
 
 
 def month_index(timestamps) -> np.ndarray:
@@ -23,15 +26,33 @@ def month_index(timestamps) -> np.ndarray:
 
 
 def period_labels(month_indexes) -> np.ndarray:
-    """'YYYY-MM' for months-since-1970 indexes."""
-    values = np.asarray(month_indexes, dtype=np.int64).astype("datetime64[M]")
-    return values.astype(str).astype(object)
+    """'YYYY-MM' for months-since-1970 indexes (an object array of str)."""
+    return _map_months(month_indexes, lambda months: months.astype("datetime64[M]")
+                       .astype(str).astype(object))
 
 
 def period_end_dates(month_indexes) -> np.ndarray:
     """The last day (00:00) of each month index, as datetime64[ns]."""
-    values = (np.asarray(month_indexes, dtype=np.int64) + 1).astype("datetime64[M]")
-    return (values.astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[ns]")
+    return _map_months(month_indexes, lambda months: (
+        (months + 1).astype("datetime64[M]").astype("datetime64[D]")
+        - np.timedelta64(1, "D")).astype("datetime64[ns]"))
+
+
+def _map_months(month_indexes, convert) -> np.ndarray:
+    """``convert`` applied once per distinct month and spread back over every row.
+
+    Calendar casts and string formatting are slow per element, and a table of journal lines or
+    schedule rows holds few distinct months: a contiguous range is looked up by offset, anything
+    sparser goes through ``np.unique``.
+    """
+    values = np.asarray(month_indexes, dtype=np.int64)
+    if values.size == 0 or values.ndim == 0:
+        return convert(values)
+    low, high = int(values.min()), int(values.max())
+    if high - low < max(values.size, 1024):
+        return convert(np.arange(low, high + 1, dtype=np.int64))[values - low]
+    distinct, position = np.unique(values, return_inverse=True)
+    return convert(distinct)[position.reshape(values.shape)]
 
 
 def _month_start_ns(months: np.ndarray) -> np.ndarray:
@@ -63,6 +84,9 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
     - ``month_prorated``: a partial first month by elapsed time, equal (truncated) shares for the
       full months, the last month takes the rest.
     In every case the last month takes what is left, so each item's rows sum exactly to it.
+
+    The three output columns are written in place into one preallocated int64 block that becomes
+    the frame as is; per-row temporaries are bounded by ``_BLOCK_ROWS`` rows.
     """
     if amortization not in AMORTIZATIONS:
         raise ValueError(f"amortization {amortization!r} is not one of {', '.join(AMORTIZATIONS)}")
@@ -84,54 +108,141 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
         last = month_index(safe_end - np.timedelta64(1, "ns"))
     last = np.where(point, first, last)
     count = last - first + 1
+    ends = np.cumsum(count)
+    row_start = ends - count
+    last_row = ends - 1
 
-    item = np.repeat(np.arange(n, dtype=np.int64), count)
-    row_start = np.cumsum(count) - count
-    offset = np.arange(item.size, dtype=np.int64) - np.repeat(row_start, count)
-    month = first[item] + offset
-    is_last = offset == count[item] - 1
-    row_amount = amount[item]
+    out = np.empty((3, int(ends[-1])), dtype=np.int64)
+    item_column, month_column, share_column = out
+    # item: 0 then +1 at each item's first row; month: +1 per row, reset at each first row.
+    item_column.fill(0)
+    item_column[row_start[1:]] = 1
+    np.cumsum(item_column, out=item_column)
+    month_column.fill(1)
+    month_column[0] = first[0]
+    month_column[row_start[1:]] = first[1:] - last[:-1]
+    np.cumsum(month_column, out=month_column)
 
-    if amortization in ("day", "millisecond", "month_prorated"):
+    if amortization == "month_even":
+        equal = divide_truncating(amount, count)
+        np.take(equal, item_column, out=share_column)
+        share_column[last_row] = amount - equal * (count - 1)
+    else:
         if amortization == "day":
             s = start.astype("datetime64[D]").astype(np.int64)
             e_floor = safe_end.astype("datetime64[D]")
             e = e_floor.astype(np.int64) + (safe_end > e_floor.astype("datetime64[ns]"))
-            # month -> first day through a small lookup table (calendar casts are slow per row)
-            low = int(month.min())
-            table = np.arange(low, int(month.max()) + 2).astype("datetime64[M]").astype(
-                "datetime64[D]").astype(np.int64)
-            m_start = table[month - low]
-            m_end = table[month - low + 1]
+            unit = "datetime64[D]"
         else:
             s = start.astype(np.int64) // _NS_PER_MS
             e = safe_end.astype(np.int64) // _NS_PER_MS
-            m_start = _month_start_ns(month) // _NS_PER_MS
-            m_end = _month_start_ns(month + 1) // _NS_PER_MS
-        overlap = np.minimum(e[item], m_end) - np.maximum(s[item], m_start)
-        total = np.maximum(e - s, 1)[item]
-        share = mul_div_half_up(row_amount, np.maximum(overlap, 0), total)
+            unit = "datetime64[ms]"
+        # First day (or millisecond) of every month from the lowest first to past the highest
+        # last month: one small table instead of calendar casts per row.
+        low = int(first.min())
+        month_starts = np.arange(low, int(last.max()) + 2).astype("datetime64[M]").astype(
+            unit).astype(np.int64)
+        total = np.maximum(e - s, 1)
         if amortization == "month_prorated":
-            partial_first = (offset == 0) & (s[item] != m_start) & ~is_last
-            partial_last = is_last & (e[item] != m_end) & (count[item] > 1)
-            elapsed_parts = np.where(partial_first | partial_last, share, 0)
-            parts_sum = np.add.reduceat(elapsed_parts, row_start)
-            full = ~(partial_first | is_last)
-            n_full = np.add.reduceat(full.astype(np.int64), row_start)
-            # The last month is a full month too when the term ends on a month boundary.
-            last_is_full = np.add.reduceat((is_last & ~partial_last).astype(np.int64), row_start)
-            divisor = np.maximum(n_full + last_is_full, 1)
-            first_part = np.add.reduceat(np.where(partial_first, share, 0), row_start)
-            last_part = parts_sum - first_part
-            equal = divide_truncating(amount - first_part - last_part, divisor)
-            share = np.where(partial_first, share, equal[item])
-    else:  # month_even
-        share = divide_truncating(amount, count)[item]
+            for lo, hi in _item_blocks(ends):
+                r0, r1 = int(row_start[lo]), int(ends[hi - 1])
+                share_column[r0:r1] = _spread_prorated(
+                    amount[lo:hi], first[lo:hi] - low, count[lo:hi], s[lo:hi], e[lo:hi],
+                    total[lo:hi], month_starts)
+        else:
+            _spread_elapsed(out, amount, first - low, last - low, row_start, last_row, s, e,
+                            total, low, month_starts)
+    # The 2-D block becomes the frame's single int64 block without a consolidating copy.
+    return pd.DataFrame(out.T, columns=["item", "month", "amount"], copy=False)
 
-    share = np.where(is_last, 0, share)
-    taken = np.add.reduceat(share, row_start)
-    share[row_start + count - 1] = amount - taken
-    return pd.DataFrame({"item": item, "month": month, "amount": share.astype(np.int64)})
+
+def _spread_elapsed(out, amount, first, last, row_start, last_row, s, e, total, low,
+                    month_starts) -> None:
+    """Fill ``out[2]`` for ``day``/``millisecond``: each month's share of elapsed time.
+
+    A month strictly between an item's first and last month lies wholly inside its term, so its
+    share is amount x the month's length / total: an item has one such share per distinct month
+    length (28..31 days), computed once per item and looked up per row. The first month's share
+    is computed per item from its overlap; the last month takes the amount less the first share
+    and the middle shares (counted per month length from a cumulative table of months).
+    """
+    item_column, month_column, share_column = out
+    n = amount.size
+    count = last - first + 1
+    span = np.diff(month_starts)
+    lengths, length_code = np.unique(span, return_inverse=True)
+    k = lengths.size
+    # A month longer than an item's whole term is never one of its middle months: share 0
+    # (that entry is only ever looked up for a first or last row, which is overwritten below).
+    middle_share = np.empty((n, k), dtype=np.int64)
+    for j, length in enumerate(lengths.tolist()):  # at most 4 month lengths
+        middle_share[:, j] = mul_div_half_up(amount, np.where(length <= total, length, 0), total)
+    flat_share = middle_share.ravel()
+    code = length_code.astype(np.int64)
+    for r0 in range(0, share_column.size, _BLOCK_ROWS):
+        r1 = min(r0 + _BLOCK_ROWS, share_column.size)
+        index = item_column[r0:r1] * k
+        index += code[month_column[r0:r1] - low]
+        np.take(flat_share, index, out=share_column[r0:r1])
+
+    several = count > 1
+    first_overlap = (np.minimum(e, month_starts[first + 1])
+                     - np.maximum(s, month_starts[first]))
+    first_share = mul_div_half_up(amount[several], np.maximum(first_overlap[several], 0),
+                                  total[several])
+    share_column[row_start[several]] = first_share
+    # Middle months of item i are first+1 .. last-1; months_before[m, j] counts months < m of
+    # length lengths[j].
+    months_before = np.zeros((span.size + 1, k), dtype=np.int64)
+    months_before[np.arange(1, span.size + 1), code] = 1
+    np.cumsum(months_before, axis=0, out=months_before)
+    middle_months = np.where(several[:, None],
+                             months_before[last] - months_before[np.minimum(first + 1, last)], 0)
+    taken = (middle_share * middle_months).sum(axis=1)
+    taken[several] += first_share
+    share_column[last_row] = amount - taken
+
+
+def _item_blocks(ends: np.ndarray):
+    """(first item, end item) of consecutive blocks of whole items of about ``_BLOCK_ROWS`` rows."""
+    cuts = np.searchsorted(ends, np.arange(_BLOCK_ROWS, int(ends[-1]), _BLOCK_ROWS), "right")
+    edges = np.unique(np.concatenate(([0], cuts, [ends.size]))).tolist()
+    return zip(edges[:-1], edges[1:], strict=True)
+
+
+def _spread_prorated(amount, first, count, s, e, total, month_starts) -> np.ndarray:
+    """``month_prorated`` shares of a block of whole items, row by row in item order.
+
+    ``first`` is each item's first month as an offset into ``month_starts`` (the first millisecond
+    of each month); ``s``/``e``/``total`` are in milliseconds.
+    """
+    item = np.repeat(np.arange(amount.size, dtype=np.int64), count)
+    row_start = np.cumsum(count) - count
+    offset = np.arange(item.size, dtype=np.int64) - row_start[item]
+    month = first[item] + offset
+    is_last = offset == count[item] - 1
+    m_start = month_starts[month]
+    m_end = month_starts[month + 1]
+    s_row = s[item]
+    overlap = np.minimum(e[item], m_end) - np.maximum(s_row, m_start)
+    share = mul_div_half_up(amount[item], np.maximum(overlap, 0), total[item])
+    partial_first = (offset == 0) & (s_row != m_start) & ~is_last
+    partial_last = is_last & (e[item] != m_end) & (count[item] > 1)
+    elapsed_parts = np.where(partial_first | partial_last, share, 0)
+    parts_sum = np.add.reduceat(elapsed_parts, row_start)
+    full = ~(partial_first | is_last)
+    n_full = np.add.reduceat(full.astype(np.int64), row_start)
+    # The last month is a full month too when the term ends on a month boundary.
+    last_is_full = np.add.reduceat((is_last & ~partial_last).astype(np.int64), row_start)
+    divisor = np.maximum(n_full + last_is_full, 1)
+    first_part = np.add.reduceat(np.where(partial_first, share, 0), row_start)
+    last_part = parts_sum - first_part
+    equal = divide_truncating(amount - first_part - last_part, divisor)
+    share = np.where(partial_first, share, equal[item])
+    share[is_last] = 0
+    last_row = row_start + count - 1
+    share[last_row] = amount - np.add.reduceat(share, row_start)
+    return share
 
 
 def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
