@@ -24,6 +24,7 @@ decimal strings plus the exact minor units; keys sorted, two-space indent.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from decimal import ROUND_HALF_UP, Decimal
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from q2c_pipeline.accounting.erp_posting import ErpRejected, JournalEntry, PostingReceipt
 from q2c_pipeline.money import from_minor, minor_exponent
 
 NETSUITE_COLUMNS = [
@@ -149,3 +151,44 @@ def write_journal_json(journal_lines_with_gl: pd.DataFrame, path: str | Path) ->
     target = Path(path)
     target.write_bytes(format_journal_json(journal_lines_with_gl).encode("utf-8"))
     return target
+
+
+NETSUITE_FILE = "netsuite_journal_import.csv"
+JSON_FILE = "journals.json"
+
+
+class FileDropErpClient:
+    """An ``ErpPostingClient`` that hands journals to the ERP as import files.
+
+    ``drop`` writes the NetSuite CSV and the generic JSON of the given lines into
+    ``<folder>/<drop id>/`` (drop id = hash of the journal keys: the same journals give the same
+    folder and bytes). ``post_journal`` then acknowledges an entry that is in a written drop,
+    refusing unbalanced entries as an ERP import would, and returns ``<drop id>:<journal_id>``.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._dropped: dict[str, str] = {}
+
+    def drop(self, journal_lines_with_gl: pd.DataFrame) -> list[Path]:
+        if len(journal_lines_with_gl) == 0:
+            return []
+        keys = sorted(journal_lines_with_gl["journal_key"].unique())
+        drop_id = "drop_" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+        target = self.folder / drop_id
+        target.mkdir(parents=True, exist_ok=True)
+        files = [write_netsuite_journal_csv(journal_lines_with_gl, target / NETSUITE_FILE),
+                 write_journal_json(journal_lines_with_gl, target / JSON_FILE)]
+        self._dropped.update({k: drop_id for k in keys})
+        return files
+
+    def post_journal(self, entry: JournalEntry) -> PostingReceipt:
+        if not entry.is_balanced():
+            raise ErpRejected(f"unbalanced: debits {entry.total_debit} != credits "
+                              f"{entry.total_credit} {entry.currency}", code="unbalanced")
+        drop_id = self._dropped.get(entry.journal_key)
+        if drop_id is None:
+            raise ErpRejected(f"journal {entry.journal_id} is in no import file",
+                              code="not_dropped")
+        return PostingReceipt(journal_key=entry.journal_key,
+                              erp_document_id=f"{drop_id}:{entry.journal_id}")

@@ -16,7 +16,6 @@
 """
 
 
-import hashlib
 import os
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -26,8 +25,7 @@ import duckdb
 import pandas as pd
 
 from q2c_pipeline import settings
-from q2c_pipeline.accounting.erp_files import write_journal_json, write_netsuite_journal_csv
-from q2c_pipeline.accounting.erp_posting import ErpRejected, JournalEntry, PostingReceipt
+from q2c_pipeline.accounting.erp_files import FileDropErpClient
 from q2c_pipeline.accounting.ledger import (
     JOURNAL_TABLE,
     ensure_ledger,
@@ -46,47 +44,8 @@ from q2c_pipeline.defs.checks import (
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.warehouse import read_table
 
-NETSUITE_FILE = "netsuite_journal_import.csv"
-JSON_FILE = "journals.json"
 CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
 CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
-
-
-class FileDropErpClient:
-    """An ``ErpPostingClient`` that hands journals to the ERP as import files.
-
-    ``drop`` writes the NetSuite CSV and the generic JSON of the given lines into
-    ``<folder>/<drop id>/`` (drop id = hash of the journal keys: the same journals give the same
-    folder and bytes). ``post_journal`` then acknowledges an entry that is in a written drop,
-    refusing unbalanced entries as an ERP import would, and returns ``<drop id>:<journal_id>``.
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self._dropped: dict[str, str] = {}
-
-    def drop(self, journal_lines_with_gl: pd.DataFrame) -> list[Path]:
-        if len(journal_lines_with_gl) == 0:
-            return []
-        keys = sorted(journal_lines_with_gl["journal_key"].unique())
-        drop_id = "drop_" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-        target = self.folder / drop_id
-        target.mkdir(parents=True, exist_ok=True)
-        files = [write_netsuite_journal_csv(journal_lines_with_gl, target / NETSUITE_FILE),
-                 write_journal_json(journal_lines_with_gl, target / JSON_FILE)]
-        self._dropped.update({k: drop_id for k in keys})
-        return files
-
-    def post_journal(self, entry: JournalEntry) -> PostingReceipt:
-        if not entry.is_balanced():
-            raise ErpRejected(f"unbalanced: debits {entry.total_debit} != credits "
-                              f"{entry.total_credit} {entry.currency}", code="unbalanced")
-        drop_id = self._dropped.get(entry.journal_key)
-        if drop_id is None:
-            raise ErpRejected(f"journal {entry.journal_id} is in no import file",
-                              code="not_dropped")
-        return PostingReceipt(journal_key=entry.journal_key,
-                              erp_document_id=f"{drop_id}:{entry.journal_id}")
 
 
 class ErpPostingResource(dg.ConfigurableResource):

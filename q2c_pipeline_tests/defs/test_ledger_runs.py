@@ -14,12 +14,11 @@ import duckdb
 import pandas as pd
 import pytest
 
+from q2c_pipeline.accounting.erp_files import JSON_FILE, NETSUITE_FILE
 from q2c_pipeline.accounting.ledger import lock_period, read_ledger
 from q2c_pipeline.accounting.outbox import enqueue, post_pending, read_outbox
 from q2c_pipeline.accounting.posting_rules import apply_posting_rules
 from q2c_pipeline.defs.accounting import (
-    JSON_FILE,
-    NETSUITE_FILE,
     ErpPostingResource,
     business_day_of_month,
     close_period_job,
