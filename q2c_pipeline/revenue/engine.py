@@ -177,9 +177,9 @@ def _invoice_lines(t: dict[str, pd.DataFrame], comps: pd.DataFrame,
              "legal_entity", "correlation_id"]].rename(columns={
                  "correlation_id": "invoice_correlation_id", "contract_id": "invoice_contract_id"}),
         on="invoice_id", how="inner", validate="many_to_one")
-    tax = lines["tax_amount"].fillna(0).astype("int64")
+    tax = lines["tax_amount"].astype("Int64").fillna(0).astype("int64")
     amount = lines["amount"].astype("int64")
-    inclusive = lines["tax_inclusive"].fillna(False).astype(bool)
+    inclusive = lines["tax_inclusive"].astype("boolean").fillna(False).astype(bool)
     lines["tax"] = tax
     lines["pre_tax"] = np.where(inclusive, amount - tax, amount).astype("int64")
     lines["gross"] = np.where(inclusive, amount, amount + tax).astype("int64")
@@ -305,11 +305,11 @@ def _reductions(t, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     parts = []
     notes = t["credit_notes"].copy()
     inclusive_of = lines.groupby("invoice_id")["tax_inclusive"].max() if len(lines) else {}
-    inclusive = notes["invoice_id"].map(inclusive_of).fillna(False).astype(bool)
+    inclusive = notes["invoice_id"].map(inclusive_of).astype("boolean").fillna(False).astype(bool)
     line_incl = notes["invoice_line_id"].map(lines.set_index("invoice_line_id")["tax_inclusive"]) \
         if len(lines) else pd.Series(pd.NA, index=notes.index)
     inclusive = _fill(line_incl, inclusive).astype("boolean").fillna(False).astype(bool)
-    tax = notes["tax_amount"].fillna(0).astype("int64")
+    tax = notes["tax_amount"].astype("Int64").fillna(0).astype("int64")
     notes["doc_gross"] = np.where(inclusive, notes["amount"], notes["amount"] + tax)
     notes["doc_tax"] = tax
     notes["doc_id"] = notes["credit_note_id"]
@@ -397,6 +397,14 @@ def _reductions(t, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return red[cols], customer_level
 
 
+def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate frames whose optional columns may be entirely empty in some of them, keeping
+    every column and letting only the frames that carry values decide its dtype."""
+    columns = list(dict.fromkeys(c for frame in frames for c in frame.columns))
+    trimmed = [frame.dropna(axis=1, how="all") for frame in frames]
+    return pd.concat(trimmed, ignore_index=True).reindex(columns=columns)
+
+
 def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
                summary_mode: SummaryMode | None = None,
                max_lines_per_entry: int = MAX_LINES_PER_ENTRY) -> EngineResult:
@@ -441,8 +449,7 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
             contract_line_obligations(comps) if len(comps) else None,
             _invoice_line_obligations(lines), _usage_obligations(t, lines, comps),
             _payment_obligations(t)) if frame is not None and len(frame)]
-    obligations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=OBLIGATION_COLUMNS)
+    obligations = _concat_frames(frames) if frames else pd.DataFrame(columns=OBLIGATION_COLUMNS)
     for column in ("start", "end", "booking_date", "recognize_from"):
         obligations[column] = pd.to_datetime(obligations[column])
     obligations["amount"] = obligations["amount"].astype("int64")
