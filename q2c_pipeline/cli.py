@@ -105,6 +105,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def cmd_close_period(args: argparse.Namespace) -> int:
+    """Lock one entity's period with close_period_job; exit 1 when a control refuses it."""
+    import dagster as dg
+
+    os.environ["Q2C_DUCKDB_PATH"] = str(Path(args.duckdb).resolve())
+    defs = load_definitions()
+    job = defs.resolve_job_def("close_period_job")
+    home = os.getenv("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    config = {"legal_entity": args.entity, "period": args.period}
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"close_period": {"config": config}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        },
+        raise_on_error=False,
+    )
+    if result.success:
+        _out(f"{args.entity} {args.period}: locked (or already locked)")
+        return 0
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            message = event.step_failure_data.user_failure_data
+            text = message.description if message is not None else event.message
+            _out(f"{args.entity} {args.period}: NOT locked: {text}")
+    return 1
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     print_close_summary(str(Path(args.duckdb).resolve()))
     return 0
@@ -181,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the close summary from a warehouse file")
     p.add_argument("--duckdb", default=settings.duckdb_path())
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("close-period", help="lock an entity's period once every control holds")
+    p.add_argument("--entity", required=True, help="legal entity, e.g. US01")
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--duckdb", default=settings.duckdb_path())
+    p.set_defaults(func=cmd_close_period)
 
     p = sub.add_parser("revrec", help="run the revenue engine on an interchange folder")
     p.add_argument("--input", required=True)

@@ -145,7 +145,26 @@ def evaluate_close_controls(conn: duckdb.DuckDBPyConnection, legal_entity: str,
         "canonical_rows_conserved": find_unconserved_tables(conn),
         "deferred_revenue_rollforward_ties": find_untied_rollforward(conn, legal_entity, period),
         "erp_holds_every_journal": find_unposted_journals(conn, legal_entity, period),
+        "earlier_periods_closed": find_open_earlier_periods(conn, legal_entity, period),
     }
+
+
+def find_open_earlier_periods(
+    conn: duckdb.DuckDBPyConnection, legal_entity: str, period: str
+) -> tuple[list[tuple], list[str]]:
+    """Periods before ``period`` that carry posted lines but are neither closed in the ERP nor
+    locked by q2c: the books close in order, one month after the other."""
+    sql = f"""
+        select distinct j.period
+        from {JOURNAL_TABLE} j
+        left join canonical.accounting_periods p
+          on p.legal_entity = j.legal_entity and p.period = j.period and p.status = 'closed'
+        left join ledger.period_locks l
+          on l.legal_entity = j.legal_entity and l.period = j.period
+        where j.legal_entity = ? and j.period < ? and p.period is null and l.period is null
+        order by j.period
+    """
+    return conn.execute(sql, [legal_entity, period]).fetchall(), ["period"]
 
 
 class ClosePeriodConfig(dg.Config):

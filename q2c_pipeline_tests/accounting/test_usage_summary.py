@@ -149,6 +149,29 @@ def test_drill_down_refuses_when_events_changed_after_summarizing():
         drill_down(conn, line)
 
 
+def test_summary_over_daily_parquet_files_equals_the_summary_of_the_same_rows_in_a_table(
+        tmp_path):
+    # The benchmark and the daily usage files summarize a view over Parquet read by parallel
+    # threads; the lines, fingerprints included, must not depend on where the rows are stored.
+    conn = _warehouse()
+    for day in ("2026-03-05", "2026-03-06"):
+        target = tmp_path / f"usage_{day}.parquet"
+        conn.execute(f"copy (select * from canonical.usage where cast(occurred_at as date) = "
+                     f"date '{day}' order by usage_id desc) to '{target}' (format parquet)")
+    files = duckdb.connect()
+    files.execute("create schema canonical")
+    files.execute(f"create view canonical.usage as "
+                  f"select * from read_parquet('{tmp_path / 'usage_*.parquet'}')")
+    files.register("customer_rows",
+                   pd.DataFrame(CUSTOMERS, columns=["customer_id", "legal_entity"]))
+    files.execute("create table canonical.customers as select * from customer_rows")
+    pd.testing.assert_frame_equal(summarize_usage(files), summarize_usage(conn))
+    line = summarize_usage(files, day="2026-03-05").iloc[6]
+    assert (line["product_code"], line["currency"], line["event_count"]) == ("API", "USD", 3)
+    assert line["events_fingerprint"] == _hash_fingerprint(files, ["u01", "u02", "u03"])
+    assert drill_down(files, line)["usage_id"].tolist() == ["u01", "u02", "u03"]
+
+
 def test_usage_of_an_unknown_customer_fails_naming_the_row():
     rows = [*USAGE, ("u99", "cus_ghost", "API", "2026-03-05 02:00:00", 1.0, 1, "USD")]
     with pytest.raises(UsageWithoutEntityError, match=r"^1 usage row.*u99 \(customer cus_ghost\)"):

@@ -1,0 +1,35 @@
+"""`q2c close-period`: books close in order, and a refused close says which control failed."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+
+from q2c_pipeline.cli import main
+
+
+def test_periods_close_in_order_and_an_out_of_order_close_is_refused(
+    closed_warehouse, tmp_path, capsys, monkeypatch
+):
+    source, _, _ = closed_warehouse
+    warehouse = tmp_path / "books.duckdb"
+    shutil.copy(source, warehouse)
+    # the command points Q2C_DUCKDB_PATH at its file; give the variable back afterwards
+    monkeypatch.setenv("Q2C_DUCKDB_PATH", str(warehouse))
+
+    def close(period: str) -> int:
+        return main(["close-period", "--entity", "US01", "--period", period,
+                     "--duckdb", str(warehouse)])
+
+    assert close("2026-03") == 1
+    assert "earlier_periods_closed" in capsys.readouterr().out
+    assert [close(p) for p in ("2026-01", "2026-02", "2026-03")] == [0, 0, 0]
+    conn = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        locked = conn.execute(
+            "select period from ledger.period_locks where legal_entity = 'US01' order by period"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert [p for (p,) in locked] == ["2026-01", "2026-02", "2026-03"]
