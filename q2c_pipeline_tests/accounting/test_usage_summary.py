@@ -56,10 +56,10 @@ def _usage_frame(rows) -> pd.DataFrame:
 def _warehouse(rows=USAGE) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute("create schema canonical")
-    usage = _usage_frame(rows)
-    conn.execute("create table canonical.usage as select * from usage")
-    customers = pd.DataFrame(CUSTOMERS, columns=["customer_id", "legal_entity"])
-    conn.execute("create table canonical.customers as select * from customers")
+    conn.register("usage_rows", _usage_frame(rows))
+    conn.execute("create table canonical.usage as select * from usage_rows")
+    conn.register("customer_rows", pd.DataFrame(CUSTOMERS, columns=["customer_id", "legal_entity"]))
+    conn.execute("create table canonical.customers as select * from customer_rows")
     return conn
 
 
