@@ -42,6 +42,25 @@ def connect(
         conn.close()
 
 
+@contextmanager
+def frame_transaction(
+    conn: duckdb.DuckDBPyConnection, view: str, frame: pd.DataFrame
+) -> Iterator[str]:
+    """Register ``frame`` as the view ``view`` and run the block in one transaction: committed
+    when the block ends, rolled back when it raises; the view is dropped either way. The block
+    moves values by selecting from the view, never by splicing them into SQL."""
+    conn.register(view, frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        yield view
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister(view)
+
+
 def duckdb_type(series: pd.Series) -> str:
     """The DuckDB column type for a pandas column (money is int64 minor units -> BIGINT)."""
     dtype = series.dtype
@@ -78,20 +97,11 @@ def replace_table(
     sql_types = {c: (types or {}).get(c) or duckdb_type(frame[c]) for c in columns}
     ddl = ", ".join(f'"{c}" {sql_types[c]}' for c in columns)
     select = ", ".join(_cast(c, sql_types[c]) for c in columns)
-    view = f"_q2c_write_{schema}_{table}"
-    conn.register(view, frame)
-    try:
-        conn.execute("BEGIN TRANSACTION")
+    with frame_transaction(conn, f"_q2c_write_{schema}_{table}", frame) as view:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} ({ddl})")
         if len(frame):
             conn.execute(f"INSERT INTO {schema}.{table} SELECT {select} FROM {view}")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister(view)
     return len(frame)
 
 

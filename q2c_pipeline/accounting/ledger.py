@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from q2c_pipeline.revenue.schedules import period_labels
+from q2c_pipeline.warehouse import frame_transaction
 
 LEDGER_RULE_VERSION = "q2c-ledger-posting-1"
 JOURNAL_TABLE = "ledger.journal_lines"
@@ -309,16 +310,8 @@ def append_ledger(conn: duckdb.DuckDBPyConnection, delta: LedgerDelta) -> int:
     if len(lines) == 0:
         return 0
     select = ", ".join(f"cast({c} as {t})" for c, t in LEDGER_TYPES.items())
-    conn.register("_q2c_ledger_delta", lines)
-    try:
-        conn.execute("begin transaction")
-        conn.execute(f"insert into {JOURNAL_TABLE} select {select} from _q2c_ledger_delta")
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
-    finally:
-        conn.unregister("_q2c_ledger_delta")
+    with frame_transaction(conn, "_q2c_ledger_delta", lines) as view:
+        conn.execute(f"insert into {JOURNAL_TABLE} select {select} from {view}")
     return len(lines)
 
 

@@ -63,6 +63,7 @@ import pandas as pd
 from q2c_pipeline.accounting.journals import shift_closed_periods
 from q2c_pipeline.revenue.fx import RateBook
 from q2c_pipeline.revenue.schedules import month_index, period_labels
+from q2c_pipeline.warehouse import frame_transaction
 
 RULE_VERSION = "q2c-usage-summary-1"
 FINGERPRINT_SCHEME = "xor64(hash)+sum(hash>>32), duckdb hash(usage_id)"
@@ -271,9 +272,7 @@ def write_usage_summary(
             raise ValueError(f"summary rows of {summary.loc[other, 'day'].iloc[0]} are not of "
                              f"the day being written, {day}")
     schema = target.split(".")[0] if "." in target else None
-    conn.register("_q2c_usage_summary", summary[SUMMARY_COLUMNS])
-    try:
-        conn.execute("begin transaction")
+    with frame_transaction(conn, "_q2c_usage_summary", summary[SUMMARY_COLUMNS]) as view:
         if schema:
             conn.execute(f"create schema if not exists {schema}")
         conn.execute(
@@ -283,17 +282,10 @@ def write_usage_summary(
                 debit bigint, credit bigint, event_count bigint, quantity double, amount bigint,
                 events_fingerprint varchar)"""
         )
-        conn.execute(f"delete from {target} where day in (select distinct day "
-                     f"from _q2c_usage_summary)")
+        conn.execute(f"delete from {target} where day in (select distinct day from {view})")
         if day is not None:
             conn.execute(f"delete from {target} where day = cast(? as date)", [day])
-        conn.execute(f"insert into {target} select * from _q2c_usage_summary")
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
-    finally:
-        conn.unregister("_q2c_usage_summary")
+        conn.execute(f"insert into {target} select * from {view}")
     return len(summary)
 
 
