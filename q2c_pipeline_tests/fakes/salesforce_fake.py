@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import re
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -811,9 +812,11 @@ class _FakeHTTPServer(ThreadingHTTPServer):
 class SalesforceFakeServer:
     """Runs a SalesforceFakeOrg on 127.0.0.1:<ephemeral> in a daemon thread."""
 
-    def __init__(self, org: SalesforceFakeOrg) -> None:
+    def __init__(self, org: SalesforceFakeOrg, tls: ssl.SSLContext | None = None) -> None:
         self.org = org
         self._server = _FakeHTTPServer(org)
+        if tls is not None:  # serve HTTPS, as Salesforce does (simple-salesforce forces https)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
