@@ -24,6 +24,7 @@ from q2c_pipeline.accounting.ledger import (
     read_period_locks,
     reconcile_ledger,
 )
+from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
 from q2c_pipeline.revenue.engine import EngineResult, run_engine
 from q2c_pipeline.revenue.policy import Policy
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
@@ -156,6 +157,10 @@ def build_finance(conn: duckdb.DuckDBPyConnection, policy: Policy, as_of: date) 
     replace_table(conn, "finance", "revenue_schedule", engine.revenue_schedule)
     replace_table(conn, "finance", "journal_lines", ledger, types=LEDGER_TYPES)
     replace_table(conn, "finance", "account_balances", balances)
+    # Usage journals carry the ids of their summary lines; keep every day's lines in
+    # ledger.usage_summary (one SQL pass, the same lines the daily partitions write) so a close
+    # run alone lets a user drill from a journal line to its events.
+    write_usage_summary(conn, summarize_usage(conn))
     return FinanceBuild(
         allocation=engine.allocation, revenue_schedule=engine.revenue_schedule,
         journal_lines=ledger, account_balances=balances, engine=engine, delta=delta,

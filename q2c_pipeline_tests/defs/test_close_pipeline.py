@@ -187,3 +187,26 @@ def test_a_second_run_over_the_same_input_gives_byte_identical_tables(
     second = tmp_path / "again.duckdb"
     assert run_close(str(second), str(sample_company))
     assert _fingerprint(first) == _fingerprint(second)
+
+
+def test_a_usage_journal_line_drills_down_to_exactly_its_events(closed_warehouse, tmp_path):
+    import shutil
+
+    from q2c_pipeline.accounting.usage_summary import drill_down
+
+    path, _, _ = closed_warehouse
+    copy = tmp_path / "drill.duckdb"
+    shutil.copy(path, copy)
+    conn = duckdb.connect(str(copy))
+    try:
+        lines = conn.execute(
+            "select source_id, event_count, credit from finance.journal_lines "
+            "where source_type = 'usage' and account = 'Revenue' order by source_id limit 3"
+        ).fetchall()
+        assert lines, "the sample company's usage posts as summary lines"
+        for summary_line_id, event_count, credit in lines:
+            events = drill_down(conn, summary_line_id)  # verifies count, amount, fingerprint
+            assert len(events) == event_count
+            assert int(events["amount"].sum()) == credit
+    finally:
+        conn.close()
