@@ -60,7 +60,8 @@ SALESFORCE_OBJECTS = (
         ("AccountId", "ContractNumber", "Status", "StatusCode", "StartDate", "EndDate",
          "ContractTerm", "ActivatedDate", "Pricebook2Id", "CurrencyIsoCode",
          "SBQQ__AmendmentStartDate__c", "SBQQ__Evergreen__c", "SBQQ__Opportunity__c",
-         "SBQQ__Quote__c", "SBQQ__RenewalForecast__c", "SBQQ__RenewalQuoted__c", *_STAMPS),
+         "SBQQ__Quote__c", "SBQQ__RenewalForecast__c", "SBQQ__RenewalQuoted__c",
+         "Q2C_Legal_Entity__c", *_STAMPS),
     ),
     SourceObject(
         "salesforce", "SBQQ__Subscription__c", "salesforce_subscriptions", ("Id",),

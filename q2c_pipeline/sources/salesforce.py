@@ -40,6 +40,9 @@ from q2c_pipeline.sources.wire import (
 
 SOURCE_SYSTEM = "salesforce"
 ID_PREFIX = "sf"
+# Custom Contract field naming the contracting (selling) entity when it is not the customer's
+# ERP entity, e.g. a deal sold by US01 to a customer invoiced by UK01 (intercompany).
+CONTRACT_LEGAL_ENTITY_FIELD = "Q2C_Legal_Entity__c"
 
 _SOURCED = {"source_system": STR, "source_id": STR, "correlation_id": STR}
 CUSTOMER_COLUMNS = {
@@ -126,7 +129,8 @@ def map_contracts(
     (``SBQQ__StartDate__c`` of a delta row) adds a version. ``signed_date`` is the
     ``ActivatedDate`` date (else ``StartDate``) for version 1 and the amendment's effective date
     for later versions.
-    ``legal_entity`` comes from the canonical customer (``""`` when unknown, for quarantine).
+    ``legal_entity`` is the contract's ``Q2C_Legal_Entity__c`` when set (the contracting entity
+    of an intercompany deal), else the canonical customer's (``""`` when unknown, for quarantine).
     """
     amendment_dates = _amendment_dates_by_contract(subscriptions)
     entity_by_customer = _column_by_customer(customers, "legal_entity")
@@ -141,6 +145,9 @@ def map_contracts(
             else timestamp_from_wire(contract.get("StartDate"))
         )
         signed_dates = [first_signed, *amendment_dates.get(contract_sf_id or "", [])]
+        legal_entity = text_or_none(contract.get(CONTRACT_LEGAL_ENTITY_FIELD)) or (
+            entity_by_customer.get(customer_id or "", "")
+        )
         payload = to_payload(contract)
         for version, signed in enumerate(signed_dates, start=1):
             rows.append({
@@ -149,7 +156,7 @@ def map_contracts(
                 "correlation_id": contract_id,
                 "contract_id": contract_id,
                 "customer_id": customer_id,
-                "legal_entity": entity_by_customer.get(customer_id or "", ""),
+                "legal_entity": legal_entity,
                 "currency": upper_or_none(contract.get("CurrencyIsoCode")),
                 "signed_date": signed,
                 "transaction_price": None,

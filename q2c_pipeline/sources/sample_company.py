@@ -58,6 +58,12 @@ Named customers and what they exercise:
                                    credit note on the April invoice that was voided.
   Initech Ltd (UK01, GBP)          12 seats at 10% off; one seat-month of February refunded.
   Mueller Logistik GmbH (UK01/EUR) EUR customer of the GBP entity (FX), reverse charge, usage.
+  Wayne Enterprises (UK01 billing, US01 contract, USD)
+                                   intercompany: a UK01 customer (ERP master, Stripe, 20% VAT)
+                                   whose deal US01 sold (Contract Q2C_Legal_Entity__c = US01);
+                                   6 seats billed monthly in USD from 2026-02-01, each invoice
+                                   paid after 7 days. UK01 owes US01 the pre-tax billing, and its
+                                   USD receivable is FX against GBP.
   Regular customers                random US/UK deals: seats, onboarding, PS, usage; most
                                    invoices paid within 3-45 days, the rest still open.
 Deliberately bad records, each isolated to one small customer:
@@ -189,6 +195,8 @@ class _Deal:
     refund_invoice: int | None = None
     late_onboarding: bool = False
     uncollectible_last: bool = False
+    contracting_entity: str | None = None  # Contract Q2C_Legal_Entity__c (intercompany)
+    paid_after_days: int | None = None  # fixed payment delay instead of a random one
     ids: dict[str, str] = field(default_factory=dict)
     sub_rows: dict[str, str] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -353,6 +361,12 @@ class _CompanyBuilder:
             deal.onboarding = self.rng.random() < 0.5
             deal.ps_days = self.rng.choice([0, 0, 5, 10])
             deals.append(deal)
+        # Added last so the random streams (ids, dates, usage) of every deal above are unchanged.
+        deals.append(
+            _Deal("Wayne Enterprises", "UK01", "USD", "GB", "London", None, "GB-VAT20", 6,
+                  date(2026, 2, 1), date(2026, 1, 23), contracting_entity="US01",
+                  paid_after_days=7),
+        )
         return deals
 
     # ---------------------------------------------------------------- Salesforce
@@ -404,6 +418,7 @@ class _CompanyBuilder:
             "SBQQ__AmendmentStartDate__c": max(amendments).isoformat() if amendments else None,
             "SBQQ__RenewalForecast__c": False, "SBQQ__RenewalQuoted__c": False,
             "SBQQ__Evergreen__c": False,
+            "Q2C_Legal_Entity__c": deal.contracting_entity,
         }
         self.sf["Contract"].append(contract)
         for line in lines:
@@ -717,6 +732,8 @@ class _CompanyBuilder:
                                         subscription_item=usage["id"]))
         reason = "subscription_create" if number == 0 else "subscription_cycle"
         delay = self.rng.randint(3, 45)
+        if deal.paid_after_days is not None:
+            delay = deal.paid_after_days
         return self._finish_invoice(
             deal, invoice_id, created, lines, reason, start, end, subscription=True,
             paid_after_days=delay, number=number,

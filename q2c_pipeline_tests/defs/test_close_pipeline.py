@@ -210,3 +210,39 @@ def test_a_usage_journal_line_drills_down_to_exactly_its_events(closed_warehouse
             assert int(events["amount"].sum()) == credit
     finally:
         conn.close()
+
+
+def test_the_intercompany_deal_posts_an_equal_and_opposite_pair_and_every_journal_balances(
+    warehouse,
+):
+    # Wayne Enterprises: sold by US01, invoiced in USD by UK01 (GBP functional) on five paid
+    # monthly invoices of 6 seats x 100.00 net; UK01 owes US01 the pre-tax 600.00 of each.
+    [customer_id] = warehouse.execute(
+        "select customer_id from canonical.customers where name = 'Wayne Enterprises'"
+    ).fetchone()
+    pairs = warehouse.execute(
+        "select legal_entity, account, currency, functional_currency, count(*), "
+        "sum(debit) - sum(credit), sum(debit_functional) - sum(credit_functional) "
+        "from finance.journal_lines "
+        "where account in ('IntercompanyReceivable', 'IntercompanyPayable') "
+        "group by all order by all"
+    ).fetchall()
+    assert [row[:6] for row in pairs] == [
+        ("UK01", "IntercompanyPayable", "USD", "GBP", 5, -300000),
+        ("US01", "IntercompanyReceivable", "USD", "USD", 5, 300000),
+    ]
+    assert pairs[0][6] < 0 and pairs[1][6] == 300000  # UK01 carries the payable in GBP
+    owners = dict(warehouse.execute(
+        "select account, list(distinct legal_entity) from finance.journal_lines "
+        "where customer_id = ? and account in ('Revenue', 'AccountsReceivable', 'TaxLiability', "
+        "'DeferredRevenue', 'Cash') group by 1", [customer_id],
+    ).fetchall())
+    assert owners == {"Revenue": ["US01"], "DeferredRevenue": ["US01"],
+                      "AccountsReceivable": ["UK01"], "TaxLiability": ["UK01"], "Cash": ["UK01"]}
+    unbalanced = warehouse.execute(
+        "select journal_id from finance.journal_lines group by journal_id, currency "
+        "having sum(debit) <> sum(credit) "
+        "union all select journal_id from finance.journal_lines group by journal_id "
+        "having sum(debit_functional) <> sum(credit_functional)"
+    ).fetchall()
+    assert unbalanced == []

@@ -216,6 +216,27 @@ def test_contract_takes_legal_entity_from_its_customer_and_validates():
     _validate(Contracts, contracts)
 
 
+def test_contract_legal_entity_field_names_the_contracting_entity_of_every_version():
+    # The customer is UK01's (ERP master); the deal was sold by US01, amended once.
+    customers = map_customers([_account()], ERP_CUSTOMERS.assign(legal_entity="UK01"))
+    delta = _subscription(DELTA, SBQQ__StartDate__c="2026-03-16",
+                          SBQQ__RevisedSubscription__c=ORIGINAL)
+    contracts = map_contracts([_contract(Q2C_Legal_Entity__c=" US01 ")],
+                              [_subscription(ORIGINAL), delta], customers)
+
+    assert list(contracts["legal_entity"]) == ["US01", "US01"]
+    assert customers.iloc[0]["legal_entity"] == "UK01"
+    _validate(Contracts, contracts)
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_contract_with_a_blank_legal_entity_field_keeps_its_customers_entity(blank):
+    customers = map_customers([_account()], ERP_CUSTOMERS)
+    contracts = map_contracts([_contract(Q2C_Legal_Entity__c=blank)], [], customers)
+
+    assert contracts.iloc[0]["legal_entity"] == "US01"
+
+
 def test_empty_inputs_give_empty_frames_with_the_canonical_columns():
     assert list(map_contract_lines([], [], PRODUCTS).columns)[-1] == PAYLOAD_COLUMN
     assert map_contracts([], []).empty

@@ -267,6 +267,36 @@ def test_settlements_include_open_invoices_a_refund_and_issued_and_void_credit_n
     assert refund["metadata"]["invoice_id"] in {i["id"] for i in invoices}
 
 
+def test_intercompany_deal_is_sold_by_us01_and_invoiced_in_usd_by_uk01(source):
+    account = _by_name(source.salesforce_records("Account"), "Wayne Enterprises")
+    contracts = source.salesforce_records("Contract")
+    contract = next(c for c in contracts if c["AccountId"] == account["Id"])
+    master = source.erp_table("customers").set_index("sf_account_id").loc[account["Id"]]
+    invoices = [i for i in source.billing_objects("invoices")
+                if i["customer"] == account["Stripe_Customer_Id__c"]]
+
+    assert (contract["Q2C_Legal_Entity__c"], contract["CurrencyIsoCode"]) == ("US01", "USD")
+    assert [c["Q2C_Legal_Entity__c"] for c in contracts if c is not contract] == [None] * 17
+    assert (master["legal_entity"], master["currency"], master["tax_region"]) == (
+        "UK01", "USD", "GB-VAT20")
+    assert [i["period_start"] for i in invoices] == sorted(
+        (_unix(f"2026-0{month}-01T00:00:00") for month in range(2, 7)), reverse=True)
+    assert {(i["currency"], i["status"]) for i in invoices} == {("usd", "paid")}
+    # 6 seats x 100.00 net + 20% VAT included = 720.00 gross, of which 120.00 VAT
+    assert {(i["total"], i["total_taxes"][0]["amount"]) for i in invoices} == {(72000, 12000)}
+
+    mapped = _map_snapshot(source)
+    contract_rows = mapped["contracts"].query("source_id == @contract['Id']")
+    invoice_rows = mapped["invoices"].query("contract_id == @contract_rows.contract_id.iloc[0]")
+    assert set(contract_rows["legal_entity"]) == {"US01"}
+    assert set(invoice_rows["legal_entity"]) == {"UK01"} and len(invoice_rows) == 5
+    with_customer = mapped["contracts"].merge(mapped["customers"], on="customer_id",
+                                              suffixes=("", "_customer"))
+    differing = with_customer[
+        with_customer["legal_entity"] != with_customer["legal_entity_customer"]]
+    assert list(differing["source_id"]) == [contract["Id"]]
+
+
 def _map_snapshot(source: SnapshotSource) -> dict[str, pd.DataFrame]:
     sf, stripe = source.salesforce_records, source.billing_objects
     out = {
