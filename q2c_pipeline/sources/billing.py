@@ -19,13 +19,9 @@ from typing import Any
 import pandas as pd
 
 from q2c_pipeline.sources.wire import (
-    BOOL,
-    FLOAT,
-    INT,
     PAYLOAD_COLUMN,
-    STR,
-    TIMESTAMP,
     build_frame,
+    column_spec,
     float_from_wire,
     int_from_wire,
     normalize_salesforce_id,
@@ -42,37 +38,12 @@ SOURCE_SYSTEM = "stripe"
 ID_PREFIX = "stripe"
 BILLING_SYSTEM = "stripe"
 
-_SOURCED = {"source_system": STR, "source_id": STR, "correlation_id": STR}
-INVOICE_COLUMNS = {
-    **_SOURCED,
-    "invoice_id": STR, "customer_id": STR, "currency": STR, "finalized_at": TIMESTAMP,
-    "contract_id": STR, "legal_entity": STR, "due_date": TIMESTAMP, "billing_system": STR,
-    "status": STR,
-}
-INVOICE_LINE_COLUMNS = {
-    **_SOURCED,
-    "invoice_line_id": STR, "invoice_id": STR, "amount": INT, "contract_line_id": STR,
-    "product_code": STR, "quantity": FLOAT, "tax_amount": INT, "tax_inclusive": BOOL,
-    "service_start": TIMESTAMP, "service_end": TIMESTAMP, "is_proration": BOOL,
-    "created_at": TIMESTAMP,
-}
-CREDIT_NOTE_COLUMNS = {
-    **_SOURCED,
-    "credit_note_id": STR, "issued_at": TIMESTAMP, "amount": INT, "currency": STR,
-    "invoice_id": STR, "customer_id": STR, "invoice_line_id": STR, "tax_amount": INT,
-    "reason": STR, "voided_at": TIMESTAMP,
-}
-PAYMENT_COLUMNS = {
-    **_SOURCED,
-    "payment_id": STR, "paid_at": TIMESTAMP, "amount": INT, "currency": STR, "invoice_id": STR,
-    "customer_id": STR, "product_code": STR,
-}
-REFUND_COLUMNS = {
-    **_SOURCED,
-    "refund_id": STR, "invoice_id": STR, "refunded_at": TIMESTAMP, "amount": INT,
-    "currency": STR, "payment_id": STR,
-}
-INVOICE_EVENT_COLUMNS = {**_SOURCED, "invoice_id": STR, "occurred_at": TIMESTAMP, "event": STR}
+INVOICE_COLUMNS = column_spec("invoices")
+INVOICE_LINE_COLUMNS = column_spec("invoice_lines")
+CREDIT_NOTE_COLUMNS = column_spec("credit_notes")
+PAYMENT_COLUMNS = column_spec("payments")
+REFUND_COLUMNS = column_spec("refunds")
+INVOICE_EVENT_COLUMNS = column_spec("invoice_events")
 USAGE_PRICE_COLUMNS = ["product_code", "currency", "unit_amount"]
 
 # Invoice status transitions that are canonical invoice events.

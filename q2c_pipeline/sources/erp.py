@@ -11,33 +11,20 @@ from __future__ import annotations
 import pandas as pd
 
 from q2c_pipeline.sources.wire import (
-    BOOL,
     FLOAT,
-    INT,
     PAYLOAD_COLUMN,
     STR,
-    TIMESTAMP,
+    column_spec,
     minor_from_wire,
     payloads_from_frame,
 )
 
-LEGAL_ENTITY_COLUMNS = {
-    "legal_entity": STR, "functional_currency": STR, "country": STR, "calendar": STR,
-}
-CHART_OF_ACCOUNTS_COLUMNS = {
-    "legal_entity": STR, "account": STR, "gl_account": STR, "gl_name": STR, "department": STR,
-}
-ACCOUNTING_PERIOD_COLUMNS = {
-    "legal_entity": STR, "period": STR, "status": STR, "closed_at": TIMESTAMP,
-}
-TAX_CODE_COLUMNS = {"tax_code": STR, "country": STR, "rate_bps": INT, "is_inclusive": BOOL}
-FX_RATE_COLUMNS = {
-    "rate_date": TIMESTAMP, "from_currency": STR, "to_currency": STR, "rate": STR,
-}
-PRODUCT_COLUMNS = {
-    "product_code": STR, "revenue_pattern": STR, "name": STR, "family": STR,
-    "ssp_amount": INT, "ssp_currency": STR,
-}
+LEGAL_ENTITY_COLUMNS = column_spec("legal_entities")
+CHART_OF_ACCOUNTS_COLUMNS = column_spec("chart_of_accounts")
+ACCOUNTING_PERIOD_COLUMNS = column_spec("accounting_periods")
+TAX_CODE_COLUMNS = column_spec("tax_codes")
+FX_RATE_COLUMNS = column_spec("fx_rates")
+PRODUCT_COLUMNS = column_spec("products")
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}

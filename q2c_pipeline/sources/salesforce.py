@@ -21,12 +21,9 @@ import pandas as pd
 
 from q2c_pipeline.money import to_minor
 from q2c_pipeline.sources.wire import (
-    FLOAT,
-    INT,
     PAYLOAD_COLUMN,
-    STR,
-    TIMESTAMP,
     build_frame,
+    column_spec,
     decimal_from_wire,
     float_from_wire,
     minor_from_wire,
@@ -44,26 +41,9 @@ ID_PREFIX = "sf"
 # ERP entity, e.g. a deal sold by US01 to a customer invoiced by UK01 (intercompany).
 CONTRACT_LEGAL_ENTITY_FIELD = "Q2C_Legal_Entity__c"
 
-_SOURCED = {"source_system": STR, "source_id": STR, "correlation_id": STR}
-CUSTOMER_COLUMNS = {
-    **_SOURCED,
-    "customer_id": STR, "name": STR, "legal_entity": STR, "currency": STR,
-    "parent_customer_id": STR, "country": STR, "tax_region": STR, "erp_customer_id": STR,
-    "billing_customer_id": STR,
-}
-CONTRACT_COLUMNS = {
-    **_SOURCED,
-    "contract_id": STR, "customer_id": STR, "legal_entity": STR, "currency": STR,
-    "signed_date": TIMESTAMP, "transaction_price": INT, "version": INT,
-    "amends_contract_id": STR, "status": STR,
-}
-CONTRACT_LINE_COLUMNS = {
-    **_SOURCED,
-    "contract_line_id": STR, "contract_id": STR, "product_code": STR, "quantity": FLOAT,
-    "amount": INT, "ssp_amount": INT, "service_start": TIMESTAMP, "service_end": TIMESTAMP,
-    "revenue_pattern": STR, "revises_line_id": STR, "effective_date": TIMESTAMP,
-    "allocation_group": STR,
-}
+CUSTOMER_COLUMNS = column_spec("customers")
+CONTRACT_COLUMNS = column_spec("contracts")
+CONTRACT_LINE_COLUMNS = column_spec("contract_lines")
 
 Record = Mapping[str, Any]
 

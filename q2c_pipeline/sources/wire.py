@@ -173,6 +173,30 @@ def float_from_wire(value: Any) -> float | None:
     return None if number is None else float(number)
 
 
+def column_spec(table: str) -> dict[str, str]:
+    """The required columns of a canonical table and their kinds, read from its pandera model
+    (``q2c_pipeline.schemas.CANONICAL_TABLES``), so mappers never restate the schema."""
+    from q2c_pipeline.schemas import CANONICAL_TABLES
+
+    model, _ = CANONICAL_TABLES[table]
+    spec = {}
+    for name, column in model.to_schema().columns.items():
+        if not column.required:
+            continue
+        dtype = str(column.dtype)
+        if dtype.startswith("datetime64"):
+            spec[name] = TIMESTAMP
+        elif dtype in ("int64", "Int64"):
+            spec[name] = INT
+        elif dtype == "float64":
+            spec[name] = FLOAT
+        elif dtype in ("bool", "boolean"):
+            spec[name] = BOOL
+        else:
+            spec[name] = STR
+    return spec
+
+
 def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFrame:
     """Rows -> a frame with exactly the columns of ``spec`` (plus ``_payload``) and their dtypes.
 
