@@ -20,12 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from measure import peak_rss_mib  # noqa: E402  (benchmarks/ is the script folder)
 
 
 def stage_generate(work: Path, scale: int) -> int:
@@ -124,9 +119,9 @@ def _child(name: str, work: str, scale: int, queue) -> None:
     started = time.perf_counter()
     try:
         rows = fn(Path(work), scale)
-        queue.put((rows, time.perf_counter() - started, _peak_rss_mib(), None))
+        queue.put((rows, time.perf_counter() - started, peak_rss_mib(), None))
     except Exception as err:  # reported by the parent, which exits non-zero
-        queue.put((0, time.perf_counter() - started, _peak_rss_mib(), repr(err)))
+        queue.put((0, time.perf_counter() - started, peak_rss_mib(), repr(err)))
 
 
 def run(scale: int) -> bool:

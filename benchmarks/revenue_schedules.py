@@ -29,17 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from measure import peak_rss_mib  # noqa: E402  (benchmarks/ is the script folder)
+
 from q2c_pipeline.revenue.reference import spread_with_loop  # noqa: E402  (after sys.path)
 
 MONTHS = 36
 SEED = 606
-
-
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def make_obligations(count: int):
@@ -60,11 +55,11 @@ def _run(mode: str, count: int, queue) -> None:
     items = make_obligations(count)
     run = (lambda: len(spread_amounts(items, "day"))) if mode == "engine" else (
         lambda: len(spread_with_loop(items)))
-    before = _peak_rss_mib()
+    before = peak_rss_mib()
     started = time.perf_counter()
     rows = run()
     cold = time.perf_counter() - started
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
     warm = cold
     if mode == "engine":  # the first call also pays the fresh process's first-touch of memory
         for _ in range(2):

@@ -39,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from measure import peak_rss_mib  # noqa: E402  (benchmarks/ is the script folder)
+
 DAYS = 31
 FIRST_DAY = "2026-01-01"
 CUSTOMERS = 10_000
@@ -52,13 +54,6 @@ THREADS = os.cpu_count() or 1
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def generate(work: Path, events: int) -> None:
@@ -130,7 +125,7 @@ def _run_query(work: Path, sql: str) -> dict:
     rows = conn.execute(sql).fetchall()
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     return {"seconds": seconds, "cpu": cpu, "lines": len(rows),
-            "events": sum(r[4] for r in rows), "peak_mib": _peak_rss_mib()}
+            "events": sum(r[4] for r in rows), "peak_mib": peak_rss_mib()}
 
 
 def run_floor(work: Path) -> dict:
@@ -152,7 +147,7 @@ def run_summarize(work: Path) -> dict:
     digest = hashlib.sha256(summary.to_csv(index=False).encode("utf-8")).hexdigest()[:16]
     return {"seconds": seconds, "cpu": cpu, "lines": len(summary),
             "entries": journal["journal_key"].nunique(),
-            "events": int(summary["event_count"].sum() // 2), "peak_mib": _peak_rss_mib(),
+            "events": int(summary["event_count"].sum() // 2), "peak_mib": peak_rss_mib(),
             "digest": digest}
 
 
