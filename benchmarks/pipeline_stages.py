@@ -65,7 +65,7 @@ def stage_canonical(work: Path, scale: int) -> int:
 def stage_finance(work: Path, scale: int) -> int:
     from datetime import date
 
-    from q2c_pipeline.revenue.policy import Policy
+    from q2c_pipeline.core.policy import Policy
     from q2c_pipeline.sources.snapshot import SnapshotSource
     from q2c_pipeline.stages import build_finance
     from q2c_pipeline.warehouse import connect

@@ -149,8 +149,8 @@ def print_close_summary(duckdb_path: str) -> None:
 def cmd_revrec(args: argparse.Namespace) -> int:
     from datetime import date
 
+    from q2c_pipeline.engine import run_engine
     from q2c_pipeline.interchange import read_interchange, write_outputs
-    from q2c_pipeline.revenue.engine import run_engine
 
     try:
         tables, policy = read_interchange(Path(args.input))

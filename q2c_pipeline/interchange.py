@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from q2c_pipeline.money import from_minor, to_minor
-from q2c_pipeline.revenue.engine import EngineResult
-from q2c_pipeline.revenue.policy import Policy, load_policy
+from q2c_pipeline.core.money import from_minor, to_minor
+from q2c_pipeline.core.policy import Policy, load_policy
+from q2c_pipeline.engine import EngineResult
 from q2c_pipeline.schemas import CANONICAL_TABLES, timestamp_columns
 
 # table -> {money column: where its currency comes from}

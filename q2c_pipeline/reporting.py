@@ -3,7 +3,7 @@ deferred balance and open exceptions by owner, straight from the reconciliation 
 
 from __future__ import annotations
 
-from q2c_pipeline.money import from_minor
+from q2c_pipeline.core.money import from_minor
 from q2c_pipeline.warehouse import connect
 
 SUMMARY_SQL = """

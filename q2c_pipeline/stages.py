@@ -25,8 +25,8 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
-from q2c_pipeline.revenue.engine import EngineResult, run_engine
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
 from q2c_pipeline.sources.assemble import build_candidates
 from q2c_pipeline.sources.landing import LandingResult, land_records, latest_records

@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 import pytest
 
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from q2c_pipeline.accounting.accounts import normal_sign
-from q2c_pipeline.revenue.schedules import month_index, period_labels
+from q2c_pipeline.core.calendar import month_index, period_labels
 
 BALANCE_COLUMNS = [
     "legal_entity", "period", "account", "currency", "movement", "closing_balance",

@@ -7,7 +7,7 @@ fixed formatting; ``\\n`` line endings; UTF-8):
 row per line, the entry's header fields repeated on each of its rows (NetSuite groups rows into an
 entry by External ID): ``External ID, Date, Subsidiary, Currency, Exchange Rate, Memo, Account,
 Debit, Credit, Line Memo, Department, Class``. Amounts are decimal strings from integer minor units
-(``q2c_pipeline.money.from_minor``), the unused side left empty. ``Subsidiary`` is the legal
+(``q2c_pipeline.core.money.from_minor``), the unused side left empty. ``Subsidiary`` is the legal
 entity as the ERP names it. ``Exchange Rate`` is the entry's functional/transaction ratio
 (total functional debits over total debits, in major units) rounded half-up to 8 decimals, ``1``
 when the currencies agree. NetSuite measures functional amounts itself from that rate, so lines
@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from q2c_pipeline.accounting.erp_posting import ErpRejected, JournalEntry, PostingReceipt
-from q2c_pipeline.money import from_minor, minor_exponent
+from q2c_pipeline.core.money import from_minor, minor_exponent
 
 NETSUITE_COLUMNS = [
     "External ID", "Date", "Subsidiary", "Currency", "Exchange Rate", "Memo", "Account", "Debit",

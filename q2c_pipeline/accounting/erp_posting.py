@@ -17,7 +17,7 @@ which the outbox treats differently: a rejection needs a person, an outage a ret
 suite's in-process fake (``q2c_pipeline_tests/fakes/erp_fake.py``) implements the same Protocol.
 
 ``JournalEntry`` carries transaction-currency amounts as integer minor units (the ERP's decimal
-strings are made at the connector's edge with ``q2c_pipeline.money.from_minor``) and the
+strings are made at the connector's edge with ``q2c_pipeline.core.money.from_minor``) and the
 functional amounts the ledger engine measured.
 """
 

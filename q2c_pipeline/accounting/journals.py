@@ -18,8 +18,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.revenue.fx import RateBook
-from q2c_pipeline.revenue.schedules import month_index, period_end_dates, period_labels
+from q2c_pipeline.core.calendar import month_index, period_end_dates, period_labels
+from q2c_pipeline.core.fx import RateBook
 
 RULE_VERSION = "q2c-ledger-1"
 

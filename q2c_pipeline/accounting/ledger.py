@@ -1,6 +1,6 @@
 """The posted ledger: what q2c has posted, kept append-only, and what a new run adds to it.
 
-The engine (``q2c_pipeline.revenue.engine.run_engine``) computes the journals the books *should*
+The engine (``q2c_pipeline.engine.run_engine``) computes the journals the books *should*
 hold from scratch each run; each journal carries a content-addressed ``journal_key``. The ledger
 is what has actually been posted, and it is never edited:
 
@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.revenue.schedules import period_labels
+from q2c_pipeline.core.calendar import period_labels
 from q2c_pipeline.warehouse import frame_transaction
 
 LEDGER_RULE_VERSION = "q2c-ledger-posting-1"

@@ -42,7 +42,7 @@ accepts (NetSuite's CSV and REST imports, Sage Intacct's GLBATCH), and split a l
 deterministically: products in ``product_code`` order, each product's debit and credit kept
 together in the same entry, so every split entry balances on its own.
 
-The engine (``q2c_pipeline.revenue.engine.run_engine``) posts usage in summary mode itself, with
+The engine (``q2c_pipeline.engine.run_engine``) posts usage in summary mode itself, with
 the same line ids (``summary_line_ids``) and fingerprints (``fingerprint_events``), so a ledger
 line leads to ``ledger.usage_summary`` and, through ``drill_down``, to its events.
 """
@@ -61,8 +61,8 @@ import numpy as np
 import pandas as pd
 
 from q2c_pipeline.accounting.journals import shift_closed_periods
-from q2c_pipeline.revenue.fx import RateBook
-from q2c_pipeline.revenue.schedules import month_index, period_labels
+from q2c_pipeline.core.calendar import month_index, period_labels
+from q2c_pipeline.core.fx import RateBook
 from q2c_pipeline.warehouse import frame_transaction
 
 RULE_VERSION = "q2c-usage-summary-1"

@@ -1,6 +1,6 @@
 """Finance assets: allocation, revenue schedules, journal lines and account balances.
 
-All four come from one call to the pure engine (``q2c_pipeline.revenue.engine.run_engine``) over
+All four come from one call to the pure engine (``q2c_pipeline.engine.run_engine``) over
 the validated canonical tables, the same engine ``q2c revrec`` runs on an interchange folder.
 The engine's journals are reconciled against the append-only ledger (``ledger.journal_lines``):
 new journals and reversals of changed ones are appended, and ``finance.journal_lines`` is the
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from q2c_pipeline.core.policy import Policy, load_policy
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
-from q2c_pipeline.revenue.policy import Policy, load_policy
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.stages import FINANCE_OUTPUTS, build_finance
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from q2c_pipeline.money import minor_exponent
-from q2c_pipeline.revenue.rounding import distribute_by_weight
+from q2c_pipeline.core.money import minor_exponent
+from q2c_pipeline.core.rounding import distribute_by_weight
 
 MODIFICATION_TREATMENTS = ("prospective", "catch_up", "separate_contract")
 

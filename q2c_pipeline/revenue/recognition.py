@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.revenue.policy import Policy
-from q2c_pipeline.revenue.schedules import month_index, spread_amounts
+from q2c_pipeline.core.calendar import month_index
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.revenue.schedules import spread_amounts
 
 OBLIGATION_COLUMNS = [
     "source_type", "source_id", "component_id", "contract_id", "legal_entity", "customer_id",

@@ -14,8 +14,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.money import round_half_up
-from q2c_pipeline.revenue.schedules import month_index
+from q2c_pipeline.core.calendar import month_index
+from q2c_pipeline.core.money import round_half_up
 
 _KIND_ORDER = {"credit_note": 0, "refund": 1, "invoice_void": 2, "uncollectible": 3,
                "credit_note_void": 4}

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from q2c_pipeline.money import to_minor
+from q2c_pipeline.core.money import to_minor
 from q2c_pipeline.sources.wire import (
     PAYLOAD_COLUMN,
     build_frame,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from q2c_pipeline.money import to_minor
+from q2c_pipeline.core.money import to_minor
 
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 

@@ -2,8 +2,8 @@ from datetime import date
 
 import pandas as pd
 
-from q2c_pipeline.revenue.engine import run_engine
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
 
 

@@ -11,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from q2c_pipeline.revenue.engine import run_engine
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
 
 POLICY = Policy(amortization="month_even")

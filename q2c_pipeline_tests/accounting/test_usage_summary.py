@@ -19,9 +19,9 @@ from q2c_pipeline.accounting.usage_summary import (
     summarize_usage,
     write_usage_summary,
 )
-from q2c_pipeline.revenue.engine import run_engine
-from q2c_pipeline.revenue.fx import RateBook
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.fx import RateBook
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline_tests.revenue.builders import company
 
 # usage_id, customer_id, product_code, occurred_at, quantity, amount (minor), currency

@@ -5,8 +5,8 @@ from datetime import date
 from pathlib import Path
 
 from q2c_pipeline.cli import main
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline.interchange import read_interchange, write_outputs
-from q2c_pipeline.revenue.engine import run_engine
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "interchange" / "stripe_monthly_subscription"
 OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances")

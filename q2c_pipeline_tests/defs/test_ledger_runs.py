@@ -18,6 +18,7 @@ from q2c_pipeline.accounting.erp_files import JSON_FILE, NETSUITE_FILE
 from q2c_pipeline.accounting.ledger import lock_period, read_ledger
 from q2c_pipeline.accounting.outbox import enqueue, post_pending, read_outbox
 from q2c_pipeline.accounting.posting_rules import apply_posting_rules
+from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.defs.accounting import (
     ErpPostingResource,
     business_day_of_month,
@@ -27,7 +28,6 @@ from q2c_pipeline.defs.accounting import (
 )
 from q2c_pipeline.defs.checks import find_lines_in_closed_periods, find_unbalanced_journals
 from q2c_pipeline.defs.resources import WarehouseResource
-from q2c_pipeline.revenue.policy import Policy
 from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (

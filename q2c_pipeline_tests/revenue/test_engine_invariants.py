@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from q2c_pipeline.accounting.accounts import CONTRA_REVENUE
-from q2c_pipeline.revenue.engine import run_engine
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
 
 AS_OF = date(2026, 12, 31)

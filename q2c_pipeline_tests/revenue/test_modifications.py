@@ -5,8 +5,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from q2c_pipeline.revenue.engine import run_engine, schedule_as_of
-from q2c_pipeline.revenue.policy import Policy
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine, schedule_as_of
 from q2c_pipeline_tests.revenue.builders import T, company, frames
 
 # Base: 12,000.00 over 2026 signed 2026-01-01 (version 1). Amendment (version 2, signed

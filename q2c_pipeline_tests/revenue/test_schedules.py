@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from q2c_pipeline.revenue.schedules import period_labels, spread_amounts
+from q2c_pipeline.core.calendar import period_labels
+from q2c_pipeline.revenue.schedules import spread_amounts
 
 T = pd.Timestamp
 

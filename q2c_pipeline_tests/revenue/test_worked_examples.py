@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from q2c_pipeline.engine import run_engine
 from q2c_pipeline.interchange import read_interchange, write_outputs
-from q2c_pipeline.revenue.engine import run_engine
 
 EXAMPLES = Path(__file__).parents[1] / "fixtures" / "interchange"
 OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances")

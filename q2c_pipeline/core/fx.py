@@ -8,8 +8,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.money import minor_exponent
-from q2c_pipeline.revenue.rounding import mul_div_half_up
+from q2c_pipeline.core.money import minor_exponent
+from q2c_pipeline.core.rounding import mul_div_half_up
 
 
 class RateBook:

@@ -28,26 +28,22 @@ from q2c_pipeline.accounting.usage_summary import (
     fingerprint_events,
     summary_line_ids,
 )
+from q2c_pipeline.core.calendar import month_index, period_end_dates, period_labels
+from q2c_pipeline.core.fx import RateBook
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.core.rounding import distribute_by_weight, mul_div_half_up
 from q2c_pipeline.revenue.allocation import (
     allocate_transaction_price,
     build_components,
     summarize_allocation,
 )
-from q2c_pipeline.revenue.fx import RateBook
-from q2c_pipeline.revenue.policy import Policy
 from q2c_pipeline.revenue.recognition import (
     OBLIGATION_COLUMNS,
     build_schedule,
     contract_line_obligations,
 )
 from q2c_pipeline.revenue.reductions import apply_reductions
-from q2c_pipeline.revenue.rounding import distribute_by_weight, mul_div_half_up
-from q2c_pipeline.revenue.schedules import (
-    month_index,
-    period_end_dates,
-    period_labels,
-    split_months_into_days,
-)
+from q2c_pipeline.revenue.schedules import split_months_into_days
 from q2c_pipeline.schemas import CANONICAL_TABLES, timestamp_columns
 
 SCHEDULE_COLUMNS = [
