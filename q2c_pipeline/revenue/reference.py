@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime
 
-_NS_PER_DAY = 86_400 * 10**9
-
 
 def spread_with_loop(items) -> list[tuple[int, int, int]]:
     """The baseline: one obligation at a time, one month at a time, plain Python integers.
@@ -25,7 +23,8 @@ def spread_with_loop(items) -> list[tuple[int, int, int]]:
             zip(items["amount"].tolist(), items["start"].tolist(), items["end"].tolist(),
                 strict=True)):
         first_day = start.date().toordinal()
-        last_day = end.date().toordinal() + (end.value % _NS_PER_DAY != 0)  # partial day counts
+        # the start day counts in full; a partial last day is cut off
+        last_day = max(end.date().toordinal(), first_day + 1)
         total_days = last_day - first_day
         year, month = start.year, start.month
         month_start = first_day

@@ -12,22 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.core.calendar import month_index, month_start_ns
+from q2c_pipeline.core.calendar import month_index
 from q2c_pipeline.core.policy import AMORTIZATIONS
 from q2c_pipeline.core.rounding import divide_truncating, mul_div_half_up
 
 _NS_PER_MS = 1_000_000
 _BLOCK_ROWS = 1 << 17  # rows per block of per-row work: temporaries stay cache-sized
-
-
-def _whole_months(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Whole calendar months in [start, end) (2026-01-15..2027-01-15 -> 12; at least 1)."""
-    first = month_index(start)
-    last = month_index(end)
-    start_offset = start.astype(np.int64) - month_start_ns(first)
-    end_offset = end.astype(np.int64) - month_start_ns(last)
-    months = last - first - (end_offset < start_offset).astype(np.int64)
-    return np.maximum(months, 1)
 
 
 def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFrame:
@@ -38,13 +28,18 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
     it falls in the month of ``start``. Returns one row per item and month touched:
     ``item`` (position of the item in ``items``), ``month`` (months since 1970-01), ``amount``.
 
-    - ``day``: whole days from the start date up to the end (a partial last day counts); a month's
-      share is amount x its days / all days, rounded half-up.
+    Stripe's amortization conventions (docs.stripe.com/revenue-recognition/revenue-settings):
+
+    - ``day`` ("by day"): whole days; the start day counts in full and a partial last day is cut
+      off (15 June 12:00 .. 13 October 12:00 is 16 + 31 + 31 + 30 + 12 days); a month's share is
+      amount x its days / all days, rounded half-up; the last month takes what is left.
     - ``millisecond``: the same by elapsed milliseconds.
-    - ``month_even``: one equal (truncated) share per whole month of the term, from the start month.
-    - ``month_prorated``: a partial first month by elapsed time, equal (truncated) shares for the
-      full months, the last month takes the rest.
-    In every case the last month takes what is left, so each item's rows sum exactly to it.
+    - ``month_even`` ("by month evenly"): one equal (truncated) share per calendar month from the
+      start month; the partial month holding the end is cut off; the last month takes the rest.
+    - ``month_prorated`` ("first and last month prorated"): partial first and last months by
+      elapsed milliseconds, equal (truncated) shares for the full months, and the last full month
+      takes the rounding residue.
+    Each item's rows sum exactly to its amount.
 
     The three output columns are written in place into one preallocated int64 block that becomes
     the frame as is; per-row temporaries are bounded by ``_BLOCK_ROWS`` rows.
@@ -63,8 +58,16 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
     point = np.isnat(end) | ~(end > start)
     safe_end = np.where(point, start + np.timedelta64(1, "ms"), end)
     first = month_index(start)
+    s_day = start.astype("datetime64[D]").astype(np.int64)
+    # ``day``: the start day counts in full, a partial last day is cut off (Stripe's "by day");
+    # a term shorter than its first day still counts that day.
+    e_day = np.maximum(safe_end.astype("datetime64[D]").astype(np.int64), s_day + 1)
     if amortization == "month_even":
-        last = first + _whole_months(start, safe_end) - 1
+        # one equal share per calendar month from the start month; the month holding the end
+        # (a partial last month) is cut off, unless the term ends within its first month
+        last = first + np.maximum(month_index(safe_end) - first, 1) - 1
+    elif amortization == "day":
+        last = month_index((e_day - 1).astype("datetime64[D]"))
     else:
         last = month_index(safe_end - np.timedelta64(1, "ns"))
     last = np.where(point, first, last)
@@ -90,9 +93,7 @@ def spread_amounts(items: pd.DataFrame, amortization: str = "day") -> pd.DataFra
         share_column[last_row] = amount - equal * (count - 1)
     else:
         if amortization == "day":
-            s = start.astype("datetime64[D]").astype(np.int64)
-            e_floor = safe_end.astype("datetime64[D]")
-            e = e_floor.astype(np.int64) + (safe_end > e_floor.astype("datetime64[ns]"))
+            s, e = s_day, e_day
             unit = "datetime64[D]"
         else:
             s = start.astype(np.int64) // _NS_PER_MS
@@ -199,10 +200,15 @@ def _spread_prorated(amount, first, count, s, e, total, month_starts) -> np.ndar
     first_part = np.add.reduceat(np.where(partial_first, share, 0), row_start)
     last_part = parts_sum - first_part
     equal = divide_truncating(amount - first_part - last_part, divisor)
-    share = np.where(partial_first, share, equal[item])
-    share[is_last] = 0
+    share = np.where(partial_first | partial_last, share, equal[item])
+    # The rounding residue goes to the last full month (Stripe's "first and last month
+    # prorated": 15.50 / 30.66 / 30.66 / 30.68 / 12.50); with no full month, to the last month.
     last_row = row_start + count - 1
-    share[last_row] = amount - np.add.reduceat(share, row_start)
+    ends_partially = np.add.reduceat(partial_last.astype(np.int64), row_start) > 0
+    has_full = (n_full + last_is_full) > 0
+    absorb = np.where(ends_partially & has_full, last_row - 1, last_row)
+    share[absorb] = 0
+    share[absorb] = amount - np.add.reduceat(share, row_start)
     return share
 
 
@@ -230,10 +236,9 @@ def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
     floor = np.asarray(floor, dtype="datetime64[ns]")
     s_day = start.astype("datetime64[D]").astype(np.int64)
     point = np.isnat(end) | ~(end > start)
-    e_floor = np.where(point, start, end).astype("datetime64[D]")
-    e_day = e_floor.astype(np.int64) + (np.where(point, start, end)
-                                        > e_floor.astype("datetime64[ns]"))
-    e_day = np.where(point, s_day + 1, e_day)
+    # the start day counts in full, a partial last day is cut off (``day`` amortization)
+    e_day = np.maximum(np.where(point, start, end).astype("datetime64[D]").astype(np.int64),
+                       s_day + 1)
     no_floor = np.isnat(floor)
     f_day = np.where(no_floor, np.iinfo(np.int64).min,
                      np.where(no_floor, start, floor).astype("datetime64[D]").astype(np.int64))

@@ -67,3 +67,36 @@ def test_every_schedule_sums_exactly_to_its_amount(method):
     })
     out = spread_amounts(items, method)
     assert out.groupby("item")["amount"].sum().tolist() == items["amount"].tolist()
+
+
+# Stripe's settings example (docs.stripe.com/revenue-recognition/revenue-settings/examples,
+# "Amortization granularity"): a 4-month, 120 USD subscription from 15 June 12:00:00 UTC to
+# 13 October 12:00:00 UTC (120 days), one figure per month in the published tables.
+STRIPE_START, STRIPE_END = "2026-06-15T12:00", "2026-10-13T12:00"
+
+
+@pytest.mark.parametrize(("method", "published"), [
+    # "By day ... Cut off the last day": 15 June counts in full (16 days), 13 October is cut off
+    # (12 days): 16 + 31 + 31 + 30 + 12 = 120 days, 1.00 a day.
+    ("day", {"2026-06": 1_600, "2026-07": 3_100, "2026-08": 3_100, "2026-09": 3_000,
+             "2026-10": 1_200}),
+    # by millisecond: 15.5 days in June, 12.5 in October
+    ("millisecond", {"2026-06": 1_550, "2026-07": 3_100, "2026-08": 3_100, "2026-09": 3_000,
+                     "2026-10": 1_250}),
+    # "By month evenly ... Cut off the last month": 120 / 4 = 30.00 for June..September, nothing
+    # in October
+    ("month_even", {"2026-06": 3_000, "2026-07": 3_000, "2026-08": 3_000, "2026-09": 3_000}),
+    # "first and last month prorated": June 15.50 and October 12.50 by the millisecond; the
+    # 92.00 between them in equal truncated shares 30.66, 30.66 and the last full month takes
+    # the residue: 92.00 - 61.32 = 30.68
+    ("month_prorated", {"2026-06": 1_550, "2026-07": 3_066, "2026-08": 3_066,
+                        "2026-09": 3_068, "2026-10": 1_250}),
+])
+def test_amortization_reproduces_stripes_published_settings_example(method, published):
+    assert _spread(12_000, STRIPE_START, STRIPE_END, method) == published
+
+
+def test_day_amortization_never_puts_the_residue_in_a_month_with_no_counted_day():
+    # why: an end at 06:00 on the 1st cuts that day off, so November has no day of the term;
+    # 100 over 2026-10-01..2026-11-01T06:00 is October's alone
+    assert _spread(100, "2026-10-01", "2026-11-01T06:00", "day") == {"2026-10": 100}
