@@ -36,11 +36,14 @@ _DEFAULTS = {"contracts": {"version": "1"}, "invoice_lines": {"tax_amount": "0",
              "credit_notes": {"tax_amount": "0"}, "invoices": {"status": "open"}}
 
 OUTPUT_MONEY = {
-    "allocation": ["ssp_amount", "transaction_price", "allocated_amount"],
-    "revenue_schedule": ["amount", "amount_functional"],
+    "allocation": ["ssp_amount", "transaction_price", "allocated_amount",
+                   "inception_allocated_amount", "deferred_reductions"],
+    "revenue_schedule": ["amount", "amount_functional", "stated_amount"],
     "journal_lines": ["debit", "credit", "debit_functional", "credit_functional"],
     "account_balances": ["movement", "closing_balance", "movement_functional",
                          "closing_balance_functional"],
+    "contract_positions": ["deferred_revenue", "contract_asset", "unbilled_receivable",
+                           "refund_liability", "net_contract_position"],
 }
 
 

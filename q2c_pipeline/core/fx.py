@@ -68,7 +68,9 @@ class RateBook:
              "fc": np.asarray(functional, dtype=object),
              "day": pd.DatetimeIndex(np.asarray(dates, dtype="datetime64[ns]")).normalize()}
         )
-        unique = keys.drop_duplicates().reset_index(drop=True)
+        # earliest day first, so a missing rate is reported for the first day that needs it
+        unique = keys.drop_duplicates().sort_values(["day", "cur", "fc"], kind="mergesort")
+        unique = unique.reset_index(drop=True)
         nums, dens = [], []
         for cur, fc, day in unique.itertuples(index=False):
             if pd.isna(day):

@@ -15,11 +15,14 @@ CREDIT_NOTE_TREATMENTS = ("proportional", "contra_in_full")
 ALLOCATION_ROUNDINGS = ("minor_unit", "whole_unit")
 # "period": one recognition entry per obligation and month; "day": one per obligation and day.
 JOURNAL_GRANULARITIES = ("period", "day")
+# How a write-off's recognized share is presented: contra revenue (Stripe's BadDebt) or a credit
+# loss expense (ASC 326-20).
+BAD_DEBT_PRESENTATIONS = ("contra_revenue", "credit_loss_expense")
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Revenue policy; defaults are the canonical model's (../shared/canonical-model.md)."""
+    """Revenue policy; defaults are the canonical model's (docs/canonical-model.md)."""
 
     amortization: str = "day"
     rounding: str = "last_period_absorbs"
@@ -28,6 +31,7 @@ class Policy:
     allocation_rounding: str = "minor_unit"
     journal_granularity: str = "period"
     functional_currency: str | None = None
+    bad_debt_presentation: str = "contra_revenue"
 
     def __post_init__(self) -> None:
         choices = {
@@ -36,6 +40,7 @@ class Policy:
             "credit_note_treatment": CREDIT_NOTE_TREATMENTS,
             "allocation_rounding": ALLOCATION_ROUNDINGS,
             "journal_granularity": JOURNAL_GRANULARITIES,
+            "bad_debt_presentation": BAD_DEBT_PRESENTATIONS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

@@ -1,8 +1,13 @@
-"""Obligations from every revenue driver, and their schedules (vectorized).
+"""Recognition events: when each obligation's revenue enters the books, and usage.
 
-Drivers: contract lines (allocated amounts), invoice lines that name no contract line (their own
-obligation over their own service period), usage rows (recognized when they occur) and payments
-with no invoice (one-time charges recognized when paid).
+``journal_granularity: period`` books one recognition per obligation and month, dated at the
+month's end; ``day`` one per obligation and day its service covers (a month's amount shared by
+cumulative half-up rounding, ``split_months_into_days``), a catch-up on its own day. Usage is
+recognized when it occurs (variable consideration allocated to the period it relates to, ASC
+606-10-32-40); the invoice line that bills it settles the difference between billed and rated
+usage as revenue when it is billed (the billed amount is the resolved consideration), so a usage
+position never keeps a balance that nothing releases. A one-time payment with no invoice is
+recognized when paid, net of the tax inside it.
 """
 
 from __future__ import annotations
@@ -10,81 +15,187 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from q2c_pipeline.core.calendar import month_index
-from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.revenue.schedules import spread_amounts
+from q2c_pipeline.core.calendar import period_end_dates
+from q2c_pipeline.core.rounding import mul_div_half_up
+from q2c_pipeline.revenue.book import timestamp_of_day
+from q2c_pipeline.revenue.contracts import ContractFacts
+from q2c_pipeline.revenue.schedules import split_months_into_days
 
-OBLIGATION_COLUMNS = [
-    "source_type", "source_id", "component_id", "contract_id", "legal_entity", "customer_id",
-    "correlation_id", "currency", "amount", "start", "end", "booking_date", "position_key",
-    "schedule_version", "treatment", "recognize_from",
+RECOGNITION_COLUMNS = [
+    "event_id", "source_type", "source_id", "position_key", "date", "month", "amount", "stated",
+    "kind",
 ]
 
 
-def contract_line_obligations(components: pd.DataFrame) -> pd.DataFrame:
-    """Schedulable components of contract-line obligations (usage lines excluded)."""
-    comp = components[components["revenue_pattern"] != "usage"].copy()
-    if len(comp) == 0:
-        return pd.DataFrame(columns=OBLIGATION_COLUMNS)
-    booked = comp["first_signed_date"].where(~comp["is_delta"], comp["signed_date"])
-    ratable = (comp["revenue_pattern"] == "ratable") & comp["service_start"].notna() \
-        & comp["service_end"].notna()
-    point_at = comp["service_start"].where(comp["service_start"].notna(), booked)
-    out = pd.DataFrame({
-        "source_type": "contract_line", "source_id": comp["obligation_id"],
-        "component_id": comp["contract_line_id"], "contract_id": comp["contract_id"],
-        "legal_entity": comp["legal_entity"], "customer_id": comp["customer_id"],
-        "correlation_id": comp["correlation_id"], "currency": comp["currency"],
-        "amount": comp["allocated"].astype("int64"),
-        "start": pd.to_datetime(point_at.where(~ratable, comp["service_start"])),
-        "end": pd.to_datetime(comp["service_end"].where(ratable, pd.NaT)),
-        "booking_date": pd.to_datetime(booked), "position_key": comp["contract_id"],
-        "schedule_version": comp["version"].astype("int64"),
-        "treatment": comp["treatment"],
-        "recognize_from": pd.to_datetime(comp["recognize_from"]),
-    })
-    return out[OBLIGATION_COLUMNS]
+def _windows(facts: ContractFacts) -> pd.DataFrame:
+    """Each obligation's final service window and booking floor (for the day split)."""
+    ob = facts.obligations[["source_type", "source_id", "start", "end", "floor"]].copy()
+    ob = ob.set_index(["source_type", "source_id"])
+    for key, book_ob in facts.run.obligations.items():
+        start = timestamp_of_day(book_ob.start_day)
+        end = timestamp_of_day(book_ob.end_day) if book_ob.pattern == "ratable" else pd.NaT
+        floor = timestamp_of_day(book_ob.floor_day) if book_ob.floor_day is not None else pd.NaT
+        ob.loc[key, ["start", "end", "floor"]] = [start, end, floor]
+    for column in ("start", "end", "floor"):
+        ob[column] = pd.to_datetime(ob[column])
+    return ob
 
 
-def build_schedule(obligations: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """One row per obligation (source_type, source_id) and month, with obligation attributes.
+def obligation_recognition(facts: ContractFacts, granularity: str) -> pd.DataFrame:
+    """Recognition events of contract-line and invoice-line obligations."""
+    rows = facts.schedule
+    if len(rows) == 0:
+        return pd.DataFrame(columns=RECOGNITION_COLUMNS)
+    position = facts.obligations.set_index(["source_type", "source_id"])["revenue_contract_id"]
+    for key, book_ob in facts.run.obligations.items():
+        position.loc[key] = book_ob.revenue_contract_id
+    stated = rows["stated"]
+    rows = rows.assign(stated=stated.where(stated.notna(), rows["amount"]).astype("int64"))
+    if granularity == "period":
+        grouped = rows.groupby(["source_type", "source_id", "month"], as_index=False,
+                               sort=True)[["amount", "stated"]].sum()
+        grouped["date"] = period_end_dates(grouped["month"].to_numpy())
+        grouped["kind"] = "period"
+    else:
+        windows = _windows(facts)
+        service = rows[rows["day"].isna()]
+        key = pd.MultiIndex.from_frame(service[["source_type", "source_id"]])
+        win = windows.reindex(key)
+        split = []
+        for column in ("amount", "stated"):
+            days = split_months_into_days(
+                service[column].to_numpy(), service["month"].to_numpy(),
+                win["start"].to_numpy(), win["end"].to_numpy(), win["floor"].to_numpy())
+            part = service.iloc[days["row"].to_numpy()][["source_type", "source_id", "month"]]
+            part = part.reset_index(drop=True).assign(date=days["day"].to_numpy())
+            part[column] = days["amount"].to_numpy()
+            part["other"] = column
+            split.append(part)
+        points = rows[rows["day"].notna()][["source_type", "source_id", "month", "day",
+                                            "amount", "stated"]].rename(columns={"day": "date"})
+        both = pd.concat([split[0], split[1], points], ignore_index=True)
+        both[["amount", "stated"]] = both[["amount", "stated"]].fillna(0).astype("int64")
+        grouped = both.groupby(["source_type", "source_id", "date"], as_index=False,
+                               sort=True).agg(month=("month", "first"), amount=("amount", "sum"),
+                                              stated=("stated", "sum"))
+        grouped["kind"] = "day"
+    grouped = grouped[(grouped["amount"] != 0) | (grouped["stated"] != 0)]
+    grouped["position_key"] = pd.MultiIndex.from_frame(
+        grouped[["source_type", "source_id"]]).map(position)
+    label = grouped["date"].dt.strftime("%Y-%m-%d") if granularity == "day" else \
+        grouped["month"].astype(str)
+    grouped["event_id"] = "rec|" + grouped["source_type"] + "|" + grouped["source_id"] + "|" \
+        + label
+    return grouped[RECOGNITION_COLUMNS].reset_index(drop=True)
 
-    With ``catch_up`` a month before the booking month is recognized in the booking month; a
-    component with ``recognize_from`` (a cumulative catch-up modification) recognizes the months
-    before that date's month in that month, whatever the policy. A row carries the
-    ``schedule_version`` and ``treatment`` of the latest contract version that put an amount in
-    it, so an amendment leaves the rows of months it does not touch exactly as they were.
+
+USAGE_COLUMNS = [
+    "usage_id", "source_id", "invoice_line_id", "position_key", "contract_id", "legal_entity",
+    "customer_id", "correlation_id", "currency", "amount", "date", "product_code",
+]
+
+
+def usage_obligations(t: dict[str, pd.DataFrame], lines: pd.DataFrame,
+                      comps: pd.DataFrame) -> pd.DataFrame:
+    """One row per usage event: its position, entity and amount, recognized when it occurs.
+
+    The entity is the contract's (through the usage's contract line, else the invoice line that
+    bills it), else the customer's.
     """
-    obligations = obligations.reset_index(drop=True)
-    spread = spread_amounts(obligations[["amount", "start", "end"]], policy.amortization)
-    item = spread["item"].to_numpy()
-    months = spread["month"].to_numpy()
-    if policy.catch_up and len(spread):
-        booked = month_index(obligations["booking_date"].to_numpy())[item]
-        months = np.maximum(months, booked)
-    floor = obligations["recognize_from"].to_numpy(dtype="datetime64[ns]")[item]
-    has_floor = ~np.isnat(floor)
-    if has_floor.any():
-        months = np.where(has_floor, np.maximum(months, month_index(
-            np.where(has_floor, floor, np.datetime64(0, "ns")))), months)
-    versions = obligations["schedule_version"].to_numpy(dtype=np.int64)[item]
-    rows = pd.DataFrame({
-        "source_type": obligations["source_type"].to_numpy()[item],
-        "source_id": obligations["source_id"].to_numpy()[item],
-        "month": months, "amount": spread["amount"].to_numpy(),
-        "schedule_version": np.where(spread["amount"].to_numpy() != 0, versions, 0),
-        "treatment": obligations["treatment"].to_numpy()[item],
-    })
-    keys = ["source_type", "source_id", "month"]
-    summed = rows.groupby(keys, as_index=False, sort=True)["amount"].sum()
-    latest = rows.sort_values(keys + ["schedule_version"], kind="mergesort").drop_duplicates(
-        keys, keep="last")[keys + ["schedule_version", "treatment"]]
-    first_version = obligations.groupby(["source_type", "source_id"])["schedule_version"].min()
-    summed = summed.merge(latest, on=keys, how="left", validate="one_to_one")
-    fallback = pd.MultiIndex.from_frame(summed[["source_type", "source_id"]]).map(first_version)
-    summed["schedule_version"] = summed["schedule_version"].where(
-        summed["schedule_version"] > 0, fallback).astype("int64")
-    attrs = obligations.drop_duplicates(["source_type", "source_id"], keep="first").drop(
-        columns=["amount", "start", "end", "component_id", "schedule_version", "treatment",
-                 "recognize_from"])
-    return summed.merge(attrs, on=["source_type", "source_id"], how="left", validate="many_to_one")
+    usage = t["usage"].drop_duplicates("usage_id").copy()
+    customers = t["customers"].set_index("customer_id")
+    by_line = lines.set_index("invoice_line_id")
+    contract = usage["contract_line_id"].map(comps.set_index("contract_line_id")["contract_id"]) \
+        if len(comps) else pd.Series(pd.NA, index=usage.index)
+    contract = contract.where(contract.notna(), usage["invoice_line_id"].map(
+        by_line["contract_id"]))
+    customer = usage["customer_id"].where(usage["customer_id"].notna(),
+                                          usage["invoice_line_id"].map(by_line["customer_id"]))
+    heads = comps.drop_duplicates("contract_id").set_index("contract_id") if len(comps) else None
+    entity = contract.map(heads["legal_entity"]) if heads is not None else pd.Series(
+        pd.NA, index=usage.index)
+    entity = entity.where(entity.notna(), customer.map(customers["legal_entity"]))
+    entity = entity.where(entity.notna(), usage["invoice_line_id"].map(by_line["revenue_entity"]))
+    if heads is not None:
+        customer = customer.where(customer.notna(), contract.map(heads["customer_id"]))
+    key = "usage|" + contract.where(contract.notna(), customer).astype(str)
+    key = usage["invoice_line_id"].map(by_line["position_key"]).where(
+        usage["invoice_line_id"].notna(), key)
+    key = key.where(key.notna(), "usage|" + customer.astype(str))
+    if entity.isna().any():
+        bad = usage.loc[entity.isna(), "usage_id"].iloc[0]
+        raise ValueError(f"usage: no legal entity for usage {bad!r}")
+    correlation = usage["correlation_id"].where(usage["correlation_id"].notna(),
+                                                contract.where(contract.notna(),
+                                                               usage["usage_id"]))
+    return pd.DataFrame({
+        "usage_id": usage["usage_id"], "source_id": usage["usage_id"],
+        "invoice_line_id": usage["invoice_line_id"], "position_key": key,
+        "contract_id": contract, "legal_entity": entity, "customer_id": customer,
+        "correlation_id": correlation, "currency": usage["currency"],
+        "amount": usage["amount"].astype("int64"), "date": usage["occurred_at"],
+        "product_code": usage["product_code"],
+    })[USAGE_COLUMNS].reset_index(drop=True)
+
+
+def usage_true_ups(usage: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Per usage invoice line: billed (pre-tax) less the rated usage it bills, recognized when
+    the line is booked. The usage a line bills: the usage rows naming it, else the usage of the
+    same position (and product, when both name one) in the line's service period that names no
+    line (the earliest such line takes a row two periods would share)."""
+    billed = lines[lines["role"] == "usage"]
+    columns = ["invoice_line_id", "position_key", "date", "amount", "billed", "rated"]
+    if len(billed) == 0:
+        return pd.DataFrame(columns=columns)
+    named = usage[usage["invoice_line_id"].notna()].groupby("invoice_line_id")["amount"].sum()
+    free = usage[usage["invoice_line_id"].isna()]
+    open_lines = billed[~billed["invoice_line_id"].isin(named.index)
+                        & billed["service_start"].notna() & billed["service_end"].notna()]
+    matched = pd.Series(dtype="int64")
+    if len(open_lines) and len(free):
+        pairs = open_lines[["invoice_line_id", "position_key", "product_code", "service_start",
+                            "service_end"]].merge(
+            free[["usage_id", "position_key", "product_code", "date", "amount"]],
+            on="position_key", suffixes=("", "_usage"))
+        same_product = pairs["product_code"].isna() | pairs["product_code_usage"].isna() | (
+            pairs["product_code"] == pairs["product_code_usage"])
+        inside = (pairs["date"] >= pairs["service_start"]) & (pairs["date"] < pairs["service_end"])
+        pairs = pairs[same_product & inside].sort_values(["usage_id", "service_start",
+                                                         "invoice_line_id"], kind="mergesort")
+        pairs = pairs.drop_duplicates("usage_id")
+        matched = pairs.groupby("invoice_line_id")["amount"].sum()
+    rated = billed["invoice_line_id"].map(named).fillna(0) + billed["invoice_line_id"].map(
+        matched).fillna(0)
+    out = pd.DataFrame({
+        "invoice_line_id": billed["invoice_line_id"], "position_key": billed["position_key"],
+        "date": billed["booking_date"], "billed": billed["pre_tax"].astype("int64"),
+        "rated": rated.astype("int64")})
+    out["amount"] = out["billed"] - out["rated"]
+    return out[columns].reset_index(drop=True)
+
+
+def payment_obligations(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One-time charges paid with no invoice: recognized when paid, net of the tax inside them
+    (``tax_amount``, else the customer's tax code: gross x rate / (1 + rate), half-up)."""
+    pay = t["payments"][t["payments"]["invoice_id"].isna()].copy()
+    customers = t["customers"].set_index("customer_id")
+    entity = pay["customer_id"].map(customers["legal_entity"])
+    if entity.isna().any():
+        bad = pay.loc[entity.isna(), "payment_id"].iloc[0]
+        raise ValueError(f"payments: no invoice and no known customer for payment {bad!r}")
+    rate = pay["customer_id"].map(customers["tax_region"]).map(
+        t["tax_codes"].set_index("tax_code")["rate_bps"]) if len(t["tax_codes"]) else \
+        pd.Series(np.nan, index=pay.index)
+    rate = pd.to_numeric(rate, errors="coerce").fillna(0).astype("int64").to_numpy()
+    gross = pay["amount"].astype("int64").to_numpy()
+    derived = mul_div_half_up(gross, rate, 10_000 + rate)
+    stated = pd.to_numeric(pay["tax_amount"], errors="coerce")
+    tax = np.where(stated.notna(), stated.fillna(0).astype("int64"), derived).astype("int64")
+    return pd.DataFrame({
+        "payment_id": pay["payment_id"], "position_key": "payment|" + pay["payment_id"],
+        "legal_entity": entity, "customer_id": pay["customer_id"],
+        "correlation_id": pay["correlation_id"].where(pay["correlation_id"].notna(),
+                                                      pay["payment_id"]),
+        "currency": pay["currency"], "gross": gross, "tax": tax, "pre_tax": gross - tax,
+        "date": pay["paid_at"], "product_code": pay["product_code"],
+    }).reset_index(drop=True)

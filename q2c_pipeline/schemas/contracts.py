@@ -17,7 +17,13 @@ class Contracts(SourcedModel):
     customer_id: Series[str]
     legal_entity: Series[str]
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
-    signed_date: Series[pd.Timestamp]
+    signed_date: Series[pd.Timestamp] = pa.Field(
+        description="When this version was signed (agreed); a close as of an earlier day does "
+        "not see it.")
+    effective_date: Series[pd.Timestamp] = pa.Field(
+        nullable=True,
+        description="When this version's changes take effect; empty = signed_date. A close "
+        "before the later of the two does not see the version.")
     transaction_price: Series[pd.Int64Dtype] = pa.Field(nullable=True)
     version: Series[int] = pa.Field(ge=1)
     amends_contract_id: Series[str] = pa.Field(nullable=True)
@@ -41,6 +47,10 @@ class ContractLines(SourcedModel):
     revises_line_id: Series[str] = pa.Field(nullable=True)
     effective_date: Series[pd.Timestamp] = pa.Field(nullable=True)
     allocation_group: Series[str] = pa.Field(nullable=True)
+    version: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1,
+        description="The contract version that introduced the line (an amendment's delta or "
+        "added product); empty = derived from effective_date (version 1 without one).")
     modification_treatment: Optional[Series[str]] = pa.Field(
         nullable=True,
         isin=["prospective", "catch_up", "separate_contract"],

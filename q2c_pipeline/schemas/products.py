@@ -1,4 +1,9 @@
-"""Canonical product catalog: revenue treatment and standalone selling price per product code."""
+"""Canonical product catalog: revenue treatment and standalone selling price per product code.
+
+The ERP catalog is the authority for SSP: ``ssp_amount`` is the price of one unit for
+``ssp_term_months`` (or of one unit, when empty) in ``ssp_currency``; see
+``q2c_pipeline.revenue.ssp`` for how it is scaled to a contract line.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +23,7 @@ class Products(CanonicalModel):
         nullable=True, ge=0, description="SSP, minor units."
     )
     ssp_currency: Series[str] = pa.Field(nullable=True, str_matches=CURRENCY_PATTERN)
+    ssp_term_months: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=1,
+        description="The term ssp_amount is quoted for (12 = per unit per year); empty = per "
+        "unit, whatever the service period.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -32,6 +34,10 @@ class Payments(SourcedModel):
     invoice_id: Series[str] = pa.Field(nullable=True)
     customer_id: Series[str] = pa.Field(nullable=True)
     product_code: Series[str] = pa.Field(nullable=True)
+    tax_amount: Optional[Series[pd.Int64Dtype]] = pa.Field(
+        nullable=True, ge=0,
+        description="Tax included in a one-time charge paid without an invoice; empty = from the "
+        "customer's tax code (ignored for payments of invoices).")
 
 
 class Refunds(SourcedModel):
@@ -41,6 +47,10 @@ class Refunds(SourcedModel):
     amount: Series[int] = pa.Field(gt=0)
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     payment_id: Series[str] = pa.Field(nullable=True)
+    credit_note_id: Series[str] = pa.Field(
+        nullable=True,
+        description="The credit note this refund settles (Stripe credit_note.refunds): cash only, "
+        "the credit note already reduced the invoice.")
 
 
 class InvoiceEvents(SourcedModel):

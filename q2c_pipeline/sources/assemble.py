@@ -65,7 +65,8 @@ def build_candidates(
         stripe("credit_notes"), invoices, out["customers"]
     )
     out["payments"] = billing.map_payments(payments, invoices, out["customers"])
-    out["refunds"] = billing.map_refunds(stripe("refunds"), payments, invoices)
+    out["refunds"] = billing.map_refunds(stripe("refunds"), payments, invoices,
+                                         stripe("credit_notes"))
     out["invoice_events"] = billing.map_invoice_events(invoices)
     out["usage"] = usage.map_usage(
         usage_events,

@@ -258,13 +258,27 @@ def map_refunds(
     refunds: Iterable[Record],
     invoice_payments: Iterable[Record] = (),
     invoices: Iterable[Record] = (),
+    credit_notes: Iterable[Record] = (),
 ) -> pd.DataFrame:
     """Succeeded refunds -> canonical refunds.
 
     The invoice is ``metadata.invoice_id`` when set, else the invoice of the paid
     ``invoice_payment`` with the same ``payment_intent`` (which is also ``payment_id``). Pending,
-    failed and canceled refunds move no cash and are not refunds yet.
+    failed and canceled refunds move no cash and are not refunds yet. ``credit_note_id`` is the
+    credit note whose ``refunds[].refund`` (or older ``refund``) names the refund: such a refund
+    settles the credit note (cash only, no second reduction of revenue).
     """
+    note_of_refund: dict[str, str] = {}
+    for note in credit_notes:
+        named = [(r.get("refund") if isinstance(r, Mapping) else r)
+                 for r in (note.get("refunds") or [])]
+        if note.get("refund"):
+            named.append(note.get("refund"))
+        for refund_id in named:
+            if isinstance(refund_id, Mapping):
+                refund_id = refund_id.get("id")
+            if refund_id and refund_id not in note_of_refund:
+                note_of_refund[str(refund_id)] = qualify(ID_PREFIX, note.get("id"))
     payment_by_intent: dict[str, Record] = {}
     for payment in invoice_payments:
         intent = (payment.get("payment") or {}).get("payment_intent")
@@ -291,6 +305,7 @@ def map_refunds(
             "amount": int_from_wire(refund.get("amount")),
             "currency": upper_or_none(refund.get("currency")),
             "payment_id": qualify(ID_PREFIX, payment.get("id")),
+            "credit_note_id": note_of_refund.get(str(refund.get("id"))),
             PAYLOAD_COLUMN: to_payload(refund),
         })
     return build_frame(rows, REFUND_COLUMNS)

@@ -88,6 +88,9 @@ def map_products(catalog_df: pd.DataFrame) -> pd.DataFrame:
         ],
         dtype="Int64",
     )
+    # an integral term becomes a number; anything else stays as sent, for validation to refuse
+    text["ssp_term_months"] = text["ssp_term_months"].map(
+        lambda v: int(v) if isinstance(v, str) and v.isdigit() else v).astype(object)
     return _finish(text, catalog_df, PRODUCT_COLUMNS)
 
 

@@ -105,14 +105,17 @@ def map_contracts(
 ) -> pd.DataFrame:
     """Contracts -> canonical contracts, one row per contract VERSION.
 
-    Version 1 starts at ``StartDate``; each distinct amendment effective date
-    (``SBQQ__StartDate__c`` of a delta row) adds a version. ``signed_date`` is the
-    ``ActivatedDate`` date (else ``StartDate``) for version 1 and the amendment's effective date
-    for later versions.
+    Version 1 is the contract as activated: ``signed_date`` is the ``ActivatedDate`` date (else
+    ``StartDate``). Each CPQ amendment adds a version (``amendment_versions``): its
+    ``effective_date`` is the amendment start (``SBQQ__StartDate__c`` of its rows) and its
+    ``signed_date`` the day its rows were contracted (their ``CreatedDate``), which can be before
+    the effective date (a future-dated amendment) or after it (a backdated one).
     ``legal_entity`` is the contract's ``Q2C_Legal_Entity__c`` when set (the contracting entity
     of an intercompany deal), else the canonical customer's (``""`` when unknown, for quarantine).
     """
-    amendment_dates = _amendment_dates_by_contract(subscriptions)
+    subscriptions = list(subscriptions)
+    contracts = list(contracts)
+    versions = amendment_versions(subscriptions, contracts)
     entity_by_customer = _column_by_customer(customers, "legal_entity")
     rows = []
     for contract in contracts:
@@ -124,12 +127,14 @@ def map_contracts(
             activated.normalize() if activated is not None
             else timestamp_from_wire(contract.get("StartDate"))
         )
-        signed_dates = [first_signed, *amendment_dates.get(contract_sf_id or "", [])]
+        dated = [(first_signed, None)] + [
+            (signed, effective) for (effective, signed), _version in sorted(
+                versions.get(contract_sf_id or "", {}).items(), key=lambda kv: kv[1])]
         legal_entity = text_or_none(contract.get(CONTRACT_LEGAL_ENTITY_FIELD)) or (
             entity_by_customer.get(customer_id or "", "")
         )
         payload = to_payload(contract)
-        for version, signed in enumerate(signed_dates, start=1):
+        for version, (signed, effective) in enumerate(dated, start=1):
             rows.append({
                 "source_system": SOURCE_SYSTEM,
                 "source_id": contract_sf_id,
@@ -139,6 +144,7 @@ def map_contracts(
                 "legal_entity": legal_entity,
                 "currency": upper_or_none(contract.get("CurrencyIsoCode")),
                 "signed_date": signed,
+                "effective_date": effective,
                 "transaction_price": None,
                 "version": version,
                 "amends_contract_id": None,
@@ -148,16 +154,37 @@ def map_contracts(
     return build_frame(rows, CONTRACT_COLUMNS)
 
 
-def _amendment_dates_by_contract(subscriptions: Iterable[Record]) -> dict[str, list[pd.Timestamp]]:
-    dates: dict[str, set[pd.Timestamp]] = {}
+def _is_amendment_row(row: Record, activated: pd.Timestamp | None) -> bool:
+    """A delta (it revises a row) or a product an amendment added: a row contracted more than a
+    day after its contract was activated."""
+    if normalize_salesforce_id(row.get("SBQQ__RevisedSubscription__c")):
+        return True
+    created = timestamp_from_wire(row.get("CreatedDate"))
+    return created is not None and activated is not None and (
+        created.normalize() > activated.normalize() + timedelta(days=1))
+
+
+def amendment_versions(subscriptions: Iterable[Record], contracts: Iterable[Record]
+                       ) -> dict[str, dict[tuple[pd.Timestamp, pd.Timestamp], int]]:
+    """Per contract, each amendment (effective day, signing day) -> its version number (2, 3,
+    ...), in order of effective then signing day. An amendment is the set of amendment rows with
+    the same start date and creation day."""
+    activated = {
+        normalize_salesforce_id(c.get("Id")): timestamp_from_wire(c.get("ActivatedDate"))
+        for c in contracts}
+    found: dict[str, set[tuple[pd.Timestamp, pd.Timestamp]]] = {}
     for row in subscriptions:
-        if not normalize_salesforce_id(row.get("SBQQ__RevisedSubscription__c")):
-            continue
         contract_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
+        if not contract_id or not _is_amendment_row(row, activated.get(contract_id)):
+            continue
         effective = timestamp_from_wire(row.get("SBQQ__StartDate__c"))
-        if contract_id and effective is not None:
-            dates.setdefault(contract_id, set()).add(effective)
-    return {contract_id: sorted(found) for contract_id, found in dates.items()}
+        created = timestamp_from_wire(row.get("CreatedDate"))
+        if effective is None:
+            continue
+        signed = created.normalize() if created is not None else effective
+        found.setdefault(contract_id, set()).add((effective, signed))
+    return {contract_id: {key: number for number, key in enumerate(sorted(keys), start=2)}
+            for contract_id, keys in found.items()}
 
 
 def _column_by_customer(customers: pd.DataFrame | None, column: str) -> dict[str, str]:
@@ -196,8 +223,9 @@ def map_contract_lines(
         for product in product2
     }
     if subscriptions:
+        versions = amendment_versions(subscriptions, contracts_by_id.values())
         rows = [
-            _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product)
+            _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product, versions)
             for row in subscriptions
         ]
     else:
@@ -224,6 +252,7 @@ def _subscription_line(
     contracts_by_id: Mapping[str | None, Record],
     pattern_by_code: Mapping[str, str],
     code_by_product: Mapping[str | None, str | None],
+    versions: Mapping[str, Mapping[tuple[pd.Timestamp, pd.Timestamp], int]],
 ) -> dict[str, Any]:
     line_sf_id = normalize_salesforce_id(row.get("Id"))
     contract_sf_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
@@ -243,6 +272,12 @@ def _subscription_line(
     revises = qualify(ID_PREFIX, normalize_salesforce_id(row.get("SBQQ__RevisedSubscription__c")))
     contract_id = qualify(ID_PREFIX, contract_sf_id)
     line_id = qualify(ID_PREFIX, line_sf_id)
+    amendment = _is_amendment_row(row, timestamp_from_wire(contract.get("ActivatedDate")))
+    version = None
+    if amendment and start is not None:
+        created = timestamp_from_wire(row.get("CreatedDate"))
+        signed = created.normalize() if created is not None else start
+        version = versions.get(contract_sf_id or "", {}).get((start, signed))
     return {
         "source_system": SOURCE_SYSTEM,
         "source_id": line_sf_id,
@@ -258,8 +293,9 @@ def _subscription_line(
         "service_end": None if end is None else end + timedelta(days=1),
         "revenue_pattern": pattern_by_code.get(product_code or ""),
         "revises_line_id": revises,
-        "effective_date": start if revises else None,
+        "effective_date": start if amendment else None,
         "allocation_group": None,
+        "version": version,
         PAYLOAD_COLUMN: to_payload(row),
     }
 
@@ -333,6 +369,7 @@ def _opportunity_lines(
             "revises_line_id": None,
             "effective_date": None,
             "allocation_group": None,
+            "version": None,
             PAYLOAD_COLUMN: to_payload(item),
         })
     return rows

@@ -109,16 +109,20 @@ LEGAL_ENTITIES = [
 GL_ACCOUNTS = {
     "Cash": ("1000", "110000", "Cash at bank"),
     "AccountsReceivable": ("1200", "120000", "Trade receivables"),
-    "UnbilledAccountsReceivable": ("1210", "120500", "Unbilled receivables (contract assets)"),
+    "UnbilledAccountsReceivable": ("1210", "120500", "Unbilled receivables"),
+    "ContractAsset": ("1220", "121000", "Contract assets"),
     "IntercompanyReceivable": ("1300", "130000", "Intercompany receivable"),
     "IntercompanyPayable": ("2100", "210000", "Intercompany payable"),
+    "CustomerCredit": ("2150", "215000", "Customer credit balances"),
+    "RefundLiability": ("2200", "220000", "Refund liabilities"),
     "TaxLiability": ("2300", "230000", "Sales tax / VAT payable"),
     "DeferredRevenue": ("2400", "240000", "Deferred revenue (contract liabilities)"),
     "Revenue": ("4000", "400000", "Subscription and services revenue"),
     "CreditNotes": ("4910", "491000", "Credit notes (contra revenue)"),
     "Refunds": ("4920", "492000", "Refunds (contra revenue)"),
     "Voids": ("4930", "493000", "Voided invoices (contra revenue)"),
-    "BadDebt": ("6500", "650000", "Bad debt expense"),
+    "BadDebt": ("4940", "494000", "Bad debt (contra revenue)"),
+    "CreditLossExpense": ("6500", "650000", "Credit loss expense"),
     "Recoverables": ("6510", "651000", "Bad debt recoveries"),
     "FxGain": ("7900", "790000", "Realised FX gain"),
     "FxLoss": ("7910", "791000", "Realised FX loss"),
@@ -140,9 +144,11 @@ CATALOG = {
     "API-CALLS": ("API call overage", "Usage", "usage", "call", "Usage", "Monthly", "Arrears"),
 }
 UNKNOWN_PRODUCT = ("LEGACY-SUPPORT", "Legacy premium support (retired)", "Support")
-# ERP catalog SSP (decimal strings, USD): seat per year, onboarding, PS day, API call
+# ERP catalog SSP (decimal strings, USD): seat per year, onboarding, PS day, API call; the
+# seat's SSP is quoted for a 12-month term (ssp_term_months), the others per unit.
 CATALOG_SSP = {"PLAT-SEAT": "1200.00", "PLAT-ONBOARD": "5000.00", "PS-DAY": "1600.00",
                "API-CALLS": "0.02"}
+CATALOG_SSP_TERM = {"PLAT-SEAT": "12"}
 # Net list prices in minor units per currency: seat per month, onboarding, PS day, API call.
 SEAT_MONTHLY = {"USD": 10000, "GBP": 8000, "EUR": 9200}
 ONBOARDING = {"USD": 500000, "GBP": 400000, "EUR": 460000}
@@ -1075,7 +1081,8 @@ class _CompanyBuilder:
                 month = _add_months(month, 1)
         products = [{"product_code": code, "name": values[0], "family": values[1],
                      "revenue_pattern": values[2], "ssp_amount": CATALOG_SSP[code],
-                     "ssp_currency": "USD"} for code, values in CATALOG.items()]
+                     "ssp_currency": "USD", "ssp_term_months": CATALOG_SSP_TERM.get(code, "")}
+                    for code, values in CATALOG.items()]
         tax_codes = [{"tax_code": code, "country": country, "region": region or "",
                       "rate_bps": str(bps), "is_inclusive": "true" if inclusive else "false",
                       "stripe_tax_rate_id": self._tax_rates[code]}

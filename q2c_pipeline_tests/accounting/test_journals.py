@@ -35,13 +35,13 @@ def test_invoice_billing_debits_receivable_with_tax_and_credits_deferred_revenue
 
 
 def test_proportional_credit_note_splits_recognized_share_to_contra_and_trims_schedule():
-    # 1,200.00 over Jan..Mar, month_even: 400.00 a month. A 300.00 credit on 2026-02-15:
+    # 1,200.00 over Jan..Mar, month_even: 400.00 a month. A 300.00 credit on 2026-02-01:
     # recognized before February = 400/1,200 -> contra 100.00; deferred 200.00 comes off
     # Feb and Mar in proportion (100.00 each) -> 300.00 + 300.00.
     tables = {**company(), **frames(
         invoices=[invoice("in_1", "2026-01-01")],
         invoice_lines=[invoice_line("il_1", "in_1", 120_000, "2026-01-01", "2026-04-01")],
-        credit_notes=[{"credit_note_id": "cn_1", "issued_at": T("2026-02-15"), "amount": 30_000,
+        credit_notes=[{"credit_note_id": "cn_1", "issued_at": T("2026-02-01"), "amount": 30_000,
                        "currency": "USD", "invoice_id": "in_1", "invoice_line_id": None,
                        "tax_amount": 0, "voided_at": pd.NaT}])}
     result = run_engine(tables, Policy(amortization="month_even"), date(2026, 3, 31))

@@ -3,8 +3,10 @@ inclusive vs exclusive, and realized FX on settlement.
 
 Common case: a 1,200.00 subscription for 2026-01-01..2026-04-01 with 120.00 tax on top (AR
 1,320.00), finalized 2026-01-01, `month_even` amortization: 400.00 a month. A reduction on
-2026-02-10 finds January's 400.00 recognized: its recognized share is 400/1,200 of its pre-tax
-amount (to the contra account) and the rest comes off February and March in proportion.
+2026-02-01 finds January's 400.00 recognized: its recognized share is 400/1,200 of its pre-tax
+amount (to the contra account) and the rest comes off February and March in proportion. (A
+reduction later in February finds those days served too: see
+``test_a_reduction_mid_month_finds_the_days_of_its_month_already_served``.)
 """
 
 from datetime import date
@@ -43,7 +45,7 @@ def _closing(result, period="2026-03"):
 def test_full_refund_returns_cash_and_splits_revenue_into_contra_and_deferred():
     # refund 1,320.00: tax 120.00; pre-tax 1,200.00 = 400.00 recognized (Refunds) + 800.00
     # deferred (cleared; February and March drop to zero)
-    refund = [{"refund_id": "re_1", "invoice_id": "in_1", "refunded_at": T("2026-02-10"),
+    refund = [{"refund_id": "re_1", "invoice_id": "in_1", "refunded_at": T("2026-02-01"),
                "amount": 132_000, "currency": "USD"}]
     result = run_engine(_subscription(payments=PAID, refunds=refund), POLICY, date(2026, 3, 31))
     assert _postings(result, "refund") == {
@@ -58,7 +60,7 @@ def test_full_refund_returns_cash_and_splits_revenue_into_contra_and_deferred():
 def test_partial_refund_takes_a_quarter_off_each_remaining_month():
     # refund 330.00 of 1,320.00: tax 330 x 120/1,320 = 30.00; pre-tax 300.00 = 100.00 recognized
     # share (Refunds) + 200.00 deferred: February and March 400.00 -> 300.00
-    refund = [{"refund_id": "re_1", "invoice_id": "in_1", "refunded_at": T("2026-02-10"),
+    refund = [{"refund_id": "re_1", "invoice_id": "in_1", "refunded_at": T("2026-02-01"),
                "amount": 33_000, "currency": "USD"}]
     result = run_engine(_subscription(payments=PAID, refunds=refund), POLICY, date(2026, 3, 31))
     assert _postings(result, "refund") == {
@@ -70,8 +72,8 @@ def test_partial_refund_takes_a_quarter_off_each_remaining_month():
 
 
 def test_invoice_void_reverses_the_open_receivable_through_voids():
-    # unpaid, voided 2026-02-10: the whole 1,320.00 receivable; 400.00 to Voids, 800.00 deferred
-    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-10"), "event": "void"}]
+    # unpaid, voided 2026-02-01: the whole 1,320.00 receivable; 400.00 to Voids, 800.00 deferred
+    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-01"), "event": "void"}]
     result = run_engine(_subscription(invoice_events=events), POLICY, date(2026, 3, 31))
     assert _postings(result, "invoice_void") == {
         "AccountsReceivable": (0, 132_000), "Voids": (40_000, 0),
@@ -80,10 +82,13 @@ def test_invoice_void_reverses_the_open_receivable_through_voids():
     assert closing["AccountsReceivable"] == 0 and closing["Revenue"] == closing["Voids"] == 40_000
 
 
-def test_uncollectible_writes_off_the_receivable_and_later_cash_is_a_recovery():
-    # written off 2026-02-10 (BadDebt 400.00, deferred 800.00 cleared); 660.00 arrives
-    # 2026-03-20: Dr Cash / Cr Recoverables, the receivable stays at zero
-    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-10"), "event": "uncollectible"}]
+def test_uncollectible_writes_off_the_receivable_and_later_cash_reverses_bad_debt_first():
+    # written off 2026-02-01 (BadDebt 400.00, deferred 800.00 cleared, tax relief 120.00);
+    # 660.00 arrives 2026-03-20 (Stripe, "uncollectible invoice later paid": the bad debt is
+    # cleared first, the rest is a recovery; the receivable stays at zero). Tax inside the cash
+    # reverses the relief in proportion: 660 x 120/1,320 = 60.00; pre-tax 600.00 = 400.00 bad
+    # debt reversed + 200.00 Recoverables. Tax never reaches revenue or recoveries.
+    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-01"), "event": "uncollectible"}]
     late = [{"payment_id": "py_9", "paid_at": T("2026-03-20"), "amount": 66_000,
              "currency": "USD", "invoice_id": "in_1"}]
     result = run_engine(_subscription(invoice_events=events, payments=late), POLICY,
@@ -91,9 +96,12 @@ def test_uncollectible_writes_off_the_receivable_and_later_cash_is_a_recovery():
     assert _postings(result, "uncollectible") == {
         "AccountsReceivable": (0, 132_000), "BadDebt": (40_000, 0),
         "DeferredRevenue": (80_000, 0), "TaxLiability": (12_000, 0)}
-    assert _postings(result, "recovery") == {"Cash": (66_000, 0), "Recoverables": (0, 66_000)}
+    assert _postings(result, "recovery") == {
+        "Cash": (66_000, 0), "TaxLiability": (0, 6_000), "BadDebt": (0, 40_000),
+        "Recoverables": (0, 20_000)}
     closing = _closing(result)
-    assert closing["AccountsReceivable"] == 0 and closing["Recoverables"] == 66_000
+    assert closing["AccountsReceivable"] == 0 and closing["Recoverables"] == 20_000
+    assert closing["BadDebt"] == 0 and closing["TaxLiability"] == 6_000
 
 
 def test_partial_payment_before_write_off_leaves_only_the_outstanding_part_to_write_off():
@@ -101,7 +109,7 @@ def test_partial_payment_before_write_off_leaves_only_the_outstanding_part_to_wr
     # tax 60.00, pre-tax 600.00 = 200.00 BadDebt + 400.00 deferred
     part = [{"payment_id": "py_1", "paid_at": T("2026-01-20"), "amount": 66_000,
              "currency": "USD", "invoice_id": "in_1"}]
-    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-10"), "event": "uncollectible"}]
+    events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-01"), "event": "uncollectible"}]
     result = run_engine(_subscription(payments=part, invoice_events=events), POLICY,
                         date(2026, 3, 31))
     assert _postings(result, "uncollectible") == {
@@ -110,10 +118,10 @@ def test_partial_payment_before_write_off_leaves_only_the_outstanding_part_to_wr
 
 
 def test_credit_note_void_reverses_the_credit_and_returns_its_deferred_share_from_the_void_month():
-    # credit 300.00 + 30.00 tax on top, 2026-02-10: 100.00 CreditNotes,
+    # credit 300.00 + 30.00 tax on top, 2026-02-01: 100.00 CreditNotes,
     # 200.00 deferred off Feb/Mar (300.00 each). Voided 2026-03-05: every line reversed; the
     # 200.00 goes back from March (February has passed): 400.00 / 300.00 / 500.00
-    note = [{"credit_note_id": "cn_1", "issued_at": T("2026-02-10"), "amount": 30_000,
+    note = [{"credit_note_id": "cn_1", "issued_at": T("2026-02-01"), "amount": 30_000,
              "currency": "USD", "invoice_id": "in_1", "invoice_line_id": "il_1",
              "tax_amount": 3_000, "voided_at": T("2026-03-05")}]
     result = run_engine(_subscription(credit_notes=note), POLICY, date(2026, 3, 31))
@@ -129,7 +137,7 @@ def test_credit_note_void_reverses_the_credit_and_returns_its_deferred_share_fro
 
 
 def test_credit_note_voided_after_as_of_is_still_a_credit_on_that_day():
-    note = [{"credit_note_id": "cn_1", "issued_at": T("2026-02-10"), "amount": 30_000,
+    note = [{"credit_note_id": "cn_1", "issued_at": T("2026-02-01"), "amount": 30_000,
              "currency": "USD", "invoice_id": "in_1", "invoice_line_id": "il_1",
              "tax_amount": 3_000, "voided_at": T("2026-03-05")}]
     result = run_engine(_subscription(credit_notes=note), POLICY, date(2026, 2, 28))
@@ -157,7 +165,7 @@ def test_credit_note_on_a_tax_inclusive_line_takes_its_tax_out_of_its_amount():
         invoices=[invoice("in_1", "2026-01-01")],
         invoice_lines=[invoice_line("il_1", "in_1", 132_000, "2026-01-01", "2026-04-01",
                                     tax=12_000, inclusive=True)],
-        credit_notes=[{"credit_note_id": "cn_1", "issued_at": T("2026-02-10"), "amount": 33_000,
+        credit_notes=[{"credit_note_id": "cn_1", "issued_at": T("2026-02-01"), "amount": 33_000,
                        "currency": "USD", "invoice_id": "in_1", "invoice_line_id": "il_1",
                        "tax_amount": 3_000, "voided_at": None}])}
     result = run_engine(tables, POLICY, date(2026, 3, 31))
@@ -170,7 +178,7 @@ def _eur_invoice_paid_at(rate):
     return {**company(), **frames(
         invoices=[invoice("in_1", "2026-01-10", currency="EUR")],
         invoice_lines=[invoice_line("il_1", "in_1", 100_000)],
-        payments=[{"payment_id": "py_1", "paid_at": T("2026-02-10"), "amount": 100_000,
+        payments=[{"payment_id": "py_1", "paid_at": T("2026-02-01"), "amount": 100_000,
                    "currency": "EUR", "invoice_id": "in_1"}],
         fx_rates=[{"rate_date": T("2026-01-01"), "from_currency": "EUR", "to_currency": "USD",
                    "rate": "1.10"},

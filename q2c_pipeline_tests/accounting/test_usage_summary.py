@@ -382,7 +382,8 @@ def test_engine_summary_line_carries_the_id_and_fingerprint_of_the_duckdb_summar
 
 
 def test_engine_caps_lines_per_entry_keeping_each_product_whole_and_balanced():
-    lines = _usage_lines(max_lines_per_entry=3)
+    # a product books at most five lines (Revenue and the four contract-position accounts)
+    lines = _usage_lines(max_lines_per_entry=5)
     day = lines[lines["entry_date"] == date(2026, 1, 5)]
     assert day["journal_id"].nunique() == 2
     per_entry = day.groupby("journal_id").agg(products=("source_line_id", "unique"),

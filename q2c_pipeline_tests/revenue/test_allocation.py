@@ -1,27 +1,28 @@
+from datetime import date
+
 import pandas as pd
 
-from q2c_pipeline.revenue.allocation import (
-    allocate_transaction_price,
-    build_components,
-    summarize_allocation,
-)
-
-T = pd.Timestamp
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.engine import run_engine
+from q2c_pipeline_tests.revenue.builders import T, company, frames
 
 
 def _allocate(lines, price, rounding="minor_unit"):
-    header = pd.DataFrame([{
-        "contract_id": "C1", "customer_id": "K1", "legal_entity": "US01", "currency": "USD",
-        "signed_date": T("2026-01-01"), "first_signed_date": T("2026-01-01"),
-        "transaction_price": price, "version": 1, "correlation_id": "C1"}])
-    frame = pd.DataFrame([{
-        "contract_line_id": lid, "contract_id": "C1", "product_code": "P", "quantity": 1.0,
-        "amount": amount, "ssp_amount": ssp, "service_start": pd.NaT, "service_end": pd.NaT,
-        "revenue_pattern": "point_in_time", "revises_line_id": None, "effective_date": pd.NaT,
-        "allocation_group": group} for lid, amount, ssp, group in lines])
-    comps = build_components(frame, header, pd.DataFrame(columns=["product_code",
-                                                                  "revenue_pattern"]))
-    out = summarize_allocation(allocate_transaction_price(comps, rounding))
+    tables = {**company(), **frames(
+        contracts=[{"contract_id": "C1", "customer_id": "K1", "legal_entity": "US01",
+                    "currency": "USD", "signed_date": T("2026-01-01"),
+                    "transaction_price": price, "version": 1, "correlation_id": "C1"}],
+        contract_lines=[{
+            "contract_line_id": lid, "contract_id": "C1", "product_code": "P", "quantity": 1.0,
+            "amount": amount, "ssp_amount": ssp, "service_start": T("2026-01-01"),
+            "service_end": pd.NaT, "revenue_pattern": "point_in_time", "revises_line_id": None,
+            "effective_date": pd.NaT, "allocation_group": group}
+            for lid, amount, ssp, group in lines])}
+    tables["contracts"]["transaction_price"] = tables["contracts"]["transaction_price"].astype(
+        "Int64")
+    tables["contract_lines"]["ssp_amount"] = tables["contract_lines"]["ssp_amount"].astype(
+        "Int64")
+    out = run_engine(tables, Policy(allocation_rounding=rounding), date(2026, 1, 31)).allocation
     return dict(zip(out["contract_line_id"], out["allocated_amount"], strict=True))
 
 

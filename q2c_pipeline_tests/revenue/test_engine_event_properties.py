@@ -1,4 +1,4 @@
-"""Invariants of ../shared/canonical-model.md over random contracts AND event sequences:
+"""Invariants of docs/canonical-model.md over random contracts AND event sequences:
 invoices, credit notes (some voided), payments, refunds, voids and write-offs, closed periods."""
 
 from datetime import date
@@ -112,15 +112,16 @@ def test_ledger_invariants_hold_for_random_contracts_and_event_sequences(case):
     for line_id, row in alloc.iterrows():
         assert scheduled.get(line_id, 0) == row["allocated_amount"] - row["deferred_reductions"]
 
-    # contract position: Deferred - Unbilled = billed pre-tax - reductions pre-tax
-    #                                          - (revenue - contra revenue)
+    # contract position: Deferred + RefundLiability - Unbilled - ContractAsset
+    #                    = billed pre-tax - reductions pre-tax - (revenue - contra revenue)
     lines = tables["invoice_lines"]
     billed = int((lines["amount"] - lines["tax_amount"].where(lines["tax_inclusive"], 0)).sum())
     red = jl[jl["source_type"].isin(REDUCTIONS)]
     reduced = (_net_credit(red, ["AccountsReceivable", "Cash"])
                + _net_credit(red, ["TaxLiability"]))
     revenue = _net_credit(jl, ["Revenue"]) + _net_credit(jl, list(CONTRA_REVENUE))
-    position = _net_credit(jl, ["DeferredRevenue", "UnbilledAccountsReceivable"])
+    position = _net_credit(jl, ["DeferredRevenue", "RefundLiability", "UnbilledAccountsReceivable",
+                                "ContractAsset"])
     assert position == billed - reduced - revenue
 
     # determinism: same input twice -> identical frames and journal keys

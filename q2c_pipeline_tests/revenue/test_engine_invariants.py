@@ -94,7 +94,8 @@ def test_engine_invariants_hold_for_random_contracts(case):
         return int((rows["credit"] - rows["debit"]).sum())
 
     # total() is credit-minus-debit, so Unbilled (normal debit) enters with a plus sign
-    billed = total("DeferredRevenue") + total("UnbilledAccountsReceivable")
+    billed = (total("DeferredRevenue") + total("RefundLiability")
+              + total("UnbilledAccountsReceivable") + total("ContractAsset"))
     invoiced_pre_tax = sum(amount for _, amount, _ in bills)
     recognized = result.revenue_schedule.query("period <= '2026-12'")["amount"].sum()
     assert billed == invoiced_pre_tax - credited_pre_tax - (recognized - contra_total)

@@ -25,8 +25,11 @@ def _contract(lines):
 
 
 def test_mid_term_upgrade_is_spread_prospectively_from_its_effective_date():
-    # base 12,000.00 over 2026; upgrade +6,000.00 from 2026-07-01 (184 days to 2027-01-01)
-    # July = 1,200,000 x 31/365 -> 101,918  +  600,000 x 31/184 = 101,086.96 -> 101,087
+    # ASC 606-10-25-13(a): base 12,000.00 over 2026 by day; upgrade +6,000.00 effective
+    # 2026-07-01. Recognized January..June: 1,019.18 + 920.55 + 1,019.18 + 986.30 + 1,019.18 +
+    # 986.30 = 5,950.69, so 6,049.31 is unrecognized; with the 6,000.00 promised by the
+    # amendment, 12,049.31 is spread over the 184 days left: July 12,049.31 x 31/184 =
+    # 2,030.0468 -> 2,030.05
     tables = _contract([("L1", 1_200_000, "2026-01-01", "2027-01-01", "ratable", None, None),
                         ("L1a", 600_000, None, None, None, "L1", "2026-07-01")])
     result = run_engine(tables, Policy(), date(2026, 12, 31))

@@ -120,4 +120,4 @@ def test_empty_export_gives_an_empty_frame_with_the_canonical_columns():
     assert products.empty
     assert list(products.columns) == [
         "product_code", "revenue_pattern", "name", "family", "ssp_amount", "ssp_currency",
-        PAYLOAD_COLUMN]
+        "ssp_term_months", PAYLOAD_COLUMN]

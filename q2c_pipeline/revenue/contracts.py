@@ -1,0 +1,523 @@
+"""Revenue contracts: obligations, allocation, modifications, billing activity and the schedules
+they leave, for every contract at once (the facts ``q2c_pipeline.engine`` hands to accounting).
+
+A revenue contract is one Salesforce contract (its versions by effective date), a separate
+contract an amendment created (``<contract_id>|v<n>``), an invoice without a contract
+(``invoice|<id>``), the usage of a contract or customer (``usage|...``) or a one-time payment
+(``payment|<id>``). Everything about one revenue contract is computed from its own inputs only
+(``revenue_contract_inputs`` gives them keyed by its id; computing a contract alone gives the same
+rows as computing the whole company).
+
+Most contracts have no event after inception: their schedules are spread for all at once
+(``spread_amounts``). A contract with a modification, or with billing activity that changes its
+price or is a write-off (treatment effects ``price_change``, ``settle_then_price_change``,
+``collectibility``), runs through its book (``q2c_pipeline.revenue.book``) event by event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from q2c_pipeline.core.calendar import month_index
+from q2c_pipeline.core.fx import RateBook
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.revenue.allocation import (
+    allocate_at_inception,
+    build_components,
+    contract_headers,
+)
+from q2c_pipeline.revenue.billing import classify_invoice_lines, classify_parts, document_parts
+from q2c_pipeline.revenue.book import (
+    Obligation,
+    Schedule,
+    day_of,
+    distribute,
+    reduce,
+    restore,
+    spread_window,
+)
+from q2c_pipeline.revenue.modifications import Delta, apply_modification
+from q2c_pipeline.revenue.schedules import spread_amounts
+from q2c_pipeline.revenue.treatments import TreatmentTable
+
+# Event ranks within a day: billing, then reductions, then modifications, then recognition.
+RANK_BILLING, RANK_ADJUSTMENT, RANK_MODIFICATION, RANK_RECOGNITION = 0, 1, 2, 3
+# Kinds of reductions within a day, in order (a credit note before its refund, a void last).
+KIND_ORDER = {"credit_note": 0, "refund": 1, "invoice_void": 2, "uncollectible": 3,
+              "credit_note_void": 4}
+SCHEDULE_EFFECTS = ("price_change", "settle_then_price_change", "collectibility")
+
+OBLIGATION_COLUMNS = [
+    "source_type", "source_id", "revenue_contract_id", "position_kind", "contract_id",
+    "legal_entity", "customer_id", "correlation_id", "currency", "pattern", "start", "end",
+    "floor", "amount", "stated", "version", "treatment", "quantity", "ssp", "booking_date",
+]
+
+
+def _fill(series: pd.Series, fallback) -> pd.Series:
+    return series.where(series.notna(), fallback)
+
+
+# ------------------------------------------------------------------ obligations
+def contract_line_obligations(comps: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Obligations of original and separate-contract lines at inception (usage lines excluded;
+    products an amendment adds join their contract at that version, in its book)."""
+    own = comps[(comps["obligation_id"] == comps["contract_line_id"])
+                & comps["treatment"].isin(["original", "separate_contract"])
+                & (comps["revenue_pattern"] != "usage")]
+    if len(own) == 0:
+        return pd.DataFrame(columns=OBLIGATION_COLUMNS)
+    booked = pd.to_datetime(own["signed_date"])
+    ratable = (own["revenue_pattern"] == "ratable") & own["service_start"].notna() \
+        & own["service_end"].notna() & (own["service_end"] > own["service_start"])
+    start = own["service_start"].where(own["service_start"].notna(), booked)
+    separate = own["treatment"] == "separate_contract"
+    floor = booked.where(separate | bool(policy.catch_up), pd.NaT)
+    # stated prices are the right to bill only when they add up to the contract's price
+    stated_sum = own.groupby("revenue_contract_id")["amount"].transform("sum")
+    price = pd.to_numeric(own["transaction_price"], errors="coerce")
+    stated_ok = (separate | price.isna() | (price == stated_sum)).to_numpy()
+    stated = own["amount"].astype("Int64").where(stated_ok, pd.NA)
+    return pd.DataFrame({
+        "source_type": "contract_line", "source_id": own["obligation_id"],
+        "revenue_contract_id": own["revenue_contract_id"], "position_kind": "contract",
+        "contract_id": own["contract_id"], "legal_entity": own["legal_entity"],
+        "customer_id": own["customer_id"], "correlation_id": own["correlation_id"],
+        "currency": own["currency"], "pattern": np.where(ratable, "ratable", "point_in_time"),
+        "start": pd.to_datetime(start),
+        "end": pd.to_datetime(own["service_end"].where(ratable, pd.NaT)),
+        "floor": pd.to_datetime(floor), "amount": own["inception_allocated"].astype("int64"),
+        "stated": stated, "version": own["version"].astype("int64"),
+        "treatment": own["treatment"], "quantity": own["quantity"],
+        "ssp": own["ssp"].astype("int64"), "booking_date": booked,
+    })[OBLIGATION_COLUMNS]
+
+
+def invoice_line_obligations(lines: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Invoice lines that are their own obligation, over their own service period (Stripe's
+    methodology), or at their booking date when they have none."""
+    own = lines[lines["role"] == "own"]
+    if len(own) == 0:
+        return pd.DataFrame(columns=OBLIGATION_COLUMNS)
+    has_period = own["service_start"].notna() & own["service_end"].notna() \
+        & (own["service_end"] > own["service_start"]) & (own["pattern"] != "point_in_time")
+    floor = own["booking_date"] if policy.catch_up else pd.Series(pd.NaT, index=own.index)
+    return pd.DataFrame({
+        "source_type": "invoice_line", "source_id": own["invoice_line_id"],
+        "revenue_contract_id": own["position_key"], "position_kind": own["position_kind"],
+        "contract_id": own["contract_id"], "legal_entity": own["revenue_entity"],
+        "customer_id": own["customer_id"], "correlation_id": own["correlation_id"],
+        "currency": own["currency"],
+        "pattern": np.where(has_period, "ratable", "point_in_time"),
+        "start": own["service_start"].where(has_period, own["booking_date"]),
+        "end": own["service_end"].where(has_period, pd.NaT), "floor": pd.to_datetime(floor),
+        "amount": own["pre_tax"].astype("int64"),
+        "stated": pd.array([pd.NA] * len(own), dtype="Int64"), "version": 1,
+        "treatment": "original", "quantity": own["quantity"], "ssp": 0,
+        "booking_date": own["booking_date"],
+    })[OBLIGATION_COLUMNS]
+
+
+def spread_base(obligations: pd.DataFrame, policy: Policy, column: str) -> pd.DataFrame:
+    """(item, month, amount) of ``column`` spread over each obligation's window; the months
+    before its booking floor move into the floor's month (catch-up)."""
+    values = obligations[column]
+    keep = values.notna().to_numpy()
+    if not keep.any():
+        return pd.DataFrame({"item": np.zeros(0, np.int64), "month": np.zeros(0, np.int64),
+                             "amount": np.zeros(0, np.int64)})
+    items = obligations[keep]
+    spread = spread_amounts(pd.DataFrame({
+        "amount": values[keep].astype("int64").to_numpy(), "start": items["start"].to_numpy(),
+        "end": items["end"].to_numpy()}), policy.amortization)
+    item = np.flatnonzero(keep)[spread["item"].to_numpy()]
+    months = spread["month"].to_numpy()
+    floor = obligations["floor"].to_numpy(dtype="datetime64[ns]")[item]
+    has_floor = ~np.isnat(floor)
+    if has_floor.any():
+        floor_month = month_index(np.where(has_floor, floor, np.datetime64(0, "ns")))
+        months = np.where(has_floor, np.maximum(months, floor_month), months)
+    out = pd.DataFrame({"item": item, "month": months, "amount": spread["amount"].to_numpy()})
+    return out.groupby(["item", "month"], as_index=False, sort=True)["amount"].sum()
+
+
+# ------------------------------------------------------------------ books
+@dataclass
+class PartResult:
+    recognized: int = 0
+    deferred: int = 0
+    stated_recognized: int = 0
+    settled: int = 0
+    void_catch_up: int = 0
+    cuts: list = field(default_factory=list)   # [(obligation key, revenue cuts, stated cuts)]
+
+
+class Book:
+    """One revenue contract's obligations and its running billed amount and price."""
+
+    def __init__(self, rc: str, obligations: list[Obligation]) -> None:
+        self.rc = rc
+        self.obligations = obligations
+        self.by_key = {ob.key: ob for ob in obligations}
+        self.billed = 0
+        self.price = sum(ob.revenue.total() for ob in obligations if ob.fixed)
+        self.reductions: dict[tuple[str, str], int] = defaultdict(int)
+
+    def refund_liability(self) -> int:
+        return max(0, self.billed - self.price)
+
+    def price_change(self, part, amount: int, day: int) -> PartResult:
+        """A price change or write-off of ``amount`` (pre-tax), per the part's allocation."""
+        result = PartResult()
+        if amount == 0:
+            return result
+        targets: list[tuple[Obligation, int, tuple[int, int] | None]] = []
+        if part.allocation == "contract":
+            fixed = [ob for ob in self.obligations if ob.fixed and ob.revenue.total() > 0]
+            shares = distribute(amount, {i: Fraction(ob.revenue.total())
+                                         for i, ob in enumerate(fixed)})
+            targets = [(fixed[i], share, None) for i, share in sorted(shares.items())]
+        elif part.allocation == "billed_period":
+            ob = self.by_key.get((part.obligation_type, part.obligation_id))
+            if ob is not None:
+                targets = [(ob, amount, _window(part))]
+        if not targets:
+            result.recognized = result.stated_recognized = amount
+            return result
+        for ob, share, window in targets:
+            rec, dfr, cuts = reduce(ob, ob.revenue, share, day, window)
+            stated_cuts: dict[int, int] = {}
+            s_rec = rec
+            if ob.stated is not None:
+                s_rec, _dfr, stated_cuts = reduce(ob, ob.stated, share, day, window)
+            result.recognized += rec
+            result.deferred += dfr
+            result.stated_recognized += s_rec
+            result.cuts.append((ob.key, cuts, stated_cuts))
+            self.reductions[ob.key] += dfr
+        self.price -= amount
+        return result
+
+    def undo(self, result: PartResult, amount: int, day: int) -> int:
+        """Restore what a (voided) credit note's price change took off; cuts of months before the
+        void's month are recognized on the void day. Returns that catch-up."""
+        caught = 0
+        for key, cuts, stated_cuts in result.cuts:
+            ob = self.by_key[key]
+            caught += restore(ob.revenue, cuts, day)
+            self.reductions[key] -= sum(cuts.values())
+            if ob.stated is not None:
+                restore(ob.stated, stated_cuts, day)
+        self.price += amount
+        return caught
+
+
+def _window(part) -> tuple[int, int] | None:
+    if pd.isna(part.service_start) or pd.isna(part.service_end):
+        return None
+    s, e = day_of(part.service_start), day_of(part.service_end)
+    return (s, e) if e > s else None
+
+
+def _to_obligation(row, revenue: dict[int, int], stated: dict[int, int] | None) -> Obligation:
+    start_day = day_of(row.start)
+    end_day = day_of(row.end) if pd.notna(row.end) else start_day + 1
+    quantity = abs(Fraction(str(row.quantity))) if pd.notna(row.quantity) else Fraction(1)
+    ob = Obligation(
+        key=(row.source_type, row.source_id), revenue_contract_id=row.revenue_contract_id,
+        pattern=row.pattern, start_day=start_day, end_day=max(end_day, start_day + 1),
+        floor_day=day_of(row.floor) if pd.notna(row.floor) else None,
+        revenue=Schedule(dict(revenue)),
+        stated=Schedule(dict(stated)) if stated is not None else None,
+        version=int(row.version), quantity=quantity or Fraction(1), ssp=int(row.ssp),
+        ssp_days=max(end_day - start_day, 1))
+    for m in revenue:
+        ob.attrs[m] = (int(row.version), str(row.treatment))
+    return ob
+
+
+def _added_obligation(line, rc: str, acc_day: int, amortization: str) -> Obligation:
+    start = line.service_start if pd.notna(line.service_start) else line.version_effective
+    ratable = line.revenue_pattern == "ratable" and pd.notna(line.service_end)
+    s_day = day_of(start)
+    e_day = day_of(line.service_end) if ratable else s_day + 1
+    pattern = "ratable" if ratable else "point_in_time"
+    return Obligation(
+        key=("contract_line", line.contract_line_id), revenue_contract_id=rc, pattern=pattern,
+        start_day=s_day, end_day=max(e_day, s_day + 1), floor_day=acc_day, revenue=Schedule(),
+        stated=Schedule(spread_window(int(line.amount), s_day, e_day, pattern, amortization)),
+        version=int(line.version),
+        quantity=abs(Fraction(str(line.quantity))) if pd.notna(line.quantity) else Fraction(1),
+        ssp=int(line.ssp), ssp_days=max(e_day - s_day, 1))
+
+
+def _modification(book: Book, group: pd.DataFrame, amortization: str) -> dict:
+    """Apply one contract version's prospective and catch-up lines to its book."""
+    first = group.iloc[0]
+    version = int(first["version"])
+    eff_day, acc_day = day_of(first["version_effective"]), day_of(first["version_accounting"])
+    deltas, added = [], []
+    for line in group.itertuples(index=False):
+        if line.is_delta:
+            deltas.append(Delta(
+                key=("contract_line", line.obligation_id), treatment=line.treatment,
+                quantity=Fraction(str(line.quantity)) if pd.notna(line.quantity) else Fraction(0),
+                stated=int(line.amount),
+                end_day=day_of(line.service_end) if pd.notna(line.service_end) else None,
+                line_id=line.contract_line_id))
+        elif line.treatment == "prospective":
+            added.append(_added_obligation(line, book.rc, acc_day, amortization))
+    outcome = apply_modification(book.obligations, added, deltas, version, eff_day, acc_day,
+                                 amortization)
+    for ob in added:
+        book.obligations.append(ob)
+        book.by_key[ob.key] = ob
+    book.price += outcome.transaction_price_change
+    return {"revenue_contract_id": book.rc, "contract_id": first["contract_id"],
+            "version": version, "date": pd.Timestamp(first["version_accounting"]),
+            "price_change": outcome.transaction_price_change, "catch_up": outcome.catch_up}
+
+
+@dataclass
+class BookRun:
+    obligations: dict[tuple[str, str], Obligation]
+    reductions: dict[tuple[str, str], int]
+    parts: dict[str, PartResult]
+    modifications: list[dict]
+
+
+def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.DataFrame,
+              comps: pd.DataFrame, parts: pd.DataFrame, lines: pd.DataFrame,
+              policy: Policy) -> BookRun:
+    """Every revenue contract with events, event by event through its book."""
+    amended = comps[comps["treatment"].isin(["prospective", "catch_up"])
+                    & (comps["revenue_pattern"] != "usage")] if len(comps) else comps
+    on_schedule = parts[parts["effect"].isin(SCHEDULE_EFFECTS)]
+    busy = set(amended["contract_id"]) | set(on_schedule["position_key"].dropna())
+    run = BookRun({}, defaultdict(int), {}, [])
+    if not busy:
+        return run
+    obligations = obligations.reset_index(drop=True)
+    chosen = obligations.index[obligations["revenue_contract_id"].isin(busy)].to_numpy()
+    revenue_of, stated_of = defaultdict(dict), defaultdict(dict)
+    for frame, target in ((base, revenue_of), (stated_base, stated_of)):
+        for item, month, amount in frame[frame["item"].isin(chosen)].itertuples(index=False):
+            target[int(item)][int(month)] = int(amount)
+    members: dict[str, list[Obligation]] = defaultdict(list)
+    for item in chosen:
+        row = obligations.loc[item]
+        stated = stated_of.get(int(item), {}) if pd.notna(row["stated"]) else None
+        members[row["revenue_contract_id"]].append(
+            _to_obligation(row, revenue_of.get(int(item), {}), stated))
+    books = {rc: Book(rc, members.get(rc, [])) for rc in busy}
+
+    events = []
+    billed = lines[lines["position_key"].isin(busy) & lines["role"].isin(["contract", "own"])]
+    for row in billed.itertuples(index=False):
+        events.append((row.position_key, day_of(row.finalized_at), RANK_BILLING, 0,
+                       pd.Timestamp(row.finalized_at), row.invoice_line_id, "billing", row))
+    for row in parts[parts["position_key"].isin(busy)].itertuples(index=False):
+        events.append((row.position_key, day_of(row.date), RANK_ADJUSTMENT,
+                       KIND_ORDER.get(row.event, 9), pd.Timestamp(row.date), row.part_id,
+                       "part", row))
+        if row.event == "credit_note" and pd.notna(row.voided_at):
+            events.append((row.position_key, day_of(row.voided_at), RANK_ADJUSTMENT,
+                           KIND_ORDER["credit_note_void"], pd.Timestamp(row.voided_at),
+                           row.part_id, "void", row))
+    for (contract, version), group in amended.groupby(["contract_id", "version"], sort=True):
+        first = group.iloc[0]
+        events.append((contract, day_of(first["version_accounting"]), RANK_MODIFICATION, 0,
+                       pd.Timestamp(first["version_accounting"]), f"{contract}|v{version}",
+                       "modification", group))
+    events.sort(key=lambda e: e[:6])
+    for rc, day, _rank, _kind, _ts, _id, what, row in events:
+        book = books[rc]
+        if what == "billing":
+            book.billed += int(row.pre_tax)
+        elif what == "modification":
+            run.modifications.append(_modification(book, row, policy.amortization))
+        elif what == "part":
+            run.parts[row.part_id] = _apply_part(book, row, day)
+        else:  # the void of a credit note part
+            result = run.parts.get(row.part_id)
+            if result is not None:
+                if row.effect in SCHEDULE_EFFECTS:
+                    result.void_catch_up = book.undo(
+                        result, int(row.pre_tax) - result.settled, day)
+                book.billed += int(row.pre_tax)
+    for book in books.values():
+        for ob in book.obligations:
+            run.obligations[ob.key] = ob
+        for key, amount in book.reductions.items():
+            run.reductions[key] += amount
+    return run
+
+
+def _apply_part(book: Book, part, day: int) -> PartResult:
+    amount = int(part.pre_tax)
+    if part.effect == "billing_correction":
+        book.billed -= amount
+        return PartResult(settled=amount)
+    if part.effect == "settle_then_price_change":
+        settled = min(amount, book.refund_liability()) if part.position_kind == "contract" else 0
+        book.billed -= settled
+        result = book.price_change(part, amount - settled, day)
+        book.billed -= amount - settled
+        result.settled = settled
+        return result
+    result = book.price_change(part, amount, day)
+    book.billed -= amount
+    return result
+
+
+def part_results(parts: pd.DataFrame, run: BookRun) -> pd.DataFrame:
+    """Each part with its recognized, deferred and settled shares (pre-tax).
+
+    A part that met no book keeps the simple split its effect implies: a billing correction
+    settles in full; a price change on nothing scheduled (billed usage, a customer credit) is
+    recognized in full; a settlement has no share at all.
+    """
+    out = parts.copy()
+    rec, dfr, s_rec, settled, caught = [], [], [], [], []
+    for part_id, effect, pre_tax in zip(out["part_id"], out["effect"], out["pre_tax"],
+                                        strict=True):
+        result = run.parts.get(part_id)
+        if result is None:
+            result = PartResult()
+            if effect in SCHEDULE_EFFECTS:
+                result.recognized = result.stated_recognized = int(pre_tax)
+            elif effect == "billing_correction":
+                result.settled = int(pre_tax)
+        rec.append(result.recognized)
+        dfr.append(result.deferred)
+        s_rec.append(result.stated_recognized)
+        settled.append(result.settled)
+        caught.append(result.void_catch_up)
+    out["recognized_share"] = np.asarray(rec, dtype=np.int64)
+    out["deferred_share"] = np.asarray(dfr, dtype=np.int64)
+    out["stated_recognized_share"] = np.asarray(s_rec, dtype=np.int64)
+    out["settled_share"] = np.asarray(settled, dtype=np.int64)
+    out["void_catch_up"] = np.asarray(caught, dtype=np.int64)
+    return out
+
+
+# ------------------------------------------------------------------ schedule rows
+SCHEDULE_ROW_COLUMNS = ["source_type", "source_id", "month", "amount", "stated", "day",
+                        "schedule_version", "treatment"]
+
+
+def schedule_rows(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.DataFrame,
+                  run: BookRun) -> pd.DataFrame:
+    """One row per obligation and month (``day`` empty) or point amount (``day`` its date): the
+    revenue amount and the stated amount (the right to bill; empty = follows revenue)."""
+    obligations = obligations.reset_index(drop=True)
+    keys = list(zip(obligations["source_type"], obligations["source_id"], strict=True))
+    untouched = np.asarray([k not in run.obligations for k in keys], dtype=bool)
+    frames = []
+    if untouched.any():
+        rows = base[untouched[base["item"].to_numpy()]] if len(base) else base
+        stated = stated_base[untouched[stated_base["item"].to_numpy()]] if len(
+            stated_base) else stated_base
+        merged = rows.merge(stated.rename(columns={"amount": "stated"}), on=["item", "month"],
+                            how="outer")
+        item = merged["item"].to_numpy()
+        frames.append(pd.DataFrame({
+            "source_type": obligations["source_type"].to_numpy()[item],
+            "source_id": obligations["source_id"].to_numpy()[item],
+            "month": merged["month"].astype("int64").to_numpy(),
+            "amount": merged["amount"].fillna(0).astype("int64").to_numpy(),
+            "stated": merged["stated"].astype("Int64").to_numpy(),
+            "day": pd.NaT,
+            "schedule_version": obligations["version"].to_numpy()[item].astype("int64"),
+            "treatment": obligations["treatment"].to_numpy()[item],
+        }))
+    records = []
+    for key, ob in run.obligations.items():
+        default = (ob.version, "original")
+        months = set(ob.revenue.months) | (set(ob.stated.months) if ob.stated else set())
+        for m in sorted(months):
+            version, treatment = ob.attrs.get(m, default)
+            stated = ob.stated.months.get(m, 0) if ob.stated is not None else None
+            records.append((key[0], key[1], m, ob.revenue.months.get(m, 0), stated, pd.NaT,
+                            version, treatment))
+        for measure, is_stated in ((ob.revenue, False), (ob.stated, True)):
+            if measure is None:
+                continue
+            for day, amount in measure.points:
+                stamp = pd.Timestamp(np.datetime64("1970-01-01") + np.timedelta64(day, "D"))
+                month = int(month_index(np.array([stamp], dtype="datetime64[ns]"))[0])
+                version, treatment = ob.attrs.get(month, default)
+                records.append((key[0], key[1], month, 0 if is_stated else amount,
+                                amount if is_stated else (0 if ob.stated is not None else None),
+                                stamp, version, "catch_up" if treatment == "original"
+                                else treatment))
+    if records:
+        frame = pd.DataFrame(records, columns=SCHEDULE_ROW_COLUMNS)
+        frame["stated"] = frame["stated"].astype("Int64")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SCHEDULE_ROW_COLUMNS})
+    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
+        len(f) for f in frames) else frames[0]
+    out["day"] = pd.to_datetime(out["day"])
+    return out.sort_values(["source_type", "source_id", "month", "day"], kind="mergesort",
+                           na_position="first").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ the whole company
+@dataclass(frozen=True)
+class ContractFacts:
+    """Contract-side facts: components, invoice lines, parts, obligations and schedule rows."""
+
+    components: pd.DataFrame
+    headers: pd.DataFrame
+    invoice_lines: pd.DataFrame
+    parts: pd.DataFrame
+    customer_credits: pd.DataFrame
+    obligations: pd.DataFrame
+    schedule: pd.DataFrame
+    run: BookRun
+
+
+def build_contract_facts(t: dict[str, pd.DataFrame], policy: Policy, rates: RateBook,
+                         treatments: TreatmentTable) -> ContractFacts:
+    """Components, allocation at inception, obligations, billing parts and their books."""
+    headers = contract_headers(t["contracts"])
+    if len(t["contract_lines"]):
+        comps = build_components(t["contract_lines"], headers, t["products"], rates)
+        comps["inception_allocated"] = allocate_at_inception(comps, policy.allocation_rounding)
+    else:
+        comps = pd.DataFrame(columns=[
+            "contract_line_id", "contract_id", "revenue_pattern", "legal_entity", "customer_id",
+            "obligation_id", "revenue_contract_id", "treatment", "inception_allocated",
+            "version", "is_delta", "is_added", "ssp", "ssp_source", "currency", "amount"])
+    lines = classify_invoice_lines(t, comps, headers)
+    parts, customer_credits = document_parts(t, lines)
+    bad_debt = "CreditLossExpense" if policy.bad_debt_presentation == "credit_loss_expense" \
+        else "BadDebt"
+    parts = classify_parts(parts, lines, treatments, bad_debt)
+    if policy.credit_note_treatment == "contra_in_full":
+        # the whole credit is contra revenue when issued; the schedule is untouched
+        priced = (parts["event"] == "credit_note") & parts["effect"].isin(
+            ["price_change", "settle_then_price_change"])
+        parts.loc[priced, "allocation"] = "recognized"
+    frames = [f for f in (contract_line_obligations(comps, policy) if len(comps) else None,
+                          invoice_line_obligations(lines, policy)) if f is not None and len(f)]
+    obligations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=OBLIGATION_COLUMNS)
+    for column in ("start", "end", "floor", "booking_date"):
+        obligations[column] = pd.to_datetime(obligations[column])
+    obligations["amount"] = obligations["amount"].astype("int64")
+    base = spread_base(obligations, policy, "amount")
+    stated_base = spread_base(obligations, policy, "stated")
+    run = run_books(obligations, base, stated_base, comps, parts, lines, policy)
+    parts = part_results(parts, run)
+    schedule = schedule_rows(obligations, base, stated_base, run)
+    return ContractFacts(components=comps, headers=headers, invoice_lines=lines, parts=parts,
+                         customer_credits=customer_credits, obligations=obligations,
+                         schedule=schedule, run=run)

@@ -1,0 +1,74 @@
+"""The contract position (ASC 606-10-45-1..4, IFRS 15.105-108), event by event.
+
+Per revenue contract, running totals after each event: B billed (pre-tax, net of credits, billing
+corrections and settled refund liabilities), R revenue (net of contra revenue), S the right to
+bill (the stated price of what was delivered; = R where stated prices do not define it) and T the
+transaction price (the consideration the contract is entitled to). Then, for a contract:
+
+- refund liability RL = max(0, B - T): billed beyond what the contract is now worth (after a
+  cancellation or a scope reduction), owed back or to be credited;
+- unbilled receivable UR = max(0, S - (B - RL)): an unconditional right to consideration not yet
+  invoiced (45-4: only the passage of time, or an invoice, is missing);
+- the net contract position N = (B - RL) + UR - R: a contract liability (deferred revenue) when
+  positive, a contract asset when negative (45-3: revenue recognized ahead of a right that still
+  depends on further performance, e.g. a discount allocated away from a delivered item).
+
+For an invoice, usage or one-time payment position (no allocation: S = R, no RL) the position is
+deferred revenue when billed ahead and unbilled receivable when behind; before its first billing
+what is recognized is unbilled receivable whatever its sign (Stripe's pending proration items,
+which can be negative). In every case deferred - contract asset - unbilled + refund liability =
+B - R, so each event's movements balance the billing, revenue or reduction that caused it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+POSITION_EVENT_COLUMNS = [
+    "event_id", "position_key", "position_kind", "date", "rank", "order", "is_billing", "billed",
+    "revenue", "stated", "price",
+]
+MOVEMENT_COLUMNS = ["deferred", "contract_asset", "unbilled", "refund_liability"]
+
+
+def position_movements(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` with the movement of each balance it causes (``MOVEMENT_COLUMNS``, signed
+    increases in the position's currency) and the balances after it (``*_balance``).
+
+    ``billed``, ``revenue``, ``stated`` and ``price`` are each event's changes of B, R, S and T.
+    Vectorized: cumulative sums per position after a deterministic sort.
+    """
+    if len(events) == 0:
+        return events.assign(**{c: pd.Series(dtype="int64") for c in MOVEMENT_COLUMNS})
+    ev = events.copy()
+    ev["_day"] = pd.to_datetime(ev["date"]).dt.normalize()
+    ev = ev.sort_values(["position_key", "_day", "rank", "order", "date", "event_id"],
+                        kind="mergesort")
+    group = ev.groupby("position_key", sort=False)
+    b = group["billed"].cumsum().astype("int64").to_numpy()
+    r = group["revenue"].cumsum().astype("int64").to_numpy()
+    s = group["stated"].cumsum().astype("int64").to_numpy()
+    t = group["price"].cumsum().astype("int64").to_numpy()
+    billings = group["is_billing"].cumsum().to_numpy()
+    contract = (ev["position_kind"] == "contract").to_numpy()
+
+    rl = np.where(contract, np.maximum(0, b - t), 0)
+    effective = b - rl
+    ur_contract = np.maximum(0, s - effective)
+    net = effective + ur_contract - r
+    ur_other = np.where(billings == 0, r - b, np.maximum(0, r - b))
+    unbilled = np.where(contract, ur_contract, ur_other)
+    deferred = np.where(contract, np.maximum(net, 0),
+                        np.where(billings == 0, 0, np.maximum(b - r, 0)))
+    asset = np.where(contract, np.maximum(-net, 0), 0)
+    balances = {"deferred": deferred, "contract_asset": asset, "unbilled": unbilled,
+                "refund_liability": rl}
+    first = (ev["position_key"] != ev["position_key"].shift()).to_numpy()
+    for name, values in balances.items():
+        values = np.asarray(values, dtype=np.int64)
+        previous = np.concatenate(([0], values[:-1]))
+        previous[first] = 0
+        ev[name] = values - previous
+        ev[f"{name}_balance"] = values
+    return ev.drop(columns="_day").sort_index()
