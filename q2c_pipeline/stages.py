@@ -38,7 +38,8 @@ from q2c_pipeline.sources.registry import (
 )
 from q2c_pipeline.warehouse import read_table, replace_table
 
-FINANCE_OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances")
+FINANCE_OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances",
+                   "contract_positions")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class FinanceBuild:
     revenue_schedule: pd.DataFrame
     journal_lines: pd.DataFrame
     account_balances: pd.DataFrame
+    contract_positions: pd.DataFrame
     engine: EngineResult
     delta: LedgerDelta
 
@@ -157,11 +159,13 @@ def build_finance(conn: duckdb.DuckDBPyConnection, policy: Policy, as_of: date) 
     replace_table(conn, "finance", "revenue_schedule", engine.revenue_schedule)
     replace_table(conn, "finance", "journal_lines", ledger, types=LEDGER_TYPES)
     replace_table(conn, "finance", "account_balances", balances)
+    replace_table(conn, "finance", "contract_positions", engine.contract_positions)
     # Usage journals carry the ids of their summary lines; keep every day's lines in
     # ledger.usage_summary (one SQL pass, the same lines the daily partitions write) so a close
     # run alone lets a user drill from a journal line to its events.
     write_usage_summary(conn, summarize_usage(conn))
     return FinanceBuild(
         allocation=engine.allocation, revenue_schedule=engine.revenue_schedule,
-        journal_lines=ledger, account_balances=balances, engine=engine, delta=delta,
+        journal_lines=ledger, account_balances=balances,
+        contract_positions=engine.contract_positions, engine=engine, delta=delta,
     )

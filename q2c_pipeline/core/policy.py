@@ -18,6 +18,9 @@ JOURNAL_GRANULARITIES = ("period", "day")
 # How a write-off's recognized share is presented: contra revenue (Stripe's BadDebt) or a credit
 # loss expense (ASC 326-20).
 BAD_DEBT_PRESENTATIONS = ("contra_revenue", "credit_loss_expense")
+# journal_granularity: day shares a month's amount over its days by cumulative half-up rounding,
+# or (Lago's daily release) in equal half-up shares with the last day taking the rest.
+DAILY_ROUNDINGS = ("cumulative", "equal_days")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Policy:
     journal_granularity: str = "period"
     functional_currency: str | None = None
     bad_debt_presentation: str = "contra_revenue"
+    daily_rounding: str = "cumulative"
 
     def __post_init__(self) -> None:
         choices = {
@@ -41,6 +45,7 @@ class Policy:
             "allocation_rounding": ALLOCATION_ROUNDINGS,
             "journal_granularity": JOURNAL_GRANULARITIES,
             "bad_debt_presentation": BAD_DEBT_PRESENTATIONS,
+            "daily_rounding": DAILY_ROUNDINGS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

@@ -1,6 +1,7 @@
-"""Finance assets: allocation, revenue schedules, journal lines and account balances.
+"""Finance assets: allocation, revenue schedules, journal lines, account balances and contract
+positions.
 
-All four come from one call to the pure engine (``q2c_pipeline.engine.run_engine``) over
+All five come from one call to the pure engine (``q2c_pipeline.engine.run_engine``) over
 the validated canonical tables, the same engine ``q2c revrec`` runs on an interchange folder.
 The engine's journals are reconciled against the append-only ledger (``ledger.journal_lines``):
 new journals and reversals of changed ones are appended, and ``finance.journal_lines`` is the
@@ -26,6 +27,9 @@ FINANCE_TABLES = {
     "period-aware, with a journal_key; changes arrive as reversals and new entries.",
     "account_balances": "One row per entity, period, logical account and currency, from the "
     "posted ledger.",
+    "contract_positions": "One row per revenue contract and period: closing deferred revenue, "
+    "contract asset, unbilled receivable, refund liability and the net contract position "
+    "(ASC 606-10-45-1), in the contract's currency, as of the close.",
 }
 
 

@@ -197,6 +197,8 @@ def document_parts(t: dict[str, pd.DataFrame], lines: pd.DataFrame
     if len(events):
         gross = lines.groupby("invoice_id")["gross"].sum()
         credited = _concat(parts, [c for c in PART_COLUMNS if c != "invoice_id"])
+        for column in ("date", "voided_at"):
+            credited[column] = pd.to_datetime(credited[column])
         credited = credited.merge(lines[["invoice_line_id", "invoice_id"]], on="invoice_line_id")
         pays = t["payments"]
         done: dict[str, pd.Timestamp] = {}

@@ -200,7 +200,8 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
     bad_debt = "CreditLossExpense" if policy.bad_debt_presentation == "credit_loss_expense" \
         else "BadDebt"
 
-    recognition = obligation_recognition(facts, policy.journal_granularity)
+    recognition = obligation_recognition(facts, policy.journal_granularity,
+                                         policy.daily_rounding)
     usage_rec = pd.DataFrame({
         "event_id": "rec|usage|" + usage["usage_id"], "source_type": "usage",
         "source_id": usage["usage_id"], "position_key": usage["position_key"],

@@ -7,11 +7,12 @@ transaction price (the consideration the contract is entitled to). Then, for a c
 
 - refund liability RL = max(0, B - T): billed beyond what the contract is now worth (after a
   cancellation or a scope reduction), owed back or to be credited;
-- unbilled receivable UR = max(0, S - (B - RL)): an unconditional right to consideration not yet
-  invoiced (45-4: only the passage of time, or an invoice, is missing);
-- the net contract position N = (B - RL) + UR - R: a contract liability (deferred revenue) when
-  positive, a contract asset when negative (45-3: revenue recognized ahead of a right that still
-  depends on further performance, e.g. a discount allocated away from a delivered item).
+- with E = B - RL the consideration billed that the contract keeps, revenue ahead of billing
+  A = R - E. When A < 0 the contract is a liability: deferred revenue -A (45-1). When A > 0 it
+  is an asset: as much of A as the right to bill covers, min(A, S - E), is an unbilled
+  receivable (45-4: an unconditional right, only an invoice is missing); the rest is a contract
+  asset (45-3: revenue recognized ahead of a right that still depends on further performance,
+  e.g. a discount allocated away from a delivered item).
 
 For an invoice, usage or one-time payment position (no allocation: S = R, no RL) the position is
 deferred revenue when billed ahead and unbilled receivable when behind; before its first billing
@@ -55,13 +56,13 @@ def position_movements(events: pd.DataFrame) -> pd.DataFrame:
 
     rl = np.where(contract, np.maximum(0, b - t), 0)
     effective = b - rl
-    ur_contract = np.maximum(0, s - effective)
-    net = effective + ur_contract - r
+    ahead = r - effective
+    ur_contract = np.clip(np.minimum(s - effective, ahead), 0, None)
+    asset = np.where(contract, np.maximum(ahead - ur_contract, 0), 0)
     ur_other = np.where(billings == 0, r - b, np.maximum(0, r - b))
     unbilled = np.where(contract, ur_contract, ur_other)
-    deferred = np.where(contract, np.maximum(net, 0),
+    deferred = np.where(contract, np.maximum(-ahead, 0),
                         np.where(billings == 0, 0, np.maximum(b - r, 0)))
-    asset = np.where(contract, np.maximum(-net, 0), 0)
     balances = {"deferred": deferred, "contract_asset": asset, "unbilled": unbilled,
                 "refund_liability": rl}
     first = (ev["position_key"] != ev["position_key"].shift()).to_numpy()

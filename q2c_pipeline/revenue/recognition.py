@@ -41,7 +41,8 @@ def _windows(facts: ContractFacts) -> pd.DataFrame:
     return ob
 
 
-def obligation_recognition(facts: ContractFacts, granularity: str) -> pd.DataFrame:
+def obligation_recognition(facts: ContractFacts, granularity: str,
+                           daily_rounding: str = "cumulative") -> pd.DataFrame:
     """Recognition events of contract-line and invoice-line obligations."""
     rows = facts.schedule
     if len(rows) == 0:
@@ -65,7 +66,8 @@ def obligation_recognition(facts: ContractFacts, granularity: str) -> pd.DataFra
         for column in ("amount", "stated"):
             days = split_months_into_days(
                 service[column].to_numpy(), service["month"].to_numpy(),
-                win["start"].to_numpy(), win["end"].to_numpy(), win["floor"].to_numpy())
+                win["start"].to_numpy(), win["end"].to_numpy(), win["floor"].to_numpy(),
+                daily_rounding)
             part = service.iloc[days["row"].to_numpy()][["source_type", "source_id", "month"]]
             part = part.reset_index(drop=True).assign(date=days["day"].to_numpy())
             part[column] = days["amount"].to_numpy()

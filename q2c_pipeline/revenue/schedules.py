@@ -212,7 +212,8 @@ def _spread_prorated(amount, first, count, s, e, total, month_starts) -> np.ndar
     return share
 
 
-def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
+def split_months_into_days(amount, month, start, end, floor,
+                           daily_rounding: str = "cumulative") -> pd.DataFrame:
     """Each (obligation, month) amount spread over its days (``journal_granularity: day``).
 
     ``amount``/``month`` are one schedule row each; ``start``/``end`` the obligation's service
@@ -221,7 +222,9 @@ def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
     and, in the floor's month, every earlier service day too (recognized on the floor date). Days
     share the amount equally, by cumulative half-up rounding, so they sum exactly to it. A row
     with no service day in its month (a point-in-time item, or a share moved by a reduction) falls
-    on its service start or floor date, kept inside the month.
+    on its service start or floor date, kept inside the month. ``daily_rounding``
+    ``equal_days`` gives every day the same half-up share and the last day the rest (Lago's
+    daily release) instead of cumulative rounding.
     Returns ``row`` (position of the schedule row), ``day`` (datetime64[ns]) and ``amount``.
     """
     amount = np.asarray(amount, dtype=np.int64)
@@ -258,7 +261,13 @@ def split_months_into_days(amount, month, start, end, floor) -> pd.DataFrame:
     first = np.cumsum(count) - count
     k = np.arange(row.size, dtype=np.int64) - np.repeat(first, count) + 1
     total = count[row]
-    share = mul_div_half_up(amount[row], k, total) - mul_div_half_up(amount[row], k - 1, total)
+    if daily_rounding == "equal_days":
+        # Lago's daily release: each day the amount / days, half-up; the last day absorbs
+        equal = mul_div_half_up(amount, np.ones_like(count), np.maximum(count, 1))
+        share = np.where(k == total, amount[row] - equal[row] * (total - 1), equal[row])
+    else:
+        share = mul_div_half_up(amount[row], k, total) - mul_div_half_up(amount[row], k - 1,
+                                                                         total)
     day = np.maximum(lo[row] + k - 1, np.where(empty[row], lo[row], f_day[row]))
     days = pd.DataFrame({"row": row, "day": day, "amount": share})
     days = days.groupby(["row", "day"], as_index=False, sort=True)["amount"].sum()

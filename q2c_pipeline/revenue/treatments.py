@@ -2,8 +2,9 @@
 
 One row per event kind, reason and kind of revenue contract (``treatments.csv`` beside this
 module; an interchange folder or ``Q2C_TREATMENTS_PATH`` may bring its own table, which replaces
-the rows it names). The most specific row wins: an exact reason before ``*``, an exact contract
-kind before ``*``. Every row is pinned by a test and explained in DECISIONLOG.md.
+the rows it names). The most specific row wins: an exact reason first (with the exact contract
+kind, then ``*``), then ``*`` reasons (exact kind, then ``*``). Every row is pinned by a test
+(``q2c_pipeline_tests/revenue/test_treatments.py``) and explained in DECISIONLOG.md.
 
 Effects:
 
@@ -89,10 +90,11 @@ class TreatmentTable:
             self.rows[key] = Treatment(**{**values, "reason": values["reason"] or "*"})
 
     def lookup(self, event: str, reason: str | None, contract_kind: str) -> Treatment:
-        """The row for an event: exact reason and kind, then ``*`` for either."""
+        """The row for an event: the exact reason before ``*``, then the exact kind before
+        ``*``."""
         reason = reason or "*"
-        for key in ((event, reason, contract_kind), (event, "*", contract_kind),
-                    (event, reason, "*"), (event, "*", "*")):
+        for key in ((event, reason, contract_kind), (event, reason, "*"),
+                    (event, "*", contract_kind), (event, "*", "*")):
             if key in self.rows:
                 return self.rows[key]
         raise ValueError(f"treatments: no row for event {event!r}, reason {reason!r}, "
