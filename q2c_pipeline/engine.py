@@ -67,6 +67,18 @@ def _functional(legal_entities: pd.DataFrame, policy: Policy) -> dict[str, str]:
     return mapping
 
 
+def _settlement_currencies(legal_entities: pd.DataFrame,
+                           functional: dict[str, str]) -> dict[str, set[str]]:
+    """Per entity, the currencies it holds cash in (default: its functional currency)."""
+    out = {entity: {currency} for entity, currency in functional.items()}
+    if "settlement_currencies" in legal_entities.columns:
+        for entity, codes in zip(legal_entities["legal_entity"],
+                                 legal_entities["settlement_currencies"], strict=True):
+            if isinstance(codes, str) and codes.strip():
+                out.setdefault(entity, set()).update(codes.split())
+    return out
+
+
 def _owners(facts: RevenueFacts) -> pd.DataFrame:
     """Each position's entity (the contracting one), currency, customer, contract."""
     ob = facts.contract.obligations
@@ -244,7 +256,9 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
             [journal_lines, build_journal_lines(reclass, t["accounting_periods"])],
             ignore_index=True))
     remeasurement = build_remeasurement_postings(journal_lines, rates, as_of,
-                                                 t["accounting_periods"])
+                                                 t["accounting_periods"],
+                                                 _settlement_currencies(t["legal_entities"],
+                                                                        functional))
     if len(remeasurement):
         journal_lines = sort_journal_lines(pd.concat(
             [journal_lines, build_journal_lines(remeasurement, t["accounting_periods"])],

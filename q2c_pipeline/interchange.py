@@ -25,12 +25,14 @@ _MONEY = {
     "products": {"ssp_amount": "ssp_currency"},
     "invoice_lines": {"amount": "invoice", "tax_amount": "invoice"},
     "credit_notes": {"amount": "currency", "tax_amount": "currency"},
-    "payments": {"amount": "currency"}, "refunds": {"amount": "currency"},
+    "payments": {"amount": "currency", "tax_amount": "currency"},
+    "refunds": {"amount": "currency"},
     "usage": {"amount": "currency"},
 }
 _BOOLS = {"invoice_lines": ["tax_inclusive", "is_proration"]}
 _FLOATS = {"contract_lines": ["quantity"], "invoice_lines": ["quantity"], "usage": ["quantity"]}
 _INTS = {"contracts": ["version"]}
+_NULLABLE_INTS = {"contract_lines": ["version"], "products": ["ssp_term_months"]}
 _DEFAULTS = {"contracts": {"version": "1"}, "invoice_lines": {"tax_amount": "0",
              "tax_inclusive": "false", "is_proration": "false"},
              "credit_notes": {"tax_amount": "0"}, "invoices": {"status": "open"}}
@@ -103,13 +105,20 @@ def read_interchange(directory: str | Path) -> tuple[dict[str, pd.DataFrame], Po
                 i = int(bad.to_numpy().nonzero()[0][0])
                 raise _fail(file, i, column, frame[column].iloc[i], "is not true/false")
             frame[column] = lowered.isin(["true", "1"])
-        for column in _FLOATS.get(name, []) + _INTS.get(name, []):
+        for column in _FLOATS.get(name, []) + _INTS.get(name, []) + _NULLABLE_INTS.get(name, []):
             for i, value in enumerate(frame[column]):
                 try:
                     Decimal(value) if value != "" else None
                 except InvalidOperation as error:
                     raise _fail(file, i, column, value, "is not a number") from error
             numbers = pd.to_numeric(frame[column].replace("", None))
+            if column in _NULLABLE_INTS.get(name, []):
+                fractional = numbers.notna() & (numbers != numbers.round())
+                if fractional.any():
+                    i = int(fractional.to_numpy().nonzero()[0][0])
+                    raise _fail(file, i, column, frame[column].iloc[i], "is not a whole number")
+                frame[column] = numbers.astype("Int64")
+                continue
             frame[column] = numbers.astype("int64") if column in _INTS.get(name, []) else numbers
         for column in ("currency", "ssp_currency", "from_currency", "to_currency",
                        "functional_currency"):

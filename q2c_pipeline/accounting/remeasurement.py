@@ -3,8 +3,11 @@
 Monetary items (a right to receive or an obligation to deliver a fixed or determinable number of
 units of currency, IAS 21.16) are remeasured at each month end: receivables (billed and unbilled),
 contract assets (a right to consideration, conditional on performance but not on anything that
-changes the amount of currency), cash, refund liabilities, customer credit balances and
-intercompany balances. Deferred revenue is a non-monetary liability (IAS 21.23(b)) and stays at
+changes the amount of currency), cash held in a foreign currency (one the entity settles in,
+``legal_entities.settlement_currencies``), refund liabilities, customer credit balances and
+intercompany balances. Cash in any other currency was converted into the settlement currency
+when it moved (as Stripe converts a charge), so its realized FX is booked on that day and there
+is nothing left to remeasure. Deferred revenue is a non-monetary liability (IAS 21.23(b)) and stays at
 its historical rates. Each month's remeasurement is reversed on the first day of the next, so the
 next month remeasures from historical carrying amounts and realized FX on settlement stays as
 booked.
@@ -34,7 +37,8 @@ def _empty() -> pd.DataFrame:
 
 
 def build_remeasurement_postings(
-    journal_lines: pd.DataFrame, rates: RateBook, as_of, accounting_periods: pd.DataFrame
+    journal_lines: pd.DataFrame, rates: RateBook, as_of, accounting_periods: pd.DataFrame,
+    settlement_currencies: dict[str, set[str]] | None = None,
 ) -> pd.DataFrame:
     """Unrealized FX on open foreign-currency monetary balances at each month end to ``as_of``.
 
@@ -52,6 +56,14 @@ def build_remeasurement_postings(
     lines = journal_lines[journal_lines["account"].isin(MONETARY_ACCOUNTS)
                           & (journal_lines["currency"] != journal_lines["functional_currency"])
                           & (journal_lines["source_type"] != "fx_remeasurement")]
+    # cash in a currency the entity does not settle in was converted when it moved (a Stripe
+    # charge settles in the account's settlement currency): there is no balance to remeasure
+    held = settlement_currencies or {}
+    is_cash = lines["account"] == "Cash"
+    kept = [not cash or currency in held.get(entity, set())
+            for cash, currency, entity in zip(is_cash, lines["currency"], lines["legal_entity"],
+                                              strict=True)]
+    lines = lines[np.asarray(kept, dtype=bool)]
     as_of_ts = pd.Timestamp(as_of)
     month_end_reached = as_of_ts + pd.Timedelta(days=1)
     last = int(month_index(np.array([month_end_reached], dtype="datetime64[ns]"))[0]) - 1

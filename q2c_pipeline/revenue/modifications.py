@@ -135,7 +135,9 @@ def apply_modification(obligations: list[Obligation], added: list[Obligation],
                 left = before[id(ob)][1].total() - kept.total() + stated_change[ob.key]
                 ob.stated = kept
                 end = new_end[ob.key]
-                if left and _is_remaining(ob, new_quantity[ob.key], eff_day, end):
+                # like revenue, a right to bill is never spread negative: a remainder below
+                # zero (a cut larger than what was left) falls on the accounting date
+                if left > 0 and _is_remaining(ob, new_quantity[ob.key], eff_day, end):
                     add_months(ob.stated, spread_window(left, max(eff_day, ob.start_day), end,
                                                         ob.pattern, amortization))
                 elif left:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -16,6 +18,10 @@ class LegalEntities(CanonicalModel):
     functional_currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     country: Series[str] = pa.Field(nullable=True)
     calendar: Series[str] = pa.Field(nullable=True)
+    settlement_currencies: Optional[Series[str]] = pa.Field(
+        nullable=True, str_matches=r"^[A-Z]{3}( [A-Z]{3})*$",
+        description="Currencies the entity holds cash in, space-separated (empty = its "
+        "functional currency): cash in any other currency is converted when it moves.")
 
 
 class ChartOfAccounts(CanonicalModel):
