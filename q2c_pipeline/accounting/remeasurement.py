@@ -5,9 +5,9 @@ units of currency, IAS 21.16) are remeasured at each month end: receivables (bil
 contract assets (a right to consideration, conditional on performance but not on anything that
 changes the amount of currency), cash held in a foreign currency (one the entity settles in,
 ``legal_entities.settlement_currencies``), refund liabilities, customer credit balances and
-intercompany balances. Cash in any other currency was converted into the settlement currency
-when it moved (as Stripe converts a charge), so its realized FX is booked on that day and there
-is nothing left to remeasure. Deferred revenue is a non-monetary liability (IAS 21.23(b)) and stays at
+intercompany balances. Cash in any other currency was converted into the settlement currency when
+it moved (as Stripe converts a charge), so its realized FX is booked on that day and there is
+nothing left to remeasure. Deferred revenue is a non-monetary liability (IAS 21.23(b)) and stays at
 its historical rates. Each month's remeasurement is reversed on the first day of the next, so the
 next month remeasures from historical carrying amounts and realized FX on settlement stays as
 booked.

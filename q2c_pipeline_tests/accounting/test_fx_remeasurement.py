@@ -1,7 +1,8 @@
 """Month-end remeasurement of open foreign-currency receivables and cash, hand-computed.
 
-US01 keeps its books in USD and invoices a customer 1,000.00 EUR on 2026-01-15 for a service
-running 2026-01-15..2026-07-15 (so deferred revenue exists too). EUR->USD: 1.10 from 2026-01-01,
+US01 keeps its books in USD, holds EUR cash too (``settlement_currencies: EUR``) and invoices
+a customer 1,000.00 EUR on 2026-01-15 for a service running 2026-01-15..2026-07-15 (so
+deferred revenue exists too). EUR->USD: 1.10 from 2026-01-01,
 1.20 from 2026-01-31, 1.15 from 2026-02-28. The customer pays 400.00 EUR on 2026-02-20.
 
 - Billing at 1.10: AR 100,000 EUR cents = 110,000 USD cents.
@@ -24,7 +25,7 @@ from q2c_pipeline.engine import run_engine
 from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
 
 
-def _tables(periods=None):
+def _tables(periods=None, settles_in="EUR"):
     tables = {**company(), **frames(
         invoices=[invoice("in_1", "2026-01-15", currency="EUR")],
         invoice_lines=[invoice_line("il_1", "in_1", 100_000, "2026-01-15", "2026-07-15")],
@@ -36,6 +37,7 @@ def _tables(periods=None):
                   for day, rate in (("2026-01-01", "1.10"), ("2026-01-31", "1.20"),
                                     ("2026-02-28", "1.15"))],
     )}
+    tables["legal_entities"]["settlement_currencies"] = settles_in
     if periods is not None:
         tables["accounting_periods"] = pd.DataFrame(periods)
     return tables
@@ -123,3 +125,12 @@ def test_a_loss_goes_to_fx_loss_and_the_same_input_gives_the_same_keys():
                                      ("2026-01-31", "FxLoss", 0, 0, 5_000, 0)]
     again = run_engine(tables, Policy(), date(2026, 1, 31)).journal_lines
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_cash_in_a_currency_the_entity_does_not_settle_in_is_never_remeasured():
+    # why: a Stripe account settling in USD converts the EUR charge when it is paid: the 48,000
+    # USD cents are the cash, its realized FX was booked at the payment; only the receivable
+    # is still EUR at the month end (AR +3,000 on 2026-02-28, as above)
+    result = run_engine(_tables(settles_in=None), Policy(), date(2026, 3, 5))
+    remeasured = {account for _, account, *_ in _remeasurement(result.journal_lines)}
+    assert remeasured == {"AccountsReceivable", "FxGain"}
