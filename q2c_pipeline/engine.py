@@ -263,6 +263,7 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
         journal_lines = sort_journal_lines(pd.concat(
             [journal_lines, build_journal_lines(remeasurement, t["accounting_periods"])],
             ignore_index=True))
+    journal_lines = journal_lines.drop(columns=["functional_exact"], errors="ignore")
     balances = build_account_balances(journal_lines, str(period_labels(np.array([as_of_month]))[0]))
     schedule = _revenue_schedule(facts, journal_lines, rates, functional, as_of)
     positions = _contract_positions(facts, owners, as_of)

@@ -95,7 +95,10 @@ def build_journal_lines(postings: pd.DataFrame, accounting_periods: pd.DataFrame
     lines["event_count"] = pd.to_numeric(lines["event_count"]).astype("Int64")
     lines["events_fingerprint"] = lines["events_fingerprint"].astype(object).where(
         lines["events_fingerprint"].notna(), None)
-    out = lines[JOURNAL_COLUMNS].copy()
+    # the unrounded functional amount rides along for month-end remeasurement (the engine
+    # drops it before it returns)
+    extra = ["functional_exact"] if "functional_exact" in lines.columns else []
+    out = lines[JOURNAL_COLUMNS + extra].copy()
     for column in ("debit", "credit", "debit_functional", "credit_functional", "line_number"):
         out[column] = out[column].astype("int64")
     return sort_journal_lines(out)

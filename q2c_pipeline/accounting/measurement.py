@@ -16,16 +16,18 @@ posting is measured by its ``measure`` (``q2c_pipeline.accounting.postings``):
   contract liability at the liability's historical rates, revenue recognized ahead of billing at
   the rate of its recognition date (the new unbilled receivable or contract asset layer).
 
-Any other journal's difference is split in two: the difference its lines would have at one rate
-(the journal's ``event_rate_date``: the cash date, else the invoice's rate) is rounding and goes
-to its largest line; the rest is exchange difference on the monetary items it relieves or
-settles at rates other than that one, booked to ``FxGain`` (credit) or ``FxLoss`` (debit) with 0
-in the transaction currency. At an unchanged rate no FX line ever appears.
+Any other journal's difference is split in two. Exchange difference: its lines at their own
+values (carrying amounts relieved, spot amounts) less the same lines at the journal's one rate
+(``event_rate_date``: the cash date, else the invoice's rate), both unrounded, rounded once,
+booked to ``FxGain`` (credit) or ``FxLoss`` (debit) with 0 in the transaction currency. The rest
+is rounding and goes to the journal's largest line. At an unchanged rate no FX line ever
+appears, however many rounded layers a balance was built from.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -37,32 +39,44 @@ from q2c_pipeline.core.fx import RateBook
 _KIND_RANK = {"billing": 0, "adjustment": 1, "cash": 1, "reclass": 2, "recognition": 3}
 
 
-def _relieve(layers: deque, amount: int) -> tuple[int, int]:
-    """Relieve ``amount`` (> 0) from FIFO ``layers`` of (amount, functional) magnitudes:
-    (functional relieved, amount not found in the layers)."""
-    functional = 0
+def _round(value: Fraction) -> int:
+    """Half away from zero to the minor unit."""
+    magnitude = int((abs(value) * 2 + 1) // 2)
+    return -magnitude if value < 0 else magnitude
+
+
+def _relieve(layers: deque, amount: int) -> tuple[int, Fraction, int]:
+    """Relieve ``amount`` (> 0) from FIFO ``layers`` of (amount, functional, exact functional)
+    magnitudes: (functional relieved, its exact value, amount not found in the layers)."""
+    functional, exact = 0, Fraction(0)
     left = amount
     while left and layers:
-        layer_amount, layer_functional = layers[0]
+        layer_amount, layer_functional, layer_exact = layers[0]
         if layer_amount <= left:
             functional += layer_functional
+            exact += layer_exact
             left -= layer_amount
             layers.popleft()
             continue
         part = (2 * layer_functional * left + layer_amount) // (2 * layer_amount)
-        layers[0] = (layer_amount - left, layer_functional - part)
+        part_exact = layer_exact * left / layer_amount
+        layers[0] = (layer_amount - left, layer_functional - part, layer_exact - part_exact)
         functional += part
+        exact += part_exact
         left = 0
-    return functional, left
+    return functional, exact, left
 
 
-def _layered(lines: pd.DataFrame, converted: np.ndarray) -> np.ndarray:
-    """Functional amounts of the foreign ``layer`` lines, relieving FIFO per entity and layer."""
+def _layered(lines: pd.DataFrame, converted: np.ndarray, exact: list[Fraction]
+             ) -> tuple[np.ndarray, list[Fraction]]:
+    """Functional amounts (rounded and exact) of the foreign ``layer`` lines, relieving FIFO per
+    entity and layer."""
     order = np.lexsort((
         lines["order"].to_numpy(), lines["journal_group"].astype(str).to_numpy(),
         lines["journal_kind"].map(_KIND_RANK).fillna(9).to_numpy(),
         pd.to_datetime(lines["date"]).dt.normalize().to_numpy()))
     result = np.zeros(len(lines), dtype=np.int64)
+    result_exact: list[Fraction] = [Fraction(0)] * len(lines)
     books: dict[tuple, dict] = defaultdict(lambda: {"sign": 0, "layers": deque()})
     entity = lines["legal_entity"].astype(str).to_numpy()
     key = lines["layer"].astype(str).to_numpy()
@@ -71,23 +85,27 @@ def _layered(lines: pd.DataFrame, converted: np.ndarray) -> np.ndarray:
         book = books[(entity[i], key[i])]
         amount = int(amounts[i])
         sign = 1 if amount > 0 else -1
-        # layers hold (amount, functional) magnitudes of a balance of sign book["sign"]
+        # layers hold (amount, functional, exact) magnitudes of a balance of sign book["sign"]
         if book["sign"] == 0 or book["sign"] == sign:
             book["sign"] = sign
-            book["layers"].append((abs(amount), abs(int(converted[i]))))
+            book["layers"].append((abs(amount), abs(int(converted[i])), abs(exact[i])))
             result[i] = int(converted[i])
+            result_exact[i] = exact[i]
             continue
-        functional, left = _relieve(book["layers"], abs(amount))
-        value = sign * functional
+        functional, relieved, left = _relieve(book["layers"], abs(amount))
+        value, value_exact = sign * functional, sign * relieved
         if not book["layers"]:
             book["sign"] = 0
         if left:
             part = (2 * abs(int(converted[i])) * left + abs(amount)) // (2 * abs(amount))
+            part_exact = abs(exact[i]) * left / abs(amount)
             book["sign"] = sign
-            book["layers"].append((left, part))
+            book["layers"].append((left, part, part_exact))
             value += sign * part
+            value_exact += sign * part_exact
         result[i] = value
-    return result
+        result_exact[i] = value_exact
+    return result, result_exact
 
 
 def measure(postings: pd.DataFrame, rates: RateBook) -> pd.DataFrame:
@@ -99,22 +117,38 @@ def measure(postings: pd.DataFrame, rates: RateBook) -> pd.DataFrame:
     foreign = (lines["currency"] != lines["functional_currency"]).to_numpy()
     functional = amount.copy()
     if not foreign.any():
-        return lines.assign(amount_functional=functional)
+        return lines.assign(amount_functional=functional, functional_exact=pd.Series(
+            [Fraction(int(v)) for v in functional], index=lines.index, dtype=object))
     idx = np.flatnonzero(foreign)
     sub = lines.iloc[idx]
     own = rates.convert(sub["amount"].to_numpy(), sub["currency"].to_numpy(),
                         sub["functional_currency"].to_numpy(), sub["rate_date"].to_numpy())
-    at_event = rates.convert(sub["amount"].to_numpy(), sub["currency"].to_numpy(),
-                             sub["functional_currency"].to_numpy(),
-                             sub["event_rate_date"].to_numpy())
+    at_event = rates.exact(sub["amount"].to_numpy(), sub["currency"].to_numpy(),
+                           sub["functional_currency"].to_numpy(),
+                           sub["event_rate_date"].to_numpy())
+    exact = rates.exact(sub["amount"].to_numpy(), sub["currency"].to_numpy(),
+                        sub["functional_currency"].to_numpy(), sub["rate_date"].to_numpy())
     measured = own.copy()
     is_layer = (sub["measure"] == "layer").to_numpy()
     if is_layer.any():
-        measured[is_layer] = _layered(sub[is_layer], own[is_layer])
+        positions = np.flatnonzero(is_layer)
+        values, values_exact = _layered(sub[is_layer], own[is_layer],
+                                        [exact[k] for k in positions])
+        measured[is_layer] = values
+        for k, value in zip(positions, values_exact, strict=True):
+            exact[k] = value
     functional[idx] = measured
     lines["amount_functional"] = functional
-    lines["_at_event"] = amount
-    lines.loc[idx, "_at_event"] = at_event
+    # the unrounded functional amount of every line: what month-end remeasurement compares a
+    # balance with, so rounding never shows up as exchange difference
+    functional_exact = [Fraction(int(v)) for v in functional]
+    for k, position in enumerate(idx):
+        functional_exact[position] = exact[k]
+    lines["functional_exact"] = pd.Series(functional_exact, index=lines.index, dtype=object)
+    at_event_exact = [Fraction(int(v)) for v in amount]
+    for k, position in enumerate(idx):
+        at_event_exact[position] = at_event[k]
+    lines["_at_event"] = pd.Series(at_event_exact, index=lines.index, dtype=object)
 
     journals = lines.loc[idx, "journal_group"].unique()
     scope = lines["journal_group"].isin(journals)
@@ -136,16 +170,26 @@ def measure(postings: pd.DataFrame, rates: RateBook) -> pd.DataFrame:
         lines.loc[rest, "amount_functional"] = 0
     work = lines[scope & (lines["journal_kind"] != "recognition")]
     if len(work):
+        # exchange difference: the journal's lines at their own (carrying) values less the same
+        # lines at the journal's one rate, both unrounded; whatever else keeps the journal from
+        # balancing is rounding
         residual = work.groupby("journal_group")["amount_functional"].sum()
-        rounding = work.groupby("journal_group")["_at_event"].sum()
-        fx = (residual - rounding).astype("int64")
-        fx = fx[fx != 0]
+        own_exact = work.groupby("journal_group")["functional_exact"].agg(
+            lambda v: sum(v, Fraction(0)))
+        one_rate = work.groupby("journal_group")["_at_event"].agg(lambda v: sum(v, Fraction(0)))
+        fx_all = pd.Series([_round(a - b) for a, b in zip(own_exact, one_rate, strict=True)],
+                           index=own_exact.index, dtype="int64")
+        rounding = (residual - fx_all).astype("int64")
+        fx = fx_all[fx_all != 0]
         heads = work.drop_duplicates("journal_group").set_index("journal_group")
         fx_lines = heads.loc[fx.index].reset_index()
         fx_lines = fx_lines.assign(
             account=np.where(fx.to_numpy() > 0, "FxGain", "FxLoss"), amount=0,
             amount_functional=-fx.to_numpy(), measure="spot", layer=None, order=99,
             memo="realized FX", _at_event=0)
+        fx_lines["functional_exact"] = pd.Series(
+            [Fraction(int(v)) for v in fx_lines["amount_functional"]], index=fx_lines.index,
+            dtype=object)
         rounding = rounding[rounding != 0]
         if len(rounding):
             ranked = work.assign(_abs=work["amount_functional"].abs()).sort_values(

@@ -9,6 +9,8 @@ month (so each month presents its own balances and the receivable's history is u
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 
@@ -31,11 +33,18 @@ def customer_credit_reclass(journal_lines: pd.DataFrame, as_of,
         return pd.DataFrame(columns=columns)
     last = int(month_index(np.array([pd.Timestamp(as_of) + pd.Timedelta(days=1)],
                                     dtype="datetime64[ns]"))[0]) - 1
+    rounded = ar["debit_functional"] - ar["credit_functional"]
+    exact = ar["functional_exact"] if "functional_exact" in ar.columns else pd.Series(
+        [None] * len(ar), index=ar.index, dtype=object)
+    exact = [Fraction(int(r)) if not isinstance(e, Fraction) else e
+             for e, r in zip(exact, rounded, strict=True)]
     ar = ar.assign(month=month_index(pd.to_datetime(ar["period"].astype(str) + "-01").to_numpy()),
-                   net=ar["debit"] - ar["credit"],
-                   net_functional=ar["debit_functional"] - ar["credit_functional"])
+                   net=ar["debit"] - ar["credit"], net_functional=rounded,
+                   net_exact=pd.Series(exact, index=ar.index, dtype=object))
     keys = ["legal_entity", "customer_id", "currency", "functional_currency"]
-    moved = ar.groupby(keys + ["month"], as_index=False)[["net", "net_functional"]].sum()
+    moved = ar.groupby(keys + ["month"], as_index=False).agg(
+        net=("net", "sum"), net_functional=("net_functional", "sum"),
+        net_exact=("net_exact", lambda v: sum(v, Fraction(0))))
     first = moved.groupby(keys, as_index=False)["month"].min()
     first = first[first["month"] <= last]
     if len(first) == 0:
@@ -43,10 +52,19 @@ def customer_credit_reclass(journal_lines: pd.DataFrame, as_of,
     grid = first.loc[first.index.repeat(last - first["month"].to_numpy() + 1)].reset_index(
         drop=True)
     grid["month"] = grid["month"] + grid.groupby(keys).cumcount()
-    grid = grid.merge(moved, on=keys + ["month"], how="left").fillna(
-        {"net": 0, "net_functional": 0}).sort_values(keys + ["month"], kind="mergesort")
+    grid = grid.merge(moved, on=keys + ["month"], how="left").sort_values(
+        keys + ["month"], kind="mergesort")
+    grid[["net", "net_functional"]] = grid[["net", "net_functional"]].fillna(0)
     grid["balance"] = grid.groupby(keys)["net"].cumsum().astype("int64")
     grid["carrying"] = grid.groupby(keys)["net_functional"].cumsum().astype("int64")
+    running: dict[tuple, Fraction] = {}
+    carried = []
+    for key, value in zip(map(tuple, grid[keys].to_numpy().tolist()), grid["net_exact"],
+                          strict=True):
+        running[key] = running.get(key, Fraction(0)) + (
+            value if isinstance(value, Fraction) else Fraction(0))
+        carried.append(running[key])
+    grid["carrying_exact"] = pd.Series(carried, index=grid.index, dtype=object)
     grid = grid[grid["balance"] < 0]
     closed = closed_months(accounting_periods)
     is_open = [int(m) not in closed.get(str(e), set())
@@ -78,7 +96,8 @@ def customer_credit_reclass(journal_lines: pd.DataFrame, as_of,
                 "date": date, "account": account,
                 "amount": -sign * direction * grid["balance"],
                 "amount_functional": -sign * direction * grid["carrying"], "memo": memo,
-                "order": order}))
+                "order": order,
+                "functional_exact": [-sign * direction * c for c in grid["carrying_exact"]]}))
     out = pd.concat(entries, ignore_index=True)
     out = out[out["date"] <= pd.Timestamp(as_of)]
-    return out[columns].reset_index(drop=True)
+    return out[columns + ["functional_exact"]].reset_index(drop=True)

@@ -15,6 +15,8 @@ booked.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,12 @@ MONETARY_ACCOUNTS = (
     "AccountsReceivable", "UnbilledAccountsReceivable", "ContractAsset", "Cash",
     "RefundLiability", "CustomerCredit", "IntercompanyReceivable", "IntercompanyPayable",
 )
+
+
+def _round(value: Fraction) -> int:
+    """Half away from zero to the minor unit."""
+    magnitude = int((abs(value) * 2 + 1) // 2)
+    return -magnitude if value < 0 else magnitude
 
 
 def _empty() -> pd.DataFrame:
@@ -69,13 +77,24 @@ def build_remeasurement_postings(
     last = int(month_index(np.array([month_end_reached], dtype="datetime64[ns]"))[0]) - 1
     if len(lines) == 0:
         return _empty()
+    # the carrying amount compared is the unrounded one (``functional_exact``, where the
+    # measurement kept it): a balance whose rate never changed has nothing to remeasure, and
+    # rounding is never booked as exchange difference
+    rounded = lines["debit_functional"] - lines["credit_functional"]
+    if "functional_exact" in lines.columns:
+        exact = lines["functional_exact"].where(lines["functional_exact"].notna(), None)
+        exact = [Fraction(int(r)) if e is None else e for e, r in zip(exact, rounded,
+                                                                   strict=True)]
+    else:
+        exact = [Fraction(int(r)) for r in rounded]
     lines = lines.assign(
         month=month_index(pd.to_datetime(lines["period"].astype(str) + "-01").to_numpy()),
         net=lines["debit"] - lines["credit"],
-        net_functional=lines["debit_functional"] - lines["credit_functional"],
+        net_functional=pd.Series(exact, index=lines.index, dtype=object),
     )
     keys = ["legal_entity", "account", "currency", "functional_currency"]
-    moved = lines.groupby(keys + ["month"], as_index=False)[["net", "net_functional"]].sum()
+    moved = lines.groupby(keys + ["month"], as_index=False).agg(
+        net=("net", "sum"), net_functional=("net_functional", lambda v: sum(v, Fraction(0))))
     first = moved.groupby(keys, as_index=False)["month"].min()
     first = first[first["month"] <= last]
     if len(first) == 0:
@@ -83,14 +102,22 @@ def build_remeasurement_postings(
     grid = first.loc[first.index.repeat(last - first["month"].to_numpy() + 1)]
     grid = grid.reset_index(drop=True)
     grid["month"] = grid["month"] + grid.groupby(keys).cumcount()
-    grid = grid.merge(moved, on=keys + ["month"], how="left").fillna(
-        {"net": 0, "net_functional": 0}).sort_values(keys + ["month"], kind="mergesort")
+    grid = grid.merge(moved, on=keys + ["month"], how="left").sort_values(
+        keys + ["month"], kind="mergesort")
+    grid["net"] = grid["net"].fillna(0)
+    grid["net_functional"] = grid["net_functional"].map(
+        lambda v: Fraction(0) if not isinstance(v, Fraction) else v)
     grid["balance"] = grid.groupby(keys)["net"].cumsum().astype("int64")
-    grid["carrying"] = grid.groupby(keys)["net_functional"].cumsum().astype("int64")
+    carrying = []
+    running: dict[tuple, Fraction] = {}
+    for key, value in zip(map(tuple, grid[keys].to_numpy().tolist()), grid["net_functional"],
+                          strict=True):
+        running[key] = running.get(key, Fraction(0)) + value
+        carrying.append(running[key])
     grid["date"] = period_end_dates(grid["month"].to_numpy())
-    grid["target"] = rates.convert(grid["balance"].to_numpy(), grid["currency"].to_numpy(),
-                                   grid["functional_currency"].to_numpy(), grid["date"].to_numpy())
-    grid["difference"] = grid["target"] - grid["carrying"]
+    target = rates.exact(grid["balance"].to_numpy(), grid["currency"].to_numpy(),
+                         grid["functional_currency"].to_numpy(), grid["date"].to_numpy())
+    grid["difference"] = [_round(t - c) for t, c in zip(target, carrying, strict=True)]
     grid = grid[grid["difference"] != 0]
     closed = closed_months(accounting_periods)
     is_open = [int(m) not in closed.get(str(e), set())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,26 @@ class RateBook:
         amount = np.asarray(amounts, dtype=np.int64)
         if amount.size == 0:
             return np.zeros(0, dtype=np.int64)
+        num, den = self._ratios(currencies, functional, dates)
+        if all(int(v) < 2**62 for v in (*num, *den)):
+            return mul_div_half_up(amount, num.astype(np.int64), den.astype(np.int64))
+        out = [
+            int((2 * abs(int(a)) * int(x) + int(t)) // (2 * int(t))) * (1 if a >= 0 else -1)
+            for a, x, t in zip(amount, num, den, strict=True)
+        ]
+        return np.asarray(out, dtype=np.int64)
+
+    def exact(self, amounts, currencies, functional, dates) -> list[Fraction]:
+        """Each minor-unit amount in functional minor units, unrounded (a Fraction)."""
+        if len(amounts) == 0:
+            return []
+        num, den = self._ratios(currencies, functional, dates)
+        return [Fraction(int(a) * int(x), int(t))
+                for a, x, t in zip(np.asarray(amounts, dtype=np.int64), num, den, strict=True)]
+
+    def _ratios(self, currencies, functional, dates) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the (numerator, denominator) turning minor units of its currency into
+        minor units of its functional currency on its date."""
         keys = pd.DataFrame(
             {"cur": np.asarray(currencies, dtype=object),
              "fc": np.asarray(functional, dtype=object),
@@ -86,13 +107,4 @@ class RateBook:
         unique["num"] = pd.Series(nums, dtype=object)
         unique["den"] = pd.Series(dens, dtype=object)
         merged = keys.merge(unique, on=["cur", "fc", "day"], how="left", validate="many_to_one")
-        num = merged["num"].to_numpy()
-        den = merged["den"].to_numpy()
-        small = all(int(v) < 2**62 for v in (*unique["num"], *unique["den"]))
-        if small:
-            return mul_div_half_up(amount, num.astype(np.int64), den.astype(np.int64))
-        out = [
-            int((2 * abs(int(a)) * int(x) + int(t)) // (2 * int(t))) * (1 if a >= 0 else -1)
-            for a, x, t in zip(amount, num, den, strict=True)
-        ]
-        return np.asarray(out, dtype=np.int64)
+        return merged["num"].to_numpy(), merged["den"].to_numpy()
