@@ -147,37 +147,54 @@ def print_close_summary(duckdb_path: str) -> None:
 
 
 def cmd_revrec(args: argparse.Namespace) -> int:
+    """Run the engine on an interchange folder; refuse bad input with exit 2 naming file, line,
+    column and rule (never a traceback)."""
     from datetime import date
 
     from q2c_pipeline.engine import run_engine
-    from q2c_pipeline.interchange import read_interchange, write_outputs
+    from q2c_pipeline.interchange import InterchangeError, read_interchange, write_outputs
+    from q2c_pipeline.revenue.treatments import load_treatments
 
-    try:
-        tables, policy = read_interchange(Path(args.input))
-    except ValueError as err:
-        sys.stderr.write(f"q2c revrec: {err}\n")
+    def refuse(lines: list[str]) -> int:
+        for line in lines:
+            sys.stderr.write(f"q2c revrec: {line}\n")
         return 2
-    as_of = date.fromisoformat(args.as_of) if args.as_of else _latest_activity(tables)
-    result = run_engine(tables, policy, as_of)
-    write_outputs(result, Path(args.output))
-    _out(
-        f"revrec as of {as_of}: {len(result.allocation)} obligations, "
-        f"{len(result.revenue_schedule)} schedule rows, {len(result.journal_lines)} journal lines "
-        f"-> {args.output}"
-    )
+
+    if args.as_of:
+        try:
+            as_of = date.fromisoformat(args.as_of)
+        except ValueError:
+            return refuse([f"--as-of {args.as_of!r} is not a date YYYY-MM-DD"])
+        stated = "--as-of"
+    else:
+        as_of, stated = date.today(), "today; pass --as-of YYYY-MM-DD to choose"
+    folder = Path(args.input)
+    try:
+        tables, policy = read_interchange(folder)
+        override = folder / "treatments.csv"
+        treatments = load_treatments(override if override.exists() else None)
+    except InterchangeError as err:
+        return refuse([str(p) for p in err.problems]
+                      + [f"{len(err.problems)} problem(s); nothing written"])
+    except ValueError as err:
+        return refuse([str(err), "nothing written"])
+    try:
+        result = run_engine(tables, policy, as_of, treatments=treatments)
+    except ValueError as err:
+        return refuse([str(err), "nothing written"])
+    except Exception as err:  # noqa: BLE001 - a bug must still not greet the user as a traceback
+        if args.debug:
+            raise
+        sys.stderr.write(f"q2c revrec: internal error ({type(err).__name__}: {err}); "
+                         "rerun with --debug for the traceback and report it\n")
+        return 3
+    write_outputs(result, Path(args.output), as_of=as_of)
+    _out(f"revrec as of {as_of} ({stated}): {len(result.allocation)} obligations, "
+         f"{len(result.revenue_schedule)} schedule rows, {len(result.journal_lines)} journal "
+         f"lines -> {args.output}")
+    _out("money: decimal strings in major units of each row's currency; *_functional columns "
+         "in major units of functional_currency (see manifest.json)")
     return 0
-
-
-def _latest_activity(tables) -> object:
-    """Default as-of for an interchange folder: the last day any schedule or event touches."""
-    import pandas as pd
-
-    dates = []
-    for frame in tables.values():
-        for column in frame.columns:
-            if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].notna().any():
-                dates.append(frame[column].max())
-    return (max(dates) if dates else pd.Timestamp("1970-01-01")).date()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("revrec", help="run the revenue engine on an interchange folder")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--as-of", default="")
+    p.add_argument("--as-of", default="",
+                   help="recognize and journalize through this day (default: today)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     p.set_defaults(func=cmd_revrec)
     return parser
 

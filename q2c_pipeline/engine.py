@@ -34,6 +34,7 @@ from q2c_pipeline.revenue.inputs import cutoff_of, prepare_inputs
 from q2c_pipeline.revenue.positions import MOVEMENT_COLUMNS
 from q2c_pipeline.revenue.recognition import payment_obligations
 from q2c_pipeline.revenue.treatments import TreatmentTable, load_treatments
+from q2c_pipeline.schemas.validation import ValidatedTables, require_valid
 
 SCHEDULE_COLUMNS = [
     "source_type", "source_id", "contract_id", "legal_entity", "period", "amount", "currency",
@@ -171,15 +172,22 @@ def _contract_positions(facts: RevenueFacts, owners: pd.DataFrame, as_of: date
                         ) -> pd.DataFrame:
     """One row per revenue contract and month from its first event to the as-of month: the
     closing deferred revenue, contract asset, unbilled receivable and refund liability and the
-    net position (45-1: liability positive, asset negative), in the contract's currency."""
+    net position (45-1: liability positive, asset negative), in the contract's currency.
+
+    The same events as the journals: everything known by ``as_of`` plus the as-of month's
+    recognition entry (dated at the month end), so the positions tie to the ledger's balances
+    whatever day of the month the close runs."""
     ev = facts.events
-    ev = ev[ev["date"] < cutoff_of(as_of)]
+    as_of_month = int(month_index(np.array([pd.Timestamp(as_of)], dtype="datetime64[ns]"))[0])
+    rec = facts.recognition
+    month_entries = rec.loc[(rec["kind"] == "period") & (rec["month"] <= as_of_month),
+                            "event_id"]
+    ev = ev[(ev["date"] < cutoff_of(as_of)) | ev["event_id"].isin(set(month_entries))]
     if len(ev) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in CONTRACT_POSITION_COLUMNS})
     ev = ev.assign(month=month_index(pd.to_datetime(ev["date"]).to_numpy()))
     ev = ev.sort_values(["position_key", "date", "rank", "order", "event_id"], kind="mergesort")
     last = ev.drop_duplicates(["position_key", "month"], keep="last")
-    as_of_month = int(month_index(np.array([pd.Timestamp(as_of)], dtype="datetime64[ns]"))[0])
     first = last.groupby("position_key")["month"].min()
     grid = pd.DataFrame({"position_key": first.index.repeat(as_of_month - first + 1)})
     grid["month"] = first.reindex(grid["position_key"]).to_numpy() + grid.groupby(
@@ -205,7 +213,7 @@ def _contract_positions(facts: RevenueFacts, owners: pd.DataFrame, as_of: date
                            kind="mergesort")[CONTRACT_POSITION_COLUMNS].reset_index(drop=True)
 
 
-def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
+def run_engine(tables: ValidatedTables | Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
                summary_mode: SummaryMode | None = None,
                max_lines_per_entry: int = MAX_LINES_PER_ENTRY,
                treatments: TreatmentTable | pd.DataFrame | str | None = None) -> EngineResult:
@@ -230,7 +238,7 @@ def run_engine(tables: Mapping[str, pd.DataFrame], policy: Policy, as_of: date,
         raise ValueError(f"max_lines_per_entry must be at least {_USAGE_LINES_PER_PRODUCT}")
     usage_summary = max_lines_per_entry if mode.mode_for("usage") == "summary" else None
     table = treatments if isinstance(treatments, TreatmentTable) else load_treatments(treatments)
-    t = prepare_inputs(tables, as_of)
+    t = prepare_inputs(require_valid(tables), as_of)
     functional = _functional(t["legal_entities"], policy)
     rates = RateBook(t["fx_rates"])
     facts = recognize(t, policy, as_of, rates, table)

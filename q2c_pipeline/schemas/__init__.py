@@ -1,4 +1,4 @@
-"""Canonical pandera models: the executable form of ../shared/canonical-model.md."""
+"""Canonical pandera models: the executable form of docs/canonical-model.md."""
 
 from functools import cache
 
@@ -80,3 +80,18 @@ __all__ = [
     "Usage",
     "timestamp_columns",
 ]
+
+
+# Documented defaults of columns a hand-made table (an interchange folder, a frame given to the
+# engine) may leave out or empty; the mappers always state them. docs/canonical-model.md.
+COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
+    "contracts": {"version": 1},
+    "invoices": {"status": "open"},
+    "invoice_lines": {"tax_amount": 0, "tax_inclusive": False, "is_proration": False},
+    "credit_notes": {"tax_amount": 0},
+}
+# Columns whose default is the value of the parent record: (parent table, join column).
+INHERITED_DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
+    "credit_notes": {"currency": ("invoices", "invoice_id")},
+    "refunds": {"currency": ("invoices", "invoice_id")},
+}

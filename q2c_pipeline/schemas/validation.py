@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 import pandas as pd
 import pandera.pandas as pa
 
-from q2c_pipeline.schemas import CANONICAL_TABLES
+from q2c_pipeline.schemas import CANONICAL_TABLES, COLUMN_DEFAULTS, INHERITED_DEFAULTS
 
 PAYLOAD_COLUMN = "_payload"
 
@@ -118,6 +119,10 @@ class ValidationResult:
             }
             for table in VALIDATION_ORDER
         }
+
+    def tables(self) -> ValidatedTables:
+        """The accepted frames as ``ValidatedTables`` (what the engine takes)."""
+        return ValidatedTables(self.accepted, _VALIDATED)
 
 
 QUARANTINE_COLUMNS = [
@@ -230,12 +235,12 @@ def _label(table: str, record: pd.Series, key_columns: list[str]) -> str:
 def _pandera_failures(
     table: str, model: type[pa.DataFrameModel], frame: pd.DataFrame, failures: _Failures,
     key_columns: list[str],
-) -> None:
+) -> pd.DataFrame | None:
+    """Record the pandera failures; the validated (coerced) frame when every row passes."""
     columns = list(model.to_schema().columns)
     candidate = frame[columns]
     try:
-        model.validate(candidate, lazy=True)
-        return
+        return model.validate(candidate, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
     cases = cases[cases["index"].notna()]
@@ -374,9 +379,14 @@ def _reference_failures(
         unknown("product_code", "products", "product_code", "unknown_product_code", True)
 
 
-def _empty_like(model: type[pa.DataFrameModel]) -> pd.DataFrame:
+@cache
+def _empty_validated(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     columns = list(model.to_schema().columns)
     return model.validate(pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+
+
+def _empty_like(model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    return _empty_validated(model).copy()
 
 
 def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResult:
@@ -418,7 +428,7 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
             ),
         )
         _reference_failures(table, frame, accepted, quarantined_ids, failures, key_columns)
-        _pandera_failures(table, model, frame, failures, key_columns)
+        validated = _pandera_failures(table, model, frame, failures, key_columns)
 
         if table == "contract_lines":
             # A contract posts whole or not at all: siblings of a rejected line are held.
@@ -460,8 +470,11 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
         ids = frame.loc[rejected, key_columns[0]].astype(str)
         owners = [failures.first[pos][3] for pos in sorted(failures.first)]
         quarantined_ids.setdefault(table, {}).update(dict(zip(ids, owners, strict=True)))
-        good = frame.loc[~rejected, model_columns].reset_index(drop=True)
-        accepted[table] = model.validate(good)
+        if validated is not None and not rejected.any():
+            accepted[table] = validated.reset_index(drop=True)
+        else:
+            good = frame.loc[~rejected, model_columns].reset_index(drop=True)
+            accepted[table] = model.validate(good)
 
     parts = [p for p in quarantine_parts if len(p)]
     quarantine = (
@@ -533,3 +546,90 @@ def _withdrawn_contracts(
         for row in withdrawn.itertuples(index=False)
     ]
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+
+class InvalidInput(ValueError):
+    """Canonical input that breaks a rule; ``quarantine`` holds one row per rejected record
+    (record, field, rule, reason), exactly as the pipeline would quarantine it."""
+
+    def __init__(self, quarantine: pd.DataFrame) -> None:
+        self.quarantine = quarantine
+        shown = list(quarantine["reason"].head(20))
+        more = len(quarantine) - len(shown)
+        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+        super().__init__(f"{len(quarantine)} record(s) refused: {text}")
+
+
+_VALIDATED = object()
+
+
+class ValidatedTables(Mapping[str, pd.DataFrame]):
+    """Canonical frames that passed ``validate_canonical`` whole (nothing quarantined).
+
+    Only this module builds them (``ValidationResult.tables`` after a clean validation, or
+    ``require_valid``), so a function that takes ``ValidatedTables`` knows every reference rule
+    and pandera check held for every row it reads."""
+
+    __slots__ = ("_frames",)
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame], token: object = None) -> None:
+        if token is not _VALIDATED:
+            raise TypeError("ValidatedTables come from validate_canonical or require_valid")
+        self._frames = dict(frames)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self._frames[name]
+
+    def __iter__(self):
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def replace(self, name: str, frame: pd.DataFrame) -> ValidatedTables:
+        """The same tables with one replaced by a frame that is validated first."""
+        return require_valid({**self._frames, name: frame})
+
+
+def with_defaults(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Frames with what a hand-made table may leave out filled in: every model column (absent =
+    empty), the documented defaults (``COLUMN_DEFAULTS``, ``INHERITED_DEFAULTS``: a credit note
+    or refund in its invoice's currency) and the lineage columns (``source_system`` =
+    ``interchange``, ``source_id`` and ``correlation_id`` = the record's key)."""
+    out: dict[str, pd.DataFrame] = {}
+    for name, frame in tables.items():
+        if name not in CANONICAL_TABLES:
+            continue
+        model, keys = CANONICAL_TABLES[name]
+        frame = frame.copy()
+        for column in model.to_schema().columns:
+            if column not in frame:
+                frame[column] = None
+        for column, default in COLUMN_DEFAULTS.get(name, {}).items():
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), default)
+        if "source_system" in model.to_schema().columns and len(frame):
+            key = frame[keys].astype(str).agg("|".join, axis=1)
+            for column, default in (("source_system", None), ("source_id", key),
+                                    ("correlation_id", key)):
+                fill = "interchange" if default is None else default
+                frame[column] = frame[column].where(frame[column].notna(), fill)
+        out[name] = frame
+    for name, columns in INHERITED_DEFAULTS.items():
+        for column, (parent, join) in columns.items():
+            if name not in out or parent not in out or not out[name][column].isna().any():
+                continue
+            values = out[parent].drop_duplicates(join).set_index(join)[column]
+            frame = out[name]
+            frame[column] = frame[column].where(frame[column].notna(),
+                                                frame[join].map(values))
+    return out
+
+
+def require_valid(tables: Mapping[str, pd.DataFrame]) -> ValidatedTables:
+    """Validate canonical frames; raise ``InvalidInput`` when any record would be quarantined."""
+    if isinstance(tables, ValidatedTables):
+        return tables
+    result = validate_canonical(with_defaults(tables))
+    if len(result.quarantine):
+        raise InvalidInput(result.quarantine)
+    return ValidatedTables(result.accepted, _VALIDATED)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T, frames, invoice, invoice_line
+from q2c_pipeline_tests.revenue.builders import T, catalog, frames, invoice, invoice_line
 
 
 def _tables():
@@ -31,6 +31,7 @@ def _tables():
                         {"legal_entity": "US02", "functional_currency": "USD"}],
         customers=[{"customer_id": "K1", "name": "Acme", "legal_entity": "US02",
                     "currency": "USD", "correlation_id": "K1"}],
+        products=catalog("P"),
         contracts=[{"contract_id": "C1", "customer_id": "K1", "legal_entity": "US01",
                     "currency": "USD", "signed_date": T("2026-01-01"), "transaction_price": None,
                     "version": 1, "correlation_id": "C1"}],

@@ -22,7 +22,7 @@ from q2c_pipeline.accounting.usage_summary import (
 from q2c_pipeline.core.fx import RateBook
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import company
+from q2c_pipeline_tests.revenue.builders import catalog, company
 
 # usage_id, customer_id, product_code, occurred_at, quantity, amount (minor), currency
 USAGE = [
@@ -325,7 +325,7 @@ def _engine_tables():
                            "currency": "USD", "customer_id": "K1", "contract_line_id": None,
                            "invoice_line_id": None, "correlation_id": uid}
                           for uid, product, at, amount in ENGINE_USAGE])
-    return {**company(), "usage": usage}
+    return {**company(), "usage": usage, "products": catalog("API", "STORAGE", pattern="usage")}
 
 
 def _usage_lines(**kwargs) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline_tests.revenue.builders import T, company, frames
+from q2c_pipeline_tests.revenue.builders import T, company, frames, with_catalog
 
 POLICY = Policy(amortization="month_even")
 MONTH = 100_000
@@ -81,7 +81,7 @@ def tables(lines=None, contract_versions=None, invoices=(), invoice_lines=(), **
         out["invoice_lines"] = pd.DataFrame(list(invoice_lines))
     for name, rows in extra.items():
         out[name] = pd.DataFrame(rows)
-    return out
+    return with_catalog(out)
 
 
 def movements(result, account):

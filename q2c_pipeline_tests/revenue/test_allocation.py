@@ -4,11 +4,11 @@ import pandas as pd
 
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T, company, frames
+from q2c_pipeline_tests.revenue.builders import T, catalog, company, frames
 
 
 def _allocate(lines, price, rounding="minor_unit"):
-    tables = {**company(), **frames(
+    tables = {**company(), "products": catalog("P", pattern="point_in_time"), **frames(
         contracts=[{"contract_id": "C1", "customer_id": "K1", "legal_entity": "US01",
                     "currency": "USD", "signed_date": T("2026-01-01"),
                     "transaction_price": price, "version": 1, "correlation_id": "C1"}],

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from q2c_pipeline.accounting.accounts import CONTRA_REVENUE
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
+from q2c_pipeline_tests.revenue.builders import (
+    T,
+    company,
+    frames,
+    invoice,
+    invoice_line,
+    with_catalog,
+)
 
 AS_OF = date(2026, 12, 31)
 DAY0 = T("2026-01-01")
@@ -82,7 +89,7 @@ def histories(draw):
     if closed:
         tables["accounting_periods"] = pd.DataFrame(
             [{"legal_entity": "US01", "period": p, "status": "closed"} for p in closed])
-    return tables, policy, closed
+    return with_catalog(tables), policy, closed
 
 
 def _net_credit(jl, accounts):

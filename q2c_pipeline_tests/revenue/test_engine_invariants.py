@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from q2c_pipeline.accounting.accounts import CONTRA_REVENUE
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
+from q2c_pipeline_tests.revenue.builders import (
+    T,
+    company,
+    frames,
+    invoice,
+    invoice_line,
+    with_catalog,
+)
 
 AS_OF = date(2026, 12, 31)
 
@@ -58,7 +65,7 @@ def _tables(lines, bills, price, credit):
                 "credit_note_id": "cn_1", "issued_at": T("2026-07-01"), "amount": credit,
                 "currency": "USD", "invoice_id": "in_0", "invoice_line_id": None,
                 "tax_amount": 0, "voided_at": pd.NaT}])
-    return tables
+    return with_catalog(tables)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

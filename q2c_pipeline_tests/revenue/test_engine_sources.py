@@ -4,11 +4,18 @@ import pandas as pd
 
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T, company, frames, invoice, invoice_line
+from q2c_pipeline_tests.revenue.builders import (
+    T,
+    company,
+    frames,
+    invoice,
+    invoice_line,
+    with_catalog,
+)
 
 
 def _contract(lines):
-    return {**company(), **frames(
+    return with_catalog({**company(), **frames(
         contracts=[{"contract_id": "C1", "customer_id": "K1", "legal_entity": "US01",
                     "currency": "USD", "signed_date": T("2026-01-01"), "transaction_price": None,
                     "version": 1, "correlation_id": "C1"},
@@ -21,7 +28,7 @@ def _contract(lines):
                          "service_end": T(e) if e else pd.NaT, "revenue_pattern": pattern,
                          "revises_line_id": rev, "effective_date": T(eff) if eff else pd.NaT,
                          "allocation_group": None}
-                        for lid, amount, s, e, pattern, rev, eff in lines])}
+                        for lid, amount, s, e, pattern, rev, eff in lines])})
 
 
 def test_mid_term_upgrade_is_spread_prospectively_from_its_effective_date():

@@ -7,7 +7,7 @@ import pytest
 
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine, schedule_as_of
-from q2c_pipeline_tests.revenue.builders import T, company, frames
+from q2c_pipeline_tests.revenue.builders import T, catalog, company, frames
 
 # Base: 12,000.00 over 2026 signed 2026-01-01 (version 1). Amendment (version 2, signed
 # 2026-07-01): +6,000.00 from 2026-07-01 on line L1, or a new 3,000.00 line for the rest of 2026.
@@ -27,7 +27,7 @@ def _amended(treatment, delta_amount=600_000, end=None):
     ]
     header = {"contract_id": "C1", "customer_id": "K1", "legal_entity": "US01",
               "currency": "USD", "transaction_price": None, "correlation_id": "C1"}
-    return {**company(), **frames(
+    return {**company(), "products": catalog("P"), **frames(
         contracts=[{**header, "signed_date": T("2026-01-01"), "version": 1},
                    {**header, "signed_date": T("2026-07-01"), "version": 2}],
         contract_lines=lines)}
@@ -98,7 +98,9 @@ def test_an_amendment_never_rewrites_the_schedule_rows_of_an_earlier_version(tre
 
 
 def test_unknown_modification_treatment_is_refused_naming_the_line():
-    with pytest.raises(ValueError, match=r"modification_treatment 'retro' of 'L1a'"):
+    # The engine validates its input: the record is refused as the pipeline would quarantine it.
+    with pytest.raises(ValueError, match=r"invalid_value: contract_lines record 'L1a': field "
+                       r"'modification_treatment' value 'retro'"):
         run_engine(_amended("retro"), Policy(), date(2026, 12, 31))
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from q2c_pipeline.accounting.remeasurement import MONETARY_ACCOUNTS
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
-from q2c_pipeline_tests.revenue.builders import T
+from q2c_pipeline_tests.revenue.builders import T, with_catalog
 
 AS_OF = date(2026, 12, 31)
 POSITION = ["DeferredRevenue", "RefundLiability", "UnbilledAccountsReceivable", "ContractAsset"]
@@ -133,7 +133,7 @@ def _company(*histories, currency="USD", rates=()):
     if rates:
         tables["fx_rates"] = pd.DataFrame([{"rate_date": _day(d), "from_currency": "EUR",
                                             "to_currency": "USD", "rate": r} for d, r in rates])
-    return tables
+    return with_catalog(tables)
 
 
 policies = st.builds(
@@ -256,9 +256,14 @@ def test_a_close_before_an_amendment_is_known_is_unchanged_by_it(history, policy
     amendment = history["contracts"][1]
     known = max(amendment["signed_date"], amendment["effective_date"])
     before = (known - pd.Timedelta(days=1)).date()
-    without = {**history, "contracts": history["contracts"][:1],
-               "contract_lines": [line for line in history["contract_lines"]
-                                  if line["version"] is None]}
+    kept = [line for line in history["contract_lines"] if line["version"] is None]
+    ids = {line["contract_line_id"] for line in kept}
+    # Without the amendment its line does not exist: an invoice line that billed it names no
+    # contract line (what the amended history looks like before the amendment is known).
+    items = [item if item["contract_line_id"] in ids else {**item, "contract_line_id": None}
+             for item in history["invoice_lines"]]
+    without = {**history, "contracts": history["contracts"][:1], "contract_lines": kept,
+               "invoice_lines": items}
     amended = run_engine(_company(history), policy, before)
     plain = run_engine(_company(without), policy, before)
     assert amended.revenue_schedule.equals(plain.revenue_schedule)

@@ -14,7 +14,7 @@ import pytest
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import run_engine
 from q2c_pipeline.revenue.treatments import load_treatments
-from q2c_pipeline_tests.revenue.builders import T, company, frames
+from q2c_pipeline_tests.revenue.builders import T, company, frames, with_catalog
 from q2c_pipeline_tests.revenue.contract_builders import (
     MONTH,
     POLICY,
@@ -321,7 +321,7 @@ def test_refund_any_invoice_and_invoice_void_any_invoice_clear_what_was_deferred
 # -- usage and customer-level credits: recognized already, contra in full ----------------------
 def _usage_billed(**extra):
     """500.00 of usage on 2026-01-10, billed 2026-02-01 on a usage line and paid on 02-05."""
-    return {**company(), **frames(
+    return with_catalog({**company(), **frames(
         usage=[{"usage_id": "u1", "occurred_at": T("2026-01-10"), "quantity": 25_000.0,
                 "amount": 50_000, "currency": "USD", "customer_id": "K1",
                 "invoice_line_id": "il_u"}],
@@ -330,7 +330,7 @@ def _usage_billed(**extra):
         invoice_lines=[{"invoice_line_id": "il_u", "invoice_id": "in_u", "amount": 50_000,
                         "tax_amount": 0, "tax_inclusive": False, "product_code": "API",
                         "service_start": T("2026-01-01"), "service_end": T("2026-02-01")}],
-        **extra)}
+        **extra)})
 
 
 def test_credit_note_any_usage_refund_any_usage_and_invoice_void_any_usage_are_contra_in_full():
