@@ -34,9 +34,9 @@ import pandas as pd
 
 from q2c_pipeline.core.fx import RateBook
 
-# Order in which journals of one day relieve layers: billing, reductions and cash, then
-# reclassifications, then recognition (the contract position's own event order).
-_KIND_RANK = {"billing": 0, "adjustment": 1, "cash": 1, "reclass": 2, "recognition": 3}
+# Order in which journals of one day relieve layers: billing, reclassifications (a contract
+# modification), reductions and cash, then recognition (the contract position's own event order).
+_KIND_RANK = {"billing": 0, "reclass": 1, "adjustment": 2, "cash": 2, "recognition": 3}
 
 
 def _round(value: Fraction) -> int:
@@ -168,7 +168,13 @@ def measure(postings: pd.DataFrame, rates: RateBook) -> pd.DataFrame:
         lines.loc[targets.index[first.to_numpy()], "amount_functional"] = fixed[first].to_numpy()
         rest = targets.index[~first.to_numpy()]
         lines.loc[rest, "amount_functional"] = 0
-    work = lines[scope & (lines["journal_kind"] != "recognition")]
+    # a recognition entry's groups without a balancing line (a reclassification between
+    # position accounts inside it) balance like any other journal
+    balanced = set(group_key[recognition & balance])
+    key_all = lines["journal_group"] + "|" + np.where(
+        lines["journal_kind"] == "recognition",
+        lines["source_line_id"].fillna("").astype(str), "")
+    work = lines[scope & ~((lines["journal_kind"] == "recognition") & key_all.isin(balanced))]
     if len(work):
         # exchange difference: the journal's lines at their own (carrying) values less the same
         # lines at the journal's one rate, both unrounded; whatever else keeps the journal from

@@ -46,11 +46,17 @@ from q2c_pipeline.revenue.schedules import spread_amounts
 from q2c_pipeline.revenue.treatments import TreatmentTable
 
 # Event ranks within a day: billing, then reductions, then modifications, then recognition.
-RANK_BILLING, RANK_ADJUSTMENT, RANK_MODIFICATION, RANK_RECOGNITION = 0, 1, 2, 3
+# Order of a revenue contract's events within one day: billing, then a contract modification
+# effective that day (it changes what the contract is before anything settles against it: a
+# cancellation's refund liability exists when that day's credit note or refund settles it), then
+# credit notes, refunds, voids and write-offs, then the day's recognition.
+RANK_BILLING, RANK_MODIFICATION, RANK_ADJUSTMENT, RANK_RECOGNITION = 0, 1, 2, 3
 # Kinds of reductions within a day, in order (a credit note before its refund, a void last).
 KIND_ORDER = {"credit_note": 0, "refund": 1, "invoice_void": 2, "uncollectible": 3,
               "credit_note_void": 4}
 SCHEDULE_EFFECTS = ("price_change", "settle_then_price_change", "collectibility")
+# Effects that change only what is billed (B), never the transaction price or revenue.
+CORRECTION_EFFECTS = ("billing_correction", "contract_settlement")
 
 OBLIGATION_COLUMNS = [
     "source_type", "source_id", "revenue_contract_id", "position_kind", "contract_id",
@@ -360,7 +366,7 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
 
 def _apply_part(book: Book, part, day: int) -> PartResult:
     amount = int(part.pre_tax)
-    if part.effect == "billing_correction":
+    if part.effect in CORRECTION_EFFECTS:
         book.billed -= amount
         return PartResult(settled=amount)
     if part.effect == "settle_then_price_change":
@@ -391,7 +397,7 @@ def part_results(parts: pd.DataFrame, run: BookRun) -> pd.DataFrame:
             result = PartResult()
             if effect in SCHEDULE_EFFECTS:
                 result.recognized = result.stated_recognized = int(pre_tax)
-            elif effect == "billing_correction":
+            elif effect in CORRECTION_EFFECTS:
                 result.settled = int(pre_tax)
         rec.append(result.recognized)
         dfr.append(result.deferred)

@@ -36,6 +36,7 @@ from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.core.rounding import mul_div_half_up
 from q2c_pipeline.revenue.allocation import summarize_allocation
 from q2c_pipeline.revenue.contracts import (
+    CORRECTION_EFFECTS,
     KIND_ORDER,
     RANK_ADJUSTMENT,
     RANK_BILLING,
@@ -166,7 +167,7 @@ def _part_events(parts: pd.DataFrame) -> pd.DataFrame:
     c = parts["pre_tax"].astype("int64")
     settled = parts["settled_share"].astype("int64")
     priced = parts["effect"].isin(["price_change", "settle_then_price_change", "collectibility"])
-    correction = parts["effect"] == "billing_correction"
+    correction = parts["effect"].isin(CORRECTION_EFFECTS)
     moves = parts["effect"] != "settlement"
     billed = np.where(moves, -c, 0)
     revenue = np.where(priced, -parts["recognized_share"], 0)

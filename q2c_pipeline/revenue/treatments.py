@@ -10,6 +10,9 @@ Effects:
 
 - ``billing``: Dr receivable, Cr tax and the contract position (no revenue);
 - ``billing_correction``: the reverse of a billing (a duplicate or erroneous invoice): no revenue;
+- ``contract_settlement``: what is billed changes, the price does not: the contract (its
+  amendment, ASC 606-10-25-13) states the price, so the credit settles the refund liability the
+  amendment left, or is a contract asset until the amendment arrives; never a second reduction;
 - ``price_change``: a change of the transaction price (ASC 606-10-32-42..45): the share for
   performance already transferred is contra revenue now, the rest comes off the remaining
   schedule of the obligation and period it is allocated to (``allocation``);
@@ -39,8 +42,9 @@ TREATMENT_COLUMNS = ["event", "reason", "contract_kind", "effect", "allocation",
 EVENTS = ("invoice_line", "credit_note", "credit_note_void", "refund", "invoice_void",
           "uncollectible", "payment")
 CONTRACT_KINDS = ("contract", "invoice", "usage", "customer", "payment", "*")
-EFFECTS = ("billing", "billing_correction", "price_change", "settle_then_price_change",
-           "settlement", "collectibility", "collectibility_reversal", "reverse_credit_note")
+EFFECTS = ("billing", "billing_correction", "contract_settlement", "price_change",
+           "settle_then_price_change", "settlement", "collectibility", "collectibility_reversal",
+           "reverse_credit_note")
 ALLOCATIONS = ("billed_period", "contract", "recognized")
 # Effects that book a contra (or bad-debt) account and so need one named.
 _NEEDS_ACCOUNT = ("price_change", "settle_then_price_change", "collectibility",

@@ -1,0 +1,106 @@
+"""Where a contract modification meets the billing activity that settles it: the same day, the
+credit note first, the amendment booked late. The contract's amendment states the price
+(ASC 606-10-25-13); the credit note for the order change and its refund only settle what it left
+(32-10). Revenue is reduced once, whichever arrives first.
+
+The case (contract_builders): 12,000.00 for 2026 billed up front with 1,200.00 tax on
+2026-01-01 and paid on 01-05, 1,000.00 a month (month_even). Cancelled from 2026-07-01: a CPQ
+delta of -6,000.00 for July..December; Stripe credits the unused 6,000.00 + 600.00 tax
+(reason order_change) and refunds the 6,600.00 to the card (the refund named by the note).
+"""
+
+from datetime import date
+
+from q2c_pipeline.engine import run_engine
+from q2c_pipeline_tests.revenue.builders import T
+from q2c_pipeline_tests.revenue.contract_builders import (
+    MONTH,
+    POLICY,
+    TAX,
+    annual_invoice,
+    closing,
+    contract_line,
+    movements,
+    postings,
+    revenue_by_period,
+    tables,
+    versions,
+)
+
+DEC = date(2026, 12, 31)
+SIX_MONTHS = {f"2026-{m:02d}": MONTH for m in range(1, 7)}
+
+
+def _cancelled(signed: str, note_at: str, refund_at: str | None = None):
+    inv, items = annual_invoice()
+    lines = [contract_line(),
+             contract_line("L1c", -6 * MONTH, start="2026-07-01", revises="L1",
+                           effective="2026-07-01", quantity=-1.0)]
+    paid = [{"payment_id": "py_1", "paid_at": T("2026-01-05"), "amount": 1_320_000,
+             "currency": "USD", "invoice_id": "in_year"}]
+    notes = [{"credit_note_id": "cn_1", "issued_at": T(note_at), "amount": 6 * MONTH,
+              "currency": "USD", "invoice_id": "in_year", "invoice_line_id": "il_year",
+              "tax_amount": 6 * TAX, "reason": "order_change"}]
+    refunds = [] if refund_at is None else [
+        {"refund_id": "re_1", "invoice_id": "in_year", "refunded_at": T(refund_at),
+         "amount": 660_000, "currency": "USD", "credit_note_id": "cn_1"}]
+    extra = {"refunds": refunds} if refunds else {}
+    return tables(lines, versions((signed, "2026-07-01")), inv, items, payments=paid,
+                  credit_notes=notes, **extra)
+
+
+def _settled_once(result, settled="RefundLiability"):
+    # revenue Jan..Jun only; the credit note debits what the unused 6,000.00 sat in when it
+    # came (the refund liability the cancellation left, else the deferred revenue billed ahead):
+    # Dr <that> 6,000.00, Dr Tax 600.00, Cr AR 6,600.00; the refund: Dr AR 6,600.00 / Cr Cash
+    # 6,600.00; no contra revenue anywhere
+    assert revenue_by_period(result) == SIX_MONTHS
+    assert postings(result, "credit_note") == {"AccountsReceivable": (0, 660_000),
+                                               settled: (6 * MONTH, 0),
+                                               "TaxLiability": (6 * TAX, 0)}
+    assert postings(result, "refund") == {"AccountsReceivable": (660_000, 0),
+                                          "Cash": (0, 660_000)}
+    assert movements(result, "CreditNotes") == {} and movements(result, "Refunds") == {}
+    end = closing(result, "2026-12")
+    assert end["Revenue"] == 6 * MONTH
+    assert end["Cash"] == 1_320_000 - 660_000
+    assert end["TaxLiability"] == 6 * TAX
+    for account in ("DeferredRevenue", "RefundLiability", "ContractAsset",
+                    "UnbilledAccountsReceivable", "AccountsReceivable", "CustomerCredit"):
+        assert account not in end, account
+
+
+def test_a_credit_note_and_refund_on_the_day_a_cancellation_takes_effect_settle_it():
+    # Stripe credits and refunds at 10:00 on 2026-07-01, the day the cancellation (signed
+    # 06-25) takes effect: the modification comes first in that day, so its refund liability
+    # is there for the credit note to settle
+    result = run_engine(_cancelled("2026-06-25", "2026-07-01 10:00", "2026-07-01 10:02"),
+                        POLICY, DEC)
+    _settled_once(result)
+
+
+def test_a_credit_note_before_the_amendment_is_booked_is_a_contract_asset_until_it_is():
+    # Billing cancels in Stripe on 2026-07-01 and credits the unused part; sales books the CPQ
+    # amendment only on 07-08, backdated to 07-01. As of 07-05 the amendment is unknown: the
+    # price is still 12,000.00, so the credit reduces only what is billed: billed 12,000.00 -
+    # 6,000.00 = 6,000.00 against 7,000.00 recognized through July's entry -> a contract asset
+    # of 1,000.00 (recognized ahead of billing, conditional on the amendment explaining it).
+    tables_ = _cancelled("2026-07-08", "2026-07-01 10:00")
+    early = run_engine(tables_, POLICY, date(2026, 7, 5))
+    # (the schedule as of 07-05 still runs to December: the price has not changed yet)
+    assert revenue_by_period(early) == {f"2026-{m:02d}": MONTH for m in range(1, 13)}
+    assert movements(early, "Revenue") == {**SIX_MONTHS, "2026-07": MONTH}
+    july = closing(early, "2026-07")
+    assert july.get("ContractAsset", 0) + july.get("UnbilledAccountsReceivable", 0) == MONTH
+    assert "DeferredRevenue" not in july and "RefundLiability" not in july
+    assert movements(early, "CreditNotes") == {}
+    # the contract's position (revenue layer) is the ledger's, mid-month close included
+    positions = early.contract_positions.set_index("period").loc["2026-07"]
+    assert positions["contract_asset"] + positions["unbilled_receivable"] == MONTH
+    assert positions["deferred_revenue"] == 0 and positions["refund_liability"] == 0
+    # Once the amendment is known (as of December), nothing is recognized after 07-01 and
+    # everything clears, the refund included: reduced once. The credit note, booked before any
+    # refund liability existed, took the 6,000.00 out of deferred revenue.
+    refunded = _cancelled("2026-07-08", "2026-07-01 10:00", "2026-07-01 10:02")
+    result = run_engine(refunded, POLICY, DEC)
+    _settled_once(result, settled="DeferredRevenue")
