@@ -64,6 +64,10 @@ Named customers and what they exercise:
                                    6 seats billed monthly in USD from 2026-02-01, each invoice
                                    paid after 7 days. UK01 owes US01 the pre-tax billing, and its
                                    USD receivable is FX against GBP.
+  Stark Industries (US01, USD, CA) 10 seats billed once a year in advance (2026-01-01, paid after
+                                   5 days), cancelled from 2026-04-01: the unused 9 months and
+                                   their tax credited (post-payment credit note, order_change)
+                                   and refunded to the card (the refund named by the note).
   Regular customers                random US/UK deals: seats, onboarding, PS, usage; most
                                    invoices paid within 3-45 days, the rest still open.
 Deliberately bad records, each isolated to one small customer:
@@ -203,6 +207,8 @@ class _Deal:
     uncollectible_last: bool = False
     contracting_entity: str | None = None  # Contract Q2C_Legal_Entity__c (intercompany)
     paid_after_days: int | None = None  # fixed payment delay instead of a random one
+    annual: bool = False  # seats billed once a year in advance instead of monthly
+    refund_unused: bool = False  # on cancellation, credit the unused term and refund it
     ids: dict[str, str] = field(default_factory=dict)
     sub_rows: dict[str, str] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -373,6 +379,11 @@ class _CompanyBuilder:
                   date(2026, 2, 1), date(2026, 1, 23), contracting_entity="US01",
                   paid_after_days=7),
         )
+        deals.append(
+            _Deal("Stark Industries", "US01", "USD", "US", "Los Angeles", "CA", "US-CA", 10,
+                  date(2026, 1, 1), date(2025, 12, 18), annual=True, cancel_on=date(2026, 4, 1),
+                  refund_unused=True, paid_after_days=5),
+        )
         return deals
 
     # ---------------------------------------------------------------- Salesforce
@@ -505,6 +516,8 @@ class _CompanyBuilder:
         billing_type: str | None = "Advance"
         if line["code"] in CATALOG:
             _n, _f, _p, _u, charge, frequency, billing_type = CATALOG[line["code"]]
+        if deal.annual and line["code"] == "PLAT-SEAT":
+            frequency = "Annual"
         self.sf["SBQQ__Subscription__c"].append({
             **_sf_header("SBQQ__Subscription__c", row_id, created, created),
             "Name": f"SUB-{self._sub_number:06d}",
@@ -605,10 +618,13 @@ class _CompanyBuilder:
             created = _unix(datetime(2025, 11, 3, 10, 0)) + len(self._prices)
             recurring = None
             if kind != "one_time":
-                recurring = {"interval": "month", "interval_count": 1,
+                recurring = {"interval": "year" if kind == "licensed_yearly" else "month",
+                             "interval_count": 1,
                              "meter": self.stripe_id("mtr") if kind == "metered" else None,
                              "trial_period_days": None,
                              "usage_type": "metered" if kind == "metered" else "licensed"}
+                if kind == "licensed_yearly":
+                    recurring["usage_type"] = "licensed"
             price = {
                 "id": price_id, "object": "price", "active": True, "billing_scheme": "per_unit",
                 "created": created, "currency": currency.lower(), "custom_unit_amount": None,
@@ -660,10 +676,11 @@ class _CompanyBuilder:
     def _build_billing(self, index: int, deal: _Deal) -> None:
         currency = deal.currency
         inclusive = deal.inclusive_tax
-        seat_unit = _gross(deal.net_seat_monthly(), deal)
+        seat_unit = _gross(deal.net_seat_monthly() * (TERM_MONTHS if deal.annual else 1), deal)
         subscription_id = self.stripe_id("sub")
         deal.ids["subscription"] = subscription_id
-        recurring = [("seat", "PLAT-SEAT", seat_unit, "licensed")]
+        recurring = [("seat", "PLAT-SEAT", seat_unit,
+                      "licensed_yearly" if deal.annual else "licensed")]
         if deal.unknown_product:
             recurring.append(("legacy", UNKNOWN_PRODUCT[0], _gross(LEGACY_MONTHLY, deal),
                               "licensed"))
@@ -704,7 +721,8 @@ class _CompanyBuilder:
         seat = deal.items["seat"]
         lines = [self._line(deal, invoice_id, "seat", seat["price"], seats, start, end,
                             f"{seats} x Platform seat (at {_money_text(seat['unit'], currency)}"
-                            " / month)", subscription_item=seat["id"])]
+                            f" / {'year' if deal.annual else 'month'})",
+                            subscription_item=seat["id"])]
         if deal.unknown_product:
             legacy = deal.items["legacy"]
             lines.append(self._line(deal, invoice_id, "legacy", legacy["price"], 1, start, end,
@@ -913,6 +931,8 @@ class _CompanyBuilder:
                                                      "paid_at": _unix(paid_at)},
         }
         self.stripe["invoice_payments"].append(payment)
+        if number == 0 and deal.refund_unused and deal.cancel_on is not None:
+            self._refund_unused_term(deal, invoice, intent)
         if number is not None and number == deal.refund_invoice:
             refunded = datetime.combine(paid_at.date() + timedelta(days=12),
                                         datetime.min.time()) + timedelta(hours=15)
@@ -926,6 +946,59 @@ class _CompanyBuilder:
                 "receipt_number": None, "source_transfer_reversal": None,
                 "status": "succeeded", "transfer_reversal": None,
             })
+
+    def _refund_unused_term(self, deal: _Deal, invoice: dict[str, Any], intent: str) -> None:
+        """Cancellation of a prepaid term: a post-payment credit note (reason order_change) for
+        the unused months of the seat line with its tax, refunded to the card. The credit note
+        names its refund (``refunds[].refund``), as Stripe does."""
+        assert deal.cancel_on is not None
+        issued = datetime.combine(deal.cancel_on, datetime.min.time()) + timedelta(hours=10)
+        seat_line = invoice["lines"]["data"][0]
+        unused = _remaining_months(deal.cancel_on, deal.end)
+        amount = _round_half_up(deal.net_seat_monthly() * deal.seats * unused)
+        taxes = self._taxes(deal, amount)
+        exclusive = sum(t["amount"] for t in taxes if t["tax_behavior"] == "exclusive")
+        inclusive = sum(t["amount"] for t in taxes if t["tax_behavior"] == "inclusive")
+        total = amount + exclusive
+        note_id, refund_id = self.stripe_id("cn"), self.stripe_id("re")
+        self.stripe["credit_notes"].append({
+            "id": note_id, "object": "credit_note", "amount": total, "amount_shipping": 0,
+            "created": _unix(issued), "currency": invoice["currency"],
+            "customer": invoice["customer"], "customer_balance_transaction": None,
+            "discount_amount": 0, "discount_amounts": [], "effective_at": _unix(issued),
+            "invoice": invoice["id"],
+            "lines": {"data": [{
+                "amount": amount,
+                "description": f"Unused time on {deal.seats} x Platform seat after "
+                               f"{_long_date(deal.cancel_on)}",
+                "discount_amount": 0, "discount_amounts": [], "id": self.stripe_id("cnli"),
+                "invoice_line_item": seat_line["id"], "livemode": False,
+                "object": "credit_note_line_item", "pretax_credit_amounts": [],
+                "quantity": deal.seats, "taxes": taxes, "type": "invoice_line_item",
+                "unit_amount": None, "unit_amount_decimal": None}],
+                "has_more": False, "object": "list", "total_count": 1,
+                "url": f"/v1/credit_notes/{note_id}/lines"},
+            "livemode": False, "memo": "Subscription cancelled: unused term refunded",
+            "metadata": {}, "number": f"{invoice['number']}-CN-01", "out_of_band_amount": None,
+            "pdf": None, "post_payment_amount": total, "pre_payment_amount": 0,
+            "pretax_credit_amounts": [], "reason": "order_change",
+            "refunds": [{"amount_refunded": total, "payment_record_refund": None,
+                         "refund": refund_id, "type": "refund"}],
+            "shipping_cost": None, "status": "issued",
+            "subtotal": amount, "subtotal_excluding_tax": amount - inclusive,
+            "total": total, "total_excluding_tax": amount - inclusive,
+            "total_taxes": taxes, "type": "post_payment", "voided_at": None,
+        })
+        invoice["post_payment_credit_notes_amount"] = total
+        self.stripe["refunds"].append({
+            "id": refund_id, "object": "refund", "amount": total,
+            "balance_transaction": self.stripe_id("txn"), "charge": self.stripe_id("ch"),
+            "created": _unix(issued + timedelta(minutes=2)), "currency": invoice["currency"],
+            "destination_details": {"card": {"type": "refund"}, "type": "card"},
+            "metadata": {}, "payment_intent": intent, "reason": "requested_by_customer",
+            "receipt_number": None, "source_transfer_reversal": None, "status": "succeeded",
+            "transfer_reversal": None,
+        })
 
     def _credit_note(
         self, deal: _Deal, invoice: dict[str, Any], issued: datetime, *, void: bool
@@ -1144,6 +1217,8 @@ def _sum_taxes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _billing_periods(deal: _Deal) -> list[tuple[date, date]]:
+    if deal.annual:
+        return [(deal.start, _add_months(deal.start, TERM_MONTHS))] if deal.start <= AS_OF else []
     periods = []
     start = deal.start
     while start <= AS_OF and (deal.cancel_on is None or start < deal.cancel_on):

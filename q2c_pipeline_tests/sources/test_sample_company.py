@@ -258,13 +258,22 @@ def test_settlements_include_open_invoices_a_refund_and_issued_and_void_credit_n
 
     assert statuses["paid"] > 0.8 * len(invoices)
     assert statuses["open"] >= 1 and statuses["uncollectible"] == 1
-    assert sorted(n["status"] for n in notes) == ["issued", "void"]
-    issued = next(n for n in notes if n["status"] == "issued")
+    assert sorted(n["status"] for n in notes) == ["issued", "issued", "void"]
+    issued = next(n for n in notes if n["reason"] == "product_unsatisfactory"
+                  and n["status"] == "issued")
     # half of Globex's March seat line (25 x 92.50 = 2312.50) + 6.25% TX tax on 1156.25
     assert (issued["subtotal"], issued["total"]) == (115625, 115625 + 7227)
-    [refund] = source.billing_objects("refunds")
-    assert refund["amount"] == 8640  # one Initech seat-month, 72.00 net + 20% VAT
-    assert refund["metadata"]["invoice_id"] in {i["id"] for i in invoices}
+    refunds = {r["id"]: r for r in source.billing_objects("refunds")}
+    [seat_month] = [r for r in refunds.values() if r["metadata"].get("invoice_id")]
+    assert seat_month["amount"] == 8640  # one Initech seat-month, 72.00 net + 20% VAT
+    assert seat_month["metadata"]["invoice_id"] in {i["id"] for i in invoices}
+    # Stark cancels its prepaid year from April: 9 unused months x 10 seats x 100.00 = 9,000.00
+    # + 7.25% CA tax 652.50, credited after payment and refunded (the note names its refund)
+    [cancel] = [n for n in notes if n["reason"] == "order_change"]
+    assert (cancel["type"], cancel["subtotal"], cancel["total"]) == (
+        "post_payment", 900_000, 965_250)
+    [link] = cancel["refunds"]
+    assert refunds[link["refund"]]["amount"] == link["amount_refunded"] == 965_250
 
 
 def test_intercompany_deal_is_sold_by_us01_and_invoiced_in_usd_by_uk01(source):
@@ -276,7 +285,7 @@ def test_intercompany_deal_is_sold_by_us01_and_invoiced_in_usd_by_uk01(source):
                 if i["customer"] == account["Stripe_Customer_Id__c"]]
 
     assert (contract["Q2C_Legal_Entity__c"], contract["CurrencyIsoCode"]) == ("US01", "USD")
-    assert [c["Q2C_Legal_Entity__c"] for c in contracts if c is not contract] == [None] * 17
+    assert [c["Q2C_Legal_Entity__c"] for c in contracts if c is not contract] == [None] * 18
     assert (master["legal_entity"], master["currency"], master["tax_region"]) == (
         "UK01", "USD", "GB-VAT20")
     assert [i["period_start"] for i in invoices] == sorted(
