@@ -1,5 +1,6 @@
 """The close summary a controller reads after a run: per entity and month, billings, revenue,
-deferred balance and open exceptions by owner, straight from the reconciliation marts."""
+reductions, the contract position (contract liability, contract asset, unbilled receivable,
+refund liability) and open exceptions by owner, straight from the reconciliation marts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from q2c_pipeline.warehouse import connect
 SUMMARY_SQL = """
     select legal_entity, period, coalesce(functional_currency_code, '') as currency,
            coalesce(billings_functional_minor, 0), coalesce(revenue_functional_minor, 0),
-           coalesce(deferred_balance_functional_minor, 0),
+           coalesce(reductions_functional_minor, 0),
+           coalesce(contract_liability_functional_minor, 0),
+           coalesce(contract_asset_functional_minor, 0),
+           coalesce(unbilled_receivable_functional_minor, 0),
+           coalesce(refund_liability_functional_minor, 0),
            open_exceptions_sales_ops, open_exceptions_billing_ops,
            open_exceptions_controllership
     from marts.fct_close_summary
@@ -18,6 +23,13 @@ SUMMARY_SQL = """
 
 TIE_SQL = """
     select count(*) filter (where not is_tied), count(*) from marts.fct_deferred_revenue_rollforward
+"""
+
+POSITIONS_SQL = """
+    select count(*) filter (where comparison_status = 'tied'),
+           count(*) filter (where is_compared),
+           count(*) filter (where not is_compared)
+    from marts.fct_contract_position_reconciliation
 """
 
 AR_SQL = """
@@ -29,6 +41,12 @@ EXCEPTIONS_SQL = """
     select owner, rule, count(*) from marts.fct_exceptions group by 1, 2 order by 1, 2
 """
 
+# (header, width) of the money columns, functional currency
+MONEY_COLUMNS = (
+    ("billings", 14), ("revenue", 14), ("reductions", 14), ("contract liab.", 15),
+    ("contract asset", 15), ("unbilled AR", 14), ("refund liab.", 14),
+)
+
 
 def _count(value: object) -> str:
     return "" if value is None else str(int(value))
@@ -39,27 +57,45 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
     with connect(duckdb_path, read_only=True) as conn:
         rows = conn.execute(SUMMARY_SQL).fetchall()
         untied, periods = conn.execute(TIE_SQL).fetchone()
+        positions_tied, positions_compared, positions_skipped = conn.execute(
+            POSITIONS_SQL).fetchone()
         ar = conn.execute(AR_SQL).fetchall()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
 
     header = (
-        f"{'entity':<11}{'period':<9}{'ccy':<5}{'billings':>15}{'revenue':>15}"
-        f"{'deferred bal.':>15}  {'exceptions: sales/billing/controllership'}"
+        f"{'entity':<11}{'period':<9}{'ccy':<5}"
+        + "".join(f"{title:>{width}}" for title, width in MONEY_COLUMNS)
+        + "  exceptions s/b/c"
     )
-    lines = ["", "Close summary (functional currency)", header, "-" * len(header)]
-    for entity, period, ccy, billings, revenue, deferred, sales, billing, control in rows:
-        money = (
-            f"{from_minor(billings, ccy):>15}{from_minor(revenue, ccy):>15}"
-            f"{from_minor(deferred, ccy):>15}"
-            if ccy
-            else f"{'':>15}{'':>15}{'':>15}"
+    lines = [
+        "",
+        "Close summary (functional currency)",
+        "Contract position at the month end, from the ledger; exceptions open now by owner, "
+        "s/b/c = sales_ops/billing_ops/controllership",
+        header,
+        "-" * len(header),
+    ]
+    for entity, period, ccy, *amounts, sales, billing, control in rows:
+        money = "".join(
+            f"{from_minor(amount, ccy) if ccy else '':>{width}}"
+            for amount, (_, width) in zip(amounts, MONEY_COLUMNS, strict=True)
         )
         counts = "/".join(_count(v) for v in (sales, billing, control))
-        lines.append(f"{entity:<11}{period:<9}{ccy:<5}{money}  {counts if counts != '//' else ''}")
+        lines.append(
+            f"{entity:<11}{period:<9}{ccy:<5}{money}  {counts if counts != '//' else ''}".rstrip()
+        )
     lines.append("")
     lines.append(
-        f"Deferred-revenue roll-forward: {periods - untied} of {periods} entity-currency-months "
+        f"Contract-position roll-forward: {periods - untied} of {periods} entity-currency-months "
         "tie to the ledger"
+    )
+    skipped = (
+        f" ({positions_skipped} not compared: before the ledger or posted in a later period)"
+        if positions_skipped else ""
+    )
+    lines.append(
+        f"Contract positions vs ledger: {positions_tied} of {positions_compared} "
+        f"entity-currency-months tie{skipped}"
     )
     lines.append("Invoices vs AR journals: " + ", ".join(f"{s} {n}" for s, n in ar))
     lines.append("Open exceptions by owner and rule:")

@@ -5,7 +5,12 @@ The warehouse (warehouse_rows.py): US01 (USD) bills 12,000.00 + 8% tax up front,
 1,200.00 + 96.00 tax in February (100.00 of it already recognized), is paid in March. EU01 (EUR)
 recognizes 500.00 unbilled in February, then invoices 1,500.00 with 250.00 tax included (clearing
 the 500.00, deferring 750.00), recognizes 250.00 in March, and bills and recognizes 100.00 USD at
-0.92 (92.00 EUR) in March.
+0.92 (92.00 EUR) in March. UK01 (GBP) holds a USD contract booked at 0.80: 200.00 recognized into
+ContractAsset on 2025-12-31 (closed; posted 2026-01-01) and 300.00 into Unbilled in January, both
+remeasured at 0.78 at the January end (FX loss 10.00 GBP, reversed February 1st); invoiced 600.00
+in February (clearing the 300.00 unbilled, deferring 300.00), 100.00 of deferred revenue
+reclassified to RefundLiability by a cancellation; in March a 120.00 refund settles the 100.00
+refund liability and takes 20.00 off deferred revenue, and 100.00 is recognized.
 """
 
 from __future__ import annotations
@@ -62,7 +67,10 @@ def test_dbt_build_passes_every_model_and_test_on_a_consistent_ledger(built_ware
     assert statuses["assert_journals_balance_per_entity_and_currency"] == "pass"
     assert statuses["assert_rollforward_ties_to_ledger"] == "pass"
     assert statuses["assert_invoices_reconcile_to_ar"] == "pass"
+    assert statuses["assert_contract_positions_tie_to_ledger"] == "pass"
     assert statuses["fct_close_summary"] == "success"
+    assert statuses["fct_contract_positions"] == "success"
+    assert statuses["fct_contract_position_reconciliation"] == "success"
 
 
 def test_invoice_reconciliation_adds_exclusive_tax_and_keeps_inclusive_tax_inside(built_warehouse):
@@ -78,6 +86,7 @@ def test_invoice_reconciliation_adds_exclusive_tax_and_keeps_inclusive_tax_insid
         # tax inclusive: the line amount is the total; entity comes from the customer
         ("INV-2", "EU01", "EUR", "2026-02", 150_000, 150_000, 0, "matched"),
         ("INV-3", "EU01", "USD", "2026-03", 10_000, 10_000, 0, "matched"),
+        ("INV-4", "UK01", "USD", "2026-02", 60_000, 60_000, 0, "matched"),
     ]
 
 
@@ -95,6 +104,14 @@ def test_rollforward_moves_the_net_contract_position_period_by_period(built_ware
         ("EU01", "EUR", "2026-02", 0, 125_000, 50_000, 0, 0, 75_000, 75_000, 0, True),
         ("EU01", "EUR", "2026-03", 75_000, 0, 25_000, 0, 0, 50_000, 50_000, 0, True),
         ("EU01", "USD", "2026-03", 0, 10_000, 10_000, 0, 0, 0, 0, 0, True),
+        # revenue ahead of billing: 20,000 contract asset + 30,000 unbilled, P = -50,000
+        ("UK01", "USD", "2026-01", 0, 0, 50_000, 0, 0, -50_000, -50_000, 0, True),
+        # invoice 60,000 (clears 30,000 unbilled, defers 30,000); the reclass of 10,000 deferred
+        # to the refund liability stays inside P: other 0
+        ("UK01", "USD", "2026-02", -50_000, 60_000, 0, 0, 0, 10_000, 10_000, 0, True),
+        # the refund's 2,000 off deferred revenue is a reduction (its 10,000 on the refund
+        # liability is a settlement, asserted below): 10,000 - 10,000 - 2,000 - 10,000
+        ("UK01", "USD", "2026-03", 10_000, 0, 10_000, 2_000, 0, -12_000, -12_000, 0, True),
         ("US01", "USD", "2026-01", 0, 1_200_000, 100_000, 0, 0, 1_100_000, 1_100_000, 0, True),
         # the credit note takes only its deferred 110,000 out; the 10,000 recognized is contra
         # the one-time charge paid without invoice is billed and recognized in the same month
@@ -119,6 +136,97 @@ def test_rollforward_states_usd_billings_of_the_euro_entity_in_functional_curren
     assert rows == [("EUR", 0, 9_200, 9_200, 0, 0)]
 
 
+def test_rollforward_shows_settlements_fx_and_the_ledger_closing_of_each_position_account(
+    built_warehouse,
+):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select legal_entity, currency_code, period, settlements_minor, fx_minor,
+               deferred_revenue_closing_minor, refund_liability_closing_minor,
+               contract_asset_closing_minor, unbilled_receivable_closing_minor,
+               ledger_closing_minor
+        from marts.fct_deferred_revenue_rollforward
+        order by legal_entity, currency_code, period
+    """)
+    assert rows == [
+        # EU01 EUR: unbilled 50,000 - 50,000 = 0 after the invoice; deferred 75,000, then 50,000
+        ("EU01", "EUR", "2026-02", 0, 0, 75_000, 0, 0, 0, 75_000),
+        ("EU01", "EUR", "2026-03", 0, 0, 50_000, 0, 0, 0, 50_000),
+        # 10,000 billed - 10,000 recognized
+        ("EU01", "USD", "2026-03", 0, 0, 0, 0, 0, 0, 0),
+        # ledger: contract asset 20,000 (posted 2026-01), unbilled 30,000; 0 - 20,000 - 30,000.
+        # The remeasurement lines carry no USD amount: fx 0 in transaction currency
+        ("UK01", "USD", "2026-01", 0, 0, 0, 0, 20_000, 30_000, -50_000),
+        # deferred 30,000 - 10,000 reclassed = 20,000; refund liability 10,000; unbilled
+        # 30,000 - 30,000 = 0; contract asset carried (no USD movement): 20,000 + 10,000 - 20,000
+        ("UK01", "USD", "2026-02", 0, 0, 20_000, 10_000, 20_000, 0, 10_000),
+        # refund: 10,000 off the refund liability (settlement), 2,000 off deferred revenue;
+        # deferred 20,000 - 2,000 - 10,000 recognized = 8,000; 8,000 + 0 - 20,000 - 0
+        ("UK01", "USD", "2026-03", 10_000, 0, 8_000, 0, 20_000, 0, -12_000),
+        ("US01", "USD", "2026-01", 0, 0, 1_100_000, 0, 0, 0, 1_100_000),
+        ("US01", "USD", "2026-02", 0, 0, 890_000, 0, 0, 0, 890_000),
+        ("US01", "USD", "2026-03", 0, 0, 890_000, 0, 0, 0, 890_000),
+    ]
+
+
+def test_rollforward_of_the_gbp_entity_in_functional_currency_carries_the_remeasurement(
+    built_warehouse,
+):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select period, opening_functional_minor, billings_functional_minor,
+               revenue_functional_minor, reductions_functional_minor,
+               settlements_functional_minor, fx_functional_minor,
+               other_movements_functional_minor, closing_functional_minor,
+               deferred_revenue_closing_functional_minor,
+               refund_liability_closing_functional_minor,
+               contract_asset_closing_functional_minor,
+               unbilled_receivable_closing_functional_minor,
+               ledger_closing_functional_minor, is_tied
+        from marts.fct_deferred_revenue_rollforward
+        where legal_entity = 'UK01' order by period
+    """)
+    assert rows == [
+        # revenue 16,000 + 24,000 at 0.80; remeasurement at 0.78 credits unbilled 600 and
+        # contract asset 400: fx +1,000. closing 0 - 40,000 + 1,000 = -39,000
+        # = 0 + 0 - (16,000 - 400) - (24,000 - 600)
+        ("2026-01", 0, 0, 40_000, 0, 0, 1_000, 0, -39_000, 0, 0, 15_600, 23_400, -39_000, True),
+        # reversal on February 1st: fx -1,000; invoice 24,000 unbilled + 24,000 deferred = 48,000;
+        # reclass 8,000 deferred -> refund liability: other 0.
+        # -39,000 + 48,000 - 1,000 = 8,000 = (24,000 - 8,000) + 8,000 - 16,000 - 0
+        ("2026-02", -39_000, 48_000, 0, 0, 0, -1_000, 0, 8_000, 16_000, 8_000, 16_000, 0,
+         8_000, True),
+        # refund: settlement 8,000, reduction 1,600; revenue 8,000.
+        # 8,000 - 8,000 - 1,600 - 8,000 = -9,600 = (16,000 - 1,600 - 8,000) + 0 - 16,000
+        ("2026-03", 8_000, 0, 8_000, 1_600, 8_000, 0, 0, -9_600, 6_400, 0, 16_000, 0, -9_600,
+         True),
+    ]
+
+
+def test_refund_lines_on_the_refund_liability_are_settlements_and_reclasses_are_other(
+    built_warehouse,
+):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select journal_id, account, position_movement_minor, position_movement_functional_minor,
+               position_bucket
+        from intermediate.int_contract_position_lines_bucketed
+        where legal_entity = 'UK01' and journal_id in ('J-RFD-1', 'J-POS-D', 'J-FX-D1')
+        order by journal_id, line_number
+    """)
+    assert rows == [
+        # remeasurement: functional only, credits raise P
+        ("J-FX-D1", "UnbilledAccountsReceivable", 0, 600, "fx"),
+        ("J-FX-D1", "ContractAsset", 0, 400, "fx"),
+        ("J-POS-D", "DeferredRevenue", -10_000, -8_000, "other"),
+        ("J-POS-D", "RefundLiability", 10_000, 8_000, "other"),
+        # the same refund: paying back the refund liability is a settlement, the rest a
+        # reduction (the Cash line is not on the position)
+        ("J-RFD-1", "RefundLiability", -10_000, -8_000, "settlements"),
+        ("J-RFD-1", "DeferredRevenue", -2_000, -1_600, "reductions"),
+    ]
+
+
 def test_close_summary_sums_currencies_in_functional_and_puts_open_exceptions_on_latest_period(
     built_warehouse,
 ):
@@ -134,10 +242,96 @@ def test_close_summary_sums_currencies_in_functional_and_puts_open_exceptions_on
         ("EU01", "2026-02", "EUR", 125_000, 50_000, 75_000, None, None, None),
         # 92.00 EUR of USD billings; revenue 25,000 EUR + 9,200 EUR from USD
         ("EU01", "2026-03", "EUR", 9_200, 34_200, 50_000, 0, 1, 0),
+        # no billing in January: revenue 16,000 (dated 2025-12, posted 2026-01) + 24,000
+        ("UK01", "2026-01", "GBP", 0, 40_000, -39_000, None, None, None),
+        ("UK01", "2026-02", "GBP", 48_000, 0, 8_000, None, None, None),
+        ("UK01", "2026-03", "GBP", 0, 8_000, -9_600, 0, 0, 0),
         ("UNASSIGNED", "2026-03", None, 0, 0, 0, 1, 0, 0),
         ("US01", "2026-01", "USD", 1_200_000, 100_000, 1_100_000, None, None, None),
         ("US01", "2026-02", "USD", 5_000, 105_000, 890_000, None, None, None),
         ("US01", "2026-03", "USD", 0, 0, 890_000, 0, 0, 1),
+    ]
+
+
+def test_close_summary_states_reductions_and_each_contract_position_account_in_functional(
+    built_warehouse,
+):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select legal_entity, period, reductions_functional_minor,
+               contract_liability_functional_minor, contract_asset_functional_minor,
+               unbilled_receivable_functional_minor, refund_liability_functional_minor,
+               deferred_balance_functional_minor
+        from marts.fct_close_summary order by legal_entity, period
+    """)
+    assert rows == [
+        ("EU01", "2026-02", 0, 75_000, 0, 0, 0, 75_000),
+        # 50,000 EUR + 0 from the USD deferred revenue (10,000 billed, 10,000 recognized)
+        ("EU01", "2026-03", 0, 50_000, 0, 0, 0, 50_000),
+        # at the January closing rate: contract asset 16,000 - 400, unbilled 24,000 - 600
+        ("UK01", "2026-01", 0, 0, 15_600, 23_400, 0, -39_000),
+        # deferred 24,000 - 8,000 reclassed; contract asset back to 16,000 after the reversal;
+        # 16,000 + 8,000 - 16,000 - 0 = 8,000
+        ("UK01", "2026-02", 0, 16_000, 16_000, 0, 8_000, 8_000),
+        # the refund: 1,600 reduction off deferred revenue (16,000 - 1,600 - 8,000 = 6,400); the
+        # 8,000 settling the refund liability is not a reduction. 6,400 - 16,000 = -9,600
+        ("UK01", "2026-03", 1_600, 6_400, 16_000, 0, 0, -9_600),
+        ("UNASSIGNED", "2026-03", 0, 0, 0, 0, 0, 0),
+        ("US01", "2026-01", 0, 1_100_000, 0, 0, 0, 1_100_000),
+        # the credit note's deferred share 110,000 (its recognized 10,000 is contra revenue)
+        ("US01", "2026-02", 110_000, 890_000, 0, 0, 0, 890_000),
+        ("US01", "2026-03", 0, 890_000, 0, 0, 0, 890_000),
+    ]
+
+
+def test_contract_positions_mart_carries_the_revenue_layer_positions_per_contract(
+    built_warehouse,
+):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select revenue_contract_id, period, currency_code, functional_currency_code,
+               deferred_revenue_minor, contract_asset_minor, unbilled_receivable_minor,
+               refund_liability_minor, net_contract_position_minor
+        from marts.fct_contract_positions where legal_entity = 'UK01'
+    """)
+    assert rows == [
+        ("sf:800D", "2025-12", "USD", "GBP", 0, 20_000, 0, 0, -20_000),
+        ("sf:800D", "2026-01", "USD", "GBP", 0, 20_000, 30_000, 0, -20_000),
+        ("sf:800D", "2026-02", "USD", "GBP", 20_000, 20_000, 0, 10_000, 0),
+        ("sf:800D", "2026-03", "USD", "GBP", 8_000, 20_000, 0, 0, -12_000),
+    ]
+    assert query(path, "select count(*) from marts.fct_contract_positions") == [(11,)]
+
+
+def test_contract_positions_tie_to_the_ledger_in_every_month_the_ledger_holds(built_warehouse):
+    path, _ = built_warehouse
+    rows = query(path, """
+        select legal_entity, currency_code, period, contract_count,
+               positions_deferred_revenue_minor, ledger_deferred_revenue_minor,
+               positions_contract_asset_minor, ledger_contract_asset_minor,
+               positions_unbilled_receivable_minor, ledger_unbilled_receivable_minor,
+               positions_refund_liability_minor, ledger_refund_liability_minor,
+               posted_later_line_count, comparison_status
+        from marts.fct_contract_position_reconciliation
+        order by legal_entity, currency_code, period
+    """)
+    assert rows == [
+        ("EU01", "EUR", "2026-02", 1, 75_000, 75_000, 0, 0, 0, 0, 0, 0, 0, "tied"),
+        ("EU01", "EUR", "2026-03", 1, 50_000, 50_000, 0, 0, 0, 0, 0, 0, 0, "tied"),
+        ("EU01", "USD", "2026-03", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, "tied"),
+        # the closed 2025-12 is not in UK01's ledger (its one line posted into 2026-01): the
+        # 20,000 contract asset is compared in 2026-01, which holds it
+        ("UK01", "USD", "2025-12", 1, 0, None, 20_000, None, 0, None, 0, None, 1,
+         "outside_ledger_periods"),
+        ("UK01", "USD", "2026-01", 1, 0, 0, 20_000, 20_000, 30_000, 30_000, 0, 0, 0, "tied"),
+        ("UK01", "USD", "2026-02", 1, 20_000, 20_000, 20_000, 20_000, 0, 0, 10_000, 10_000, 0,
+         "tied"),
+        # contract asset: no March balance row, the ledger's February 20,000 is carried
+        ("UK01", "USD", "2026-03", 1, 8_000, 8_000, 20_000, 20_000, 0, 0, 0, 0, 0, "tied"),
+        ("US01", "USD", "2026-01", 1, 1_100_000, 1_100_000, 0, 0, 0, 0, 0, 0, 0, "tied"),
+        # sf:800A and the one-time charge PAY-3 (0)
+        ("US01", "USD", "2026-02", 2, 890_000, 890_000, 0, 0, 0, 0, 0, 0, 0, "tied"),
+        ("US01", "USD", "2026-03", 1, 890_000, 890_000, 0, 0, 0, 0, 0, 0, 0, "tied"),
     ]
 
 
@@ -167,7 +361,18 @@ def test_journal_lines_mart_maps_each_logical_account_to_the_entity_gl_account(b
         ("EU01", "AccountsReceivable", "700", "debit", 10_000, 9_200),
         ("EU01", "DeferredRevenue", "705", "credit", 0, 0),
     ]
-    assert query(path, "select count(*) from marts.fct_journal_lines") == [(31,)]
+    assert query(path, """
+        select journal_id, account, gl_account, normal_balance
+        from marts.fct_journal_lines
+        where journal_id in ('J-POS-D', 'J-REV-D0') order by journal_id, line_number
+    """) == [
+        ("J-POS-D", "DeferredRevenue", "805", "credit"),
+        ("J-POS-D", "RefundLiability", "808", "credit"),
+        ("J-REV-D0", "ContractAsset", "807", "debit"),
+        ("J-REV-D0", "Revenue", "804", "credit"),
+    ]
+    # 31 lines of US01 and EU01, 22 of UK01
+    assert query(path, "select count(*) from marts.fct_journal_lines") == [(53,)]
 
 
 def test_revenue_schedule_and_customers_marts_carry_functional_currency(built_warehouse):
@@ -187,6 +392,7 @@ def test_revenue_schedule_and_customers_marts_carry_functional_currency(built_wa
         ("sf:001A", "US01", "USD", "USD"),
         ("sf:001B", "EU01", "EUR", "EUR"),
         ("sf:001C", "EU01", "USD", "EUR"),
+        ("sf:001D", "UK01", "USD", "GBP"),
     ]
 
 
@@ -203,7 +409,8 @@ def test_mart_money_columns_are_integer_minor_units_never_floats(built_warehouse
 def test_rebuilding_the_marts_gives_identical_tables(built_warehouse, tmp_path):
     path, _ = built_warehouse
     marts = ["fct_invoice_ar_reconciliation", "fct_deferred_revenue_rollforward",
-             "fct_close_summary", "fct_exceptions", "fct_journal_lines"]
+             "fct_close_summary", "fct_exceptions", "fct_journal_lines", "fct_contract_positions",
+             "fct_contract_position_reconciliation"]
     before = {mart: query(path, f"select * from marts.{mart}") for mart in marts}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("Q2C_DUCKDB_PATH", str(path))
@@ -312,6 +519,102 @@ def test_billing_and_ar_breaks_fail_the_reconciliation_test_with_their_status(tm
     ]
 
 
+def failed_tests(result) -> dict[str, int]:
+    return {
+        str(run.node.name): run.failures
+        for run in result.result.results
+        if str(run.status) == "fail"
+    }
+
+
+def test_a_contract_position_off_the_ledger_fails_the_tie_test_but_a_closed_month_does_not(
+    tmp_path,
+):
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        # why: the revenue layer says 490.00 EUR deferred at the March end; the ledger has 500.00
+        con.execute("""
+            update finance.contract_positions
+            set deferred_revenue = 49000, net_contract_position = 49000
+            where revenue_contract_id = 'sf:800B' and period = '2026-03'
+        """)
+        # why: a position in a currency the ledger never posted for the entity (compared with 0)
+        con.execute("""
+            insert into finance.contract_positions
+            values ('sf:800X', 'US01', '2026-03', 'EUR', 0, 0, 0, 7000, 0)
+        """)
+        # why: the closed 2025-12 is before UK01's ledger: whatever it says is not compared
+        con.execute("""
+            update finance.contract_positions
+            set contract_asset = 99999, net_contract_position = -99999
+            where revenue_contract_id = 'sf:800D' and period = '2025-12'
+        """)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build"], tmp_path)
+
+    assert not result.success
+    assert failed_tests(result) == {"assert_contract_positions_tie_to_ledger": 2}
+    statuses = statuses_by_node(result)
+    assert statuses["assert_rollforward_ties_to_ledger"] == "pass"  # the ledger is unchanged
+    assert query(path, """
+        select legal_entity, currency_code, period, deferred_revenue_difference_minor,
+               refund_liability_difference_minor, comparison_status
+        from marts.fct_contract_position_reconciliation
+        where comparison_status <> 'tied' order by legal_entity, currency_code, period
+    """) == [
+        # 49,000 - 50,000
+        ("EU01", "EUR", "2026-03", -1_000, 0, "break"),
+        ("UK01", "USD", "2025-12", None, None, "outside_ledger_periods"),
+        # 7,000 - 0: US01's ledger has no EUR at all
+        ("US01", "EUR", "2026-03", 0, 7_000, "break"),
+    ]
+
+
+def test_a_month_whose_activity_the_ledger_posted_later_is_compared_where_it_was_posted(
+    tmp_path,
+):
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        # why: the refund is dated 2026-02-27 in a February already closed, so the ledger posted
+        # it on 2026-03-05 into March; the revenue layer states it in February, as dated:
+        # deferred 20,000 - 2,000 = 18,000, refund liability 0, net 18,000 - 20,000
+        con.execute("""
+            update canonical.accounting_periods set status = 'closed'
+            where legal_entity = 'UK01' and period = '2026-02'
+        """)
+        con.execute(
+            "update finance.journal_lines set original_date = '2026-02-27'"
+            " where journal_id = 'J-RFD-1'"
+        )
+        con.execute("""
+            update finance.contract_positions
+            set deferred_revenue = 18000, refund_liability = 0, net_contract_position = -2000
+            where revenue_contract_id = 'sf:800D' and period = '2026-02'
+        """)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build"], tmp_path)
+
+    assert result.success, failed_tests(result)
+    assert query(path, """
+        select period, positions_deferred_revenue_minor, ledger_deferred_revenue_minor,
+               positions_refund_liability_minor, ledger_refund_liability_minor,
+               posted_later_line_count, comparison_status
+        from marts.fct_contract_position_reconciliation
+        where legal_entity = 'UK01' order by period
+    """) == [
+        ("2025-12", 0, None, 0, None, 1, "outside_ledger_periods"),
+        ("2026-01", 0, 0, 0, 0, 0, "tied"),
+        # the refund's RefundLiability and DeferredRevenue lines are dated in February, posted in
+        # March: February's ledger closing cannot hold them, so February is not compared
+        ("2026-02", 18_000, 20_000, 0, 10_000, 2, "posted_in_later_period"),
+        ("2026-03", 8_000, 8_000, 0, 0, 0, "tied"),
+    ]
+
+
 def test_dbt_parse_writes_the_manifest_dagster_dbt_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("Q2C_DUCKDB_PATH", str(tmp_path / "unused.duckdb"))
     result = invoke_dbt(["parse"], tmp_path)
@@ -321,7 +624,8 @@ def test_dbt_parse_writes_the_manifest_dagster_dbt_loads(tmp_path, monkeypatch):
               if node["resource_type"] == "model"}
     assert {"fct_invoice_ar_reconciliation", "fct_deferred_revenue_rollforward",
             "fct_close_summary", "fct_exceptions", "fct_journal_lines",
-            "fct_revenue_schedule", "dim_customers"} <= models
+            "fct_revenue_schedule", "dim_customers", "fct_contract_positions",
+            "fct_contract_position_reconciliation"} <= models
     schemas = {node["schema"] for node in manifest["nodes"].values()
                if node["resource_type"] == "model"}
     assert schemas == {"staging", "intermediate", "marts"}

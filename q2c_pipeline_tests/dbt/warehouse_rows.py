@@ -1,9 +1,14 @@
 """A tiny hand-written warehouse for the dbt tests: canonical and finance tables in DuckDB.
 
-Two legal entities (US01 in USD, EU01 in EUR), two currencies in EU01 (EUR and USD), an invoice
-with exclusive tax, one with inclusive tax, recognition through deferred and through unbilled
-revenue, payments (one a one-time charge without invoice), a credit note and three quarantined
-records. Money is integer minor units.
+Three legal entities (US01 in USD, EU01 in EUR, UK01 in GBP), two currencies in EU01 (EUR and
+USD), an invoice with exclusive tax, one with inclusive tax, recognition through deferred and
+through unbilled revenue, payments (one a one-time charge without invoice), a credit note and three
+quarantined records. UK01 holds a USD contract that exercises the rest of the contract position:
+revenue ahead of billing into ContractAsset (one entry dated in the closed 2025-12, posted into
+2026-01) and UnbilledAccountsReceivable, their month-end remeasurement into GBP and its day-1
+reversal, an invoice, a cancellation that reclassifies deferred revenue to RefundLiability, and a
+refund that settles it. finance.contract_positions holds the revenue layer's positions, consistent
+with the ledger. Money is integer minor units.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import duckdb
 
 DEBIT_NORMAL_ACCOUNTS = (
-    "AccountsReceivable", "UnbilledAccountsReceivable", "Cash", "IntercompanyReceivable",
-    "CreditNotes", "Refunds", "Voids", "BadDebt", "FxLoss",
+    "AccountsReceivable", "UnbilledAccountsReceivable", "ContractAsset", "Cash",
+    "IntercompanyReceivable", "CreditNotes", "Refunds", "Voids", "BadDebt", "CreditLossExpense",
+    "FxLoss",
 )
 
 CANONICAL_DDL = """
@@ -102,11 +108,16 @@ create table finance.account_balances (
     legal_entity varchar, period varchar, account varchar, currency varchar,
     movement bigint, closing_balance bigint, movement_functional bigint,
     closing_balance_functional bigint);
+create table finance.contract_positions (
+    revenue_contract_id varchar, legal_entity varchar, period varchar, currency varchar,
+    deferred_revenue bigint, contract_asset bigint, unbilled_receivable bigint,
+    refund_liability bigint, net_contract_position bigint);
 """
 
+# chart of accounts order: GL number = entity prefix + index (appended accounts keep the others')
 ACCOUNTS = (
     "AccountsReceivable", "UnbilledAccountsReceivable", "Cash", "CreditNotes", "Revenue",
-    "DeferredRevenue", "TaxLiability",
+    "DeferredRevenue", "TaxLiability", "ContractAsset", "RefundLiability", "FxLoss",
 )
 
 # (journal_id, legal_entity, period, entry_date, source_type, source_id, currency,
@@ -175,6 +186,89 @@ JOURNALS = [
         ("DeferredRevenue", 10_000, 0, 9_200, 0),
         ("Revenue", 0, 10_000, 0, 9_200),
     ]),
+    # UK01 (GBP) contract sf:800D in USD, booked at 0.80 GBP per USD except where noted.
+    # 200.00 USD recognized on 2025-12-31 ahead of a right to bill (a delivered item the discount
+    # was allocated away from: contract asset); 2025-12 is closed, so it posts on 2026-01-01.
+    ("J-REV-D0", "UK01", "2026-01", "2026-01-01", "revenue", "CL-4", "USD", "GBP", "sf:800D", [
+        ("ContractAsset", 20_000, 0, 16_000, 0),
+        ("Revenue", 0, 20_000, 0, 16_000),
+    ]),
+    # 300.00 USD of service delivered in January and billable, not yet invoiced.
+    ("J-REV-D1", "UK01", "2026-01", "2026-01-31", "revenue", "CL-5", "USD", "GBP", "sf:800D", [
+        ("UnbilledAccountsReceivable", 30_000, 0, 24_000, 0),
+        ("Revenue", 0, 30_000, 0, 24_000),
+    ]),
+    # Month-end remeasurement at 0.78: unbilled 24,000 -> 23,400, contract asset 16,000 ->
+    # 15,600 GBP (functional amounts only) ...
+    ("J-FX-D1", "UK01", "2026-01", "2026-01-31", "fx_remeasurement", "UK01:2026-01", "USD",
+     "GBP", "UK01:2026-01", [
+        ("FxLoss", 0, 0, 1_000, 0),
+        ("UnbilledAccountsReceivable", 0, 0, 0, 600),
+        ("ContractAsset", 0, 0, 0, 400),
+    ]),
+    # ... reversed on the first day of February.
+    ("J-FX-D1R", "UK01", "2026-02", "2026-02-01", "fx_remeasurement", "UK01:2026-01", "USD",
+     "GBP", "UK01:2026-01", [
+        ("UnbilledAccountsReceivable", 0, 0, 600, 0),
+        ("ContractAsset", 0, 0, 400, 0),
+        ("FxLoss", 0, 0, 0, 1_000),
+    ]),
+    # Invoice of 600.00 USD, no tax: clears the 300.00 unbilled, defers 300.00.
+    ("J-INV-4", "UK01", "2026-02", "2026-02-10", "invoice", "INV-4", "USD", "GBP", "sf:800D", [
+        ("AccountsReceivable", 60_000, 0, 48_000, 0),
+        ("UnbilledAccountsReceivable", 0, 30_000, 0, 24_000),
+        ("DeferredRevenue", 0, 30_000, 0, 24_000),
+    ]),
+    # A cancellation leaves 100.00 USD billed beyond what the contract is now worth: reclassified
+    # from deferred revenue to the refund liability (ASC 606-10-32-10).
+    ("J-POS-D", "UK01", "2026-02", "2026-02-20", "contract_position", "sf:800D", "USD", "GBP",
+     "sf:800D", [
+        ("DeferredRevenue", 10_000, 0, 8_000, 0),
+        ("RefundLiability", 0, 10_000, 0, 8_000),
+    ]),
+    ("J-PAY-4", "UK01", "2026-02", "2026-02-25", "payment", "PAY-4", "USD", "GBP", "sf:800D", [
+        ("Cash", 60_000, 0, 48_000, 0),
+        ("AccountsReceivable", 0, 60_000, 0, 48_000),
+    ]),
+    # A 120.00 USD refund: 100.00 settles the refund liability, 20.00 is a price concession that
+    # comes off the deferred revenue.
+    ("J-RFD-1", "UK01", "2026-03", "2026-03-05", "refund", "RFD-1", "USD", "GBP", "sf:800D", [
+        ("RefundLiability", 10_000, 0, 8_000, 0),
+        ("DeferredRevenue", 2_000, 0, 1_600, 0),
+        ("Cash", 0, 12_000, 0, 9_600),
+    ]),
+    ("J-REV-D2", "UK01", "2026-03", "2026-03-31", "revenue", "CL-5", "USD", "GBP", "sf:800D", [
+        ("DeferredRevenue", 10_000, 0, 8_000, 0),
+        ("Revenue", 0, 10_000, 0, 8_000),
+    ]),
+]
+
+# Journals posted into a later period than they are dated: journal_id -> original_date.
+ORIGINAL_DATES = {"J-REV-D0": "2025-12-31"}
+
+# The revenue layer's closing positions (finance.contract_positions), per contract and month:
+# (revenue_contract_id, legal_entity, period, currency, deferred_revenue, contract_asset,
+#  unbilled_receivable, refund_liability, net_contract_position = deferred - contract asset).
+# Summed per entity, currency and month they equal the ledger's closing balances above.
+CONTRACT_POSITIONS = [
+    # 1,200,000 billed - 100,000 recognized
+    ("sf:800A", "US01", "2026-01", "USD", 1_100_000, 0, 0, 0, 1_100_000),
+    # - 100,000 recognized - 110,000 credited (the deferred share of the credit note)
+    ("sf:800A", "US01", "2026-02", "USD", 890_000, 0, 0, 0, 890_000),
+    ("sf:800A", "US01", "2026-03", "USD", 890_000, 0, 0, 0, 890_000),
+    # the one-time charge: billed and recognized the same day
+    ("PAY-3", "US01", "2026-02", "USD", 0, 0, 0, 0, 0),
+    # 50,000 unbilled cleared by the invoice, which defers 75,000; then 25,000 recognized
+    ("sf:800B", "EU01", "2026-02", "EUR", 75_000, 0, 0, 0, 75_000),
+    ("sf:800B", "EU01", "2026-03", "EUR", 50_000, 0, 0, 0, 50_000),
+    ("INV-3", "EU01", "2026-03", "USD", 0, 0, 0, 0, 0),
+    # as dated: the contract asset exists at the end of the closed 2025-12
+    ("sf:800D", "UK01", "2025-12", "USD", 0, 20_000, 0, 0, -20_000),
+    ("sf:800D", "UK01", "2026-01", "USD", 0, 20_000, 30_000, 0, -20_000),
+    # invoice: unbilled 30,000 -> 0, deferred 30,000; cancellation: 10,000 to refund liability
+    ("sf:800D", "UK01", "2026-02", "USD", 20_000, 20_000, 0, 10_000, 0),
+    # refund: refund liability 10,000 -> 0, deferred - 2,000; recognized - 10,000
+    ("sf:800D", "UK01", "2026-03", "USD", 8_000, 20_000, 0, 0, -12_000),
 ]
 
 
@@ -183,11 +277,12 @@ def journal_line_rows(journals=JOURNALS) -> list[tuple]:
     rows = []
     for (journal_id, entity, period, entry_date, source_type, source_id, currency, functional,
          correlation_id, lines) in journals:
+        original_date = ORIGINAL_DATES.get(journal_id, entry_date)
         for number, (account, debit, credit, debit_f, credit_f) in enumerate(lines, start=1):
             rows.append((
                 journal_id, f"key:{journal_id}", number, entity, period, entry_date, account,
                 debit, credit, currency, debit_f, credit_f, source_type, source_id,
-                correlation_id, f"{source_type} {source_id}", functional, None, entry_date,
+                correlation_id, f"{source_type} {source_id}", functional, None, original_date,
                 None, None,
             ))
     return rows
@@ -199,22 +294,29 @@ def load_warehouse(path: str) -> None:
         con.execute(CANONICAL_DDL)
         con.executemany(
             "insert into canonical.legal_entities values (?, ?, ?, ?)",
-            [("US01", "USD", "US", None), ("EU01", "EUR", "IE", None)],
+            [("US01", "USD", "US", None), ("EU01", "EUR", "IE", None),
+             ("UK01", "GBP", "GB", None)],
         )
         con.executemany(
             "insert into canonical.chart_of_accounts values (?, ?, ?, ?, ?)",
             [
                 (entity, account, f"{prefix}{index:02d}", account, None)
-                for entity, prefix in (("US01", "4"), ("EU01", "7"))
+                for entity, prefix in (("US01", "4"), ("EU01", "7"), ("UK01", "8"))
                 for index, account in enumerate(ACCOUNTS)
             ],
         )
         con.executemany(
             "insert into canonical.accounting_periods values (?, ?, ?, ?)",
             [(entity, period, "open", None)
-             for entity in ("US01", "EU01") for period in ("2026-01", "2026-02", "2026-03")],
+             for entity in ("US01", "EU01", "UK01")
+             for period in ("2026-01", "2026-02", "2026-03")]
+            + [("UK01", "2025-12", "closed", "2026-01-05")],
         )
-        con.execute("insert into canonical.fx_rates values ('2026-01-01', 'USD', 'EUR', '0.92')")
+        con.executemany(
+            "insert into canonical.fx_rates values (?, ?, ?, ?)",
+            [("2026-01-01", "USD", "EUR", "0.92"), ("2025-12-01", "USD", "GBP", "0.80"),
+             ("2026-01-31", "USD", "GBP", "0.78"), ("2026-02-01", "USD", "GBP", "0.80")],
+        )
         con.executemany(
             "insert into canonical.customers values (?, ?, ?, ?, null, null, null, null, ?, ?, ?,"
             " ?)",
@@ -224,6 +326,7 @@ def load_warehouse(path: str) -> None:
                 ("sf:001B", "Beta GmbH", "EU01", "EUR", "stripe:cus_B1", "salesforce", "001B",
                  "sf:001B"),
                 ("sf:001C", "Gamma Ltd", "EU01", "USD", None, "salesforce", "001C", "sf:001C"),
+                ("sf:001D", "Delta Ltd", "UK01", "USD", None, "salesforce", "001D", "sf:001D"),
             ],
         )
         con.executemany(
@@ -232,6 +335,7 @@ def load_warehouse(path: str) -> None:
             [
                 ("sf:800A", "sf:001A", "US01", "USD", "2026-01-01", "800A", "sf:800A"),
                 ("sf:800B", "sf:001B", "EU01", "EUR", "2026-02-01", "800B", "sf:800B"),
+                ("sf:800D", "sf:001D", "UK01", "USD", "2025-12-01", "800D", "sf:800D"),
             ],
         )
         con.executemany(
@@ -244,6 +348,8 @@ def load_warehouse(path: str) -> None:
                 ("INV-2", "sf:001B", "EUR", "2026-02-28 09:30:00", "sf:800B", None, "paid",
                  "in_2", "sf:800B"),
                 ("INV-3", "sf:001C", "USD", "2026-03-05", None, "EU01", "open", "in_3", "INV-3"),
+                ("INV-4", "sf:001D", "USD", "2026-02-10", "sf:800D", "UK01", "paid", "in_4",
+                 "sf:800D"),
             ],
         )
         con.executemany(
@@ -253,6 +359,7 @@ def load_warehouse(path: str) -> None:
                 ("IL-1", "INV-1", 1_200_000, "CL-1", 96_000, False, "il_1", "sf:800A"),
                 ("IL-2", "INV-2", 150_000, "CL-2", 25_000, True, "il_2", "sf:800B"),
                 ("IL-3", "INV-3", 10_000, None, 0, False, "il_3", "INV-3"),
+                ("IL-4", "INV-4", 60_000, "CL-5", 0, False, "il_4", "sf:800D"),
             ],
         )
         con.execute(
@@ -265,7 +372,13 @@ def load_warehouse(path: str) -> None:
             " ('PAY-2', '2026-03-12', 150000, 'EUR', 'INV-2', 'sf:001B', null, 'stripe', 'py_2',"
             " 'sf:800B'),"
             " ('PAY-3', '2026-02-20', 5000, 'USD', null, 'sf:001A', null, 'stripe', 'py_3',"
-            " 'PAY-3')"
+            " 'PAY-3'),"
+            " ('PAY-4', '2026-02-25', 60000, 'USD', 'INV-4', 'sf:001D', null, 'stripe', 'py_4',"
+            " 'sf:800D')"
+        )
+        con.execute(
+            "insert into canonical.refunds values ('RFD-1', 'INV-4', '2026-03-05', 12000, 'USD',"
+            " 'PAY-4', 'stripe', 're_1', 'sf:800D')"
         )
         con.executemany(
             "insert into canonical.quarantine (source_system, source_table, record_id, field, "
@@ -301,6 +414,12 @@ def load_warehouse(path: str) -> None:
                  "sf:001B", "sf:800B"),
                 ("invoice_line", "IL-3", None, "EU01", "2026-03", 10_000, "USD", 9_200,
                  "sf:001C", "INV-3"),
+                ("contract_line", "CL-4", "sf:800D", "UK01", "2025-12", 20_000, "USD", 16_000,
+                 "sf:001D", "sf:800D"),
+                ("contract_line", "CL-5", "sf:800D", "UK01", "2026-01", 30_000, "USD", 24_000,
+                 "sf:001D", "sf:800D"),
+                ("contract_line", "CL-5", "sf:800D", "UK01", "2026-03", 10_000, "USD", 8_000,
+                 "sf:001D", "sf:800D"),
             ],
         )
         con.executemany(
@@ -309,6 +428,10 @@ def load_warehouse(path: str) -> None:
             journal_line_rows(),
         )
         write_account_balances(con)
+        con.executemany(
+            "insert into finance.contract_positions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            CONTRACT_POSITIONS,
+        )
 
 
 def write_account_balances(con: duckdb.DuckDBPyConnection) -> None:

@@ -160,6 +160,20 @@ def test_close_summary_has_a_row_per_entity_and_month_with_exceptions_by_owner(c
     text = "\n".join(lines)
     assert "US01" in text and "UK01" in text and "2026-06" in text
     assert "unknown_product_code" in text and "controllership" in text
+    assert max(len(line) for line in lines) <= 150  # readable in a terminal
+    [header] = [line for line in lines if line.startswith("entity")]
+    titles = ("billings", "revenue", "reductions", "contract liab.", "contract asset",
+              "unbilled AR", "refund liab.", "exceptions")
+    assert all(title in header for title in titles)
+    # an entity-month row: entity, period, currency and the seven functional amounts
+    [june] = [line.split() for line in lines if line.startswith("US01       2026-06")]
+    assert june[:3] == ["US01", "2026-06", "USD"] and len(june) == 3 + 7 + 1
+    [rollforward] = [line for line in lines if line.startswith("Contract-position roll-forward")]
+    tied, _, total = rollforward.split(": ")[1].split()[:3]
+    assert tied == total and int(total) >= 12
+    [control] = [line for line in lines if line.startswith("Contract positions vs ledger")]
+    tied, _, compared = control.split(": ")[1].split()[:3]
+    assert tied == compared and int(compared) >= 12
 
 
 def _fingerprint(path) -> dict[str, str]:

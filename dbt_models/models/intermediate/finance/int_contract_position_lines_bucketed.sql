@@ -1,9 +1,11 @@
--- (Step 2/4 of the deferred revenue rollforward) Journal lines on the two accounts of the net
--- contract position, DeferredRevenue - UnbilledAccountsReceivable, signed as movements of that
--- position and put in the rollforward bucket of their journal's source_type.
+-- (Step 2/4 of the deferred revenue rollforward) Journal lines on the four accounts of the net
+-- contract position, DeferredRevenue + RefundLiability - ContractAsset -
+-- UnbilledAccountsReceivable, signed as movements of that position and put in the rollforward
+-- bucket of their journal's source_type.
 --
--- DeferredRevenue is credit-normal and UnbilledAccountsReceivable debit-normal, so on both a
--- credit raises the position and a debit lowers it: movement = credit - debit.
+-- DeferredRevenue and RefundLiability are credit-normal, ContractAsset and
+-- UnbilledAccountsReceivable debit-normal, so on all four a credit raises the position and a
+-- debit lowers it: movement = credit - debit.
 with journal_lines as (
     select * from {{ ref('stg_finance__journal_lines') }}
 )
@@ -23,12 +25,23 @@ select
         -- (canonical model: recognized when paid), which is a billing settled in cash
         when source_type in ('invoice', 'payment') then 'billings'
         when source_type in ('revenue', 'usage') then 'revenue'
+        -- a refund or credit note paying back (or crediting) the refund liability a
+        -- cancellation left settles consideration already owed; it reduces no revenue (and the
+        -- void of such a credit note reopens what it settled)
+        when account = 'RefundLiability'
+            and source_type in ('credit_note', 'credit_note_void', 'refund')
+            then 'settlements'
         -- reductions and their reversals (a voided credit note, cash recovered after write-off)
         when source_type in (
             'credit_note', 'credit_note_void', 'refund', 'invoice_void', 'uncollectible',
             'recovery'
         ) then 'reductions'
+        -- month-end remeasurement of the monetary position accounts (ContractAsset,
+        -- UnbilledAccountsReceivable, RefundLiability) and its day-1 reversal: functional only
+        when source_type = 'fx_remeasurement' then 'fx'
+        -- contract_position reclassifications between the four accounts (a modification or a
+        -- price change) and anything else
         else 'other'
     end as position_bucket
 from journal_lines
-where account in ('DeferredRevenue', 'UnbilledAccountsReceivable')
+where account in ({{ sql_list(contract_position_accounts()) }})

@@ -1,7 +1,8 @@
 -- (Step 3/4 of the deferred revenue rollforward) One row per legal entity x currency x period,
 -- from the first period the entity/currency touched the contract position to the entity's last
 -- period, with the period's movements per bucket (zero when none). Bucket amounts are stated in
--- the direction of the rollforward: billings add, revenue and reductions subtract, other adds.
+-- the direction of the rollforward: billings add, revenue, reductions and settlements subtract,
+-- fx and other add.
 with position_lines as (
     select * from {{ ref('int_contract_position_lines_bucketed') }}
 ),
@@ -21,7 +22,7 @@ first_position_activity as (
         union all
         select legal_entity, currency_code, period
         from account_balances
-        where account in ('DeferredRevenue', 'UnbilledAccountsReceivable')
+        where account in ({{ sql_list(contract_position_accounts()) }})
     )
     group by legal_entity, currency_code
 ),
@@ -48,6 +49,9 @@ movements as (
             as revenue_minor,
         -sum(position_movement_minor) filter (where position_bucket = 'reductions')
             as reductions_minor,
+        -sum(position_movement_minor) filter (where position_bucket = 'settlements')
+            as settlements_minor,
+        sum(position_movement_minor) filter (where position_bucket = 'fx') as fx_minor,
         sum(position_movement_minor) filter (where position_bucket = 'other')
             as other_movements_minor,
         sum(position_movement_functional_minor) filter (where position_bucket = 'billings')
@@ -56,6 +60,10 @@ movements as (
             as revenue_functional_minor,
         -sum(position_movement_functional_minor) filter (where position_bucket = 'reductions')
             as reductions_functional_minor,
+        -sum(position_movement_functional_minor) filter (where position_bucket = 'settlements')
+            as settlements_functional_minor,
+        sum(position_movement_functional_minor) filter (where position_bucket = 'fx')
+            as fx_functional_minor,
         sum(position_movement_functional_minor) filter (where position_bucket = 'other')
             as other_movements_functional_minor
     from position_lines
@@ -69,6 +77,8 @@ select
     cast(coalesce(movements.billings_minor, 0) as bigint) as billings_minor,
     cast(coalesce(movements.revenue_minor, 0) as bigint) as revenue_minor,
     cast(coalesce(movements.reductions_minor, 0) as bigint) as reductions_minor,
+    cast(coalesce(movements.settlements_minor, 0) as bigint) as settlements_minor,
+    cast(coalesce(movements.fx_minor, 0) as bigint) as fx_minor,
     cast(coalesce(movements.other_movements_minor, 0) as bigint) as other_movements_minor,
     cast(coalesce(movements.billings_functional_minor, 0) as bigint)
         as billings_functional_minor,
@@ -76,6 +86,9 @@ select
         as revenue_functional_minor,
     cast(coalesce(movements.reductions_functional_minor, 0) as bigint)
         as reductions_functional_minor,
+    cast(coalesce(movements.settlements_functional_minor, 0) as bigint)
+        as settlements_functional_minor,
+    cast(coalesce(movements.fx_functional_minor, 0) as bigint) as fx_functional_minor,
     cast(coalesce(movements.other_movements_functional_minor, 0) as bigint)
         as other_movements_functional_minor
 from spine

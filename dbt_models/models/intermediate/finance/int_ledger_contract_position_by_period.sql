@@ -1,14 +1,16 @@
--- (Step 4/4 of the deferred revenue rollforward) The ledger's closing net contract position per
--- legal entity x currency x period: closing DeferredRevenue minus closing
--- UnbilledAccountsReceivable from finance.account_balances. A period with no balance row for an
--- account carries that account's latest earlier closing balance (no row = no movement).
+-- (Step 4/4 of the deferred revenue rollforward) The ledger's closing contract position per
+-- legal entity x currency x period from finance.account_balances: the closing balance of each of
+-- the four accounts (each signed by its own normal balance, so all positive in the usual case)
+-- and the net position DeferredRevenue + RefundLiability - ContractAsset -
+-- UnbilledAccountsReceivable. A period with no balance row for an account carries that
+-- account's latest earlier closing balance (no row = no movement).
 with position_periods as (
     select * from {{ ref('int_contract_position_movements_by_period') }}
 ),
 
 account_balances as (
     select * from {{ ref('stg_finance__account_balances') }}
-    where account in ('DeferredRevenue', 'UnbilledAccountsReceivable')
+    where account in ({{ sql_list(contract_position_accounts()) }})
 ),
 
 spine_accounts as (
@@ -19,7 +21,7 @@ spine_accounts as (
         accounts.account
     from position_periods
     cross join (
-        select unnest(['DeferredRevenue', 'UnbilledAccountsReceivable']) as account
+        select unnest([{{ sql_list(contract_position_accounts()) }}]) as account
     ) as accounts
 ),
 
@@ -38,19 +40,38 @@ latest_balances as (
         and spine_accounts.currency_code = account_balances.currency_code
         and spine_accounts.account = account_balances.account
         and spine_accounts.period >= account_balances.period
+),
+
+by_account as (
+    select
+        legal_entity,
+        currency_code,
+        period,
+        {%- for account, column in [
+            ('DeferredRevenue', 'deferred_revenue'),
+            ('RefundLiability', 'refund_liability'),
+            ('ContractAsset', 'contract_asset'),
+            ('UnbilledAccountsReceivable', 'unbilled_receivable'),
+        ] %}
+        cast(sum(closing_balance_minor) filter (where account = '{{ account }}') as bigint)
+            as {{ column }}_closing_minor,
+        cast(sum(closing_balance_functional_minor) filter (where account = '{{ account }}')
+            as bigint) as {{ column }}_closing_functional_minor{{ "," if not loop.last }}
+        {%- endfor %}
+    from latest_balances
+    group by legal_entity, currency_code, period
 )
 
 select
-    legal_entity,
-    currency_code,
-    period,
-    cast(sum(
-        case when account = 'DeferredRevenue' then closing_balance_minor
-        else -closing_balance_minor end
-    ) as bigint) as ledger_closing_minor,
-    cast(sum(
-        case when account = 'DeferredRevenue' then closing_balance_functional_minor
-        else -closing_balance_functional_minor end
-    ) as bigint) as ledger_closing_functional_minor
-from latest_balances
-group by legal_entity, currency_code, period
+    *,
+    cast(
+        deferred_revenue_closing_minor + refund_liability_closing_minor
+        - contract_asset_closing_minor - unbilled_receivable_closing_minor
+        as bigint
+    ) as ledger_closing_minor,
+    cast(
+        deferred_revenue_closing_functional_minor + refund_liability_closing_functional_minor
+        - contract_asset_closing_functional_minor - unbilled_receivable_closing_functional_minor
+        as bigint
+    ) as ledger_closing_functional_minor
+from by_account

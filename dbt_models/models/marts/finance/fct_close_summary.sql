@@ -1,5 +1,7 @@
--- One row per legal entity x period for the month-end close, in the entity's functional currency,
--- plus the quarantine exceptions open now per owning team. The quarantine is a snapshot with no
+-- One row per legal entity x period for the month-end close, in the entity's functional currency:
+-- billings, revenue and reductions of the period, the ledger's contract position at the month end
+-- (contract liability, contract asset, unbilled receivable, refund liability and the net), plus
+-- the quarantine exceptions open now per owning team. The quarantine is a snapshot with no
 -- period, so its counts sit on each entity's latest period row (the close in progress) and are
 -- null on earlier rows. Exceptions that cannot be attributed to an entity form a legal_entity
 -- 'UNASSIGNED' row at the latest period of any entity (money columns 0, no functional currency).
@@ -28,6 +30,14 @@ rollforward_by_entity as (
         legal_entity,
         period,
         sum(billings_functional_minor) as billings_functional_minor,
+        sum(reductions_functional_minor) as reductions_functional_minor,
+        -- the ledger's closing balances (account_balances, carried over months without a row),
+        -- each currency's at its functional carrying amount
+        sum(deferred_revenue_closing_functional_minor) as contract_liability_functional_minor,
+        sum(contract_asset_closing_functional_minor) as contract_asset_functional_minor,
+        sum(unbilled_receivable_closing_functional_minor)
+            as unbilled_receivable_functional_minor,
+        sum(refund_liability_closing_functional_minor) as refund_liability_functional_minor,
         sum(closing_functional_minor) as deferred_balance_functional_minor,
         bool_and(is_tied) as is_rollforward_tied
     from rollforward
@@ -89,7 +99,17 @@ select
         as billings_functional_minor,
     cast(coalesce(revenue_by_entity.revenue_functional_minor, 0) as bigint)
         as revenue_functional_minor,
+    cast(coalesce(rollforward_by_entity.reductions_functional_minor, 0) as bigint)
+        as reductions_functional_minor,
     -- carried from the rollforward, which has a row for every period after first activity
+    cast(coalesce(rollforward_by_entity.contract_liability_functional_minor, 0) as bigint)
+        as contract_liability_functional_minor,
+    cast(coalesce(rollforward_by_entity.contract_asset_functional_minor, 0) as bigint)
+        as contract_asset_functional_minor,
+    cast(coalesce(rollforward_by_entity.unbilled_receivable_functional_minor, 0) as bigint)
+        as unbilled_receivable_functional_minor,
+    cast(coalesce(rollforward_by_entity.refund_liability_functional_minor, 0) as bigint)
+        as refund_liability_functional_minor,
     cast(coalesce(rollforward_by_entity.deferred_balance_functional_minor, 0) as bigint)
         as deferred_balance_functional_minor,
     coalesce(rollforward_by_entity.is_rollforward_tied, true) as is_rollforward_tied,
