@@ -26,6 +26,12 @@
     ]) }}
 {%- endmacro %}
 
+{#- The contra-revenue accounts: reductions of revenue (credit notes, refunds, voids and, in the
+    default contra_revenue presentation, write-offs), debit-normal. -#}
+{% macro contra_revenue_accounts() -%}
+    {{ return(['CreditNotes', 'Refunds', 'Voids', 'BadDebt']) }}
+{%- endmacro %}
+
 {#- The four accounts as a SQL list literal: in ({{ sql_list(contract_position_accounts()) }}) -#}
 {% macro sql_list(values) -%}
     '{{ values | join("', '") }}'

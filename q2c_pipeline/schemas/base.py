@@ -1,6 +1,6 @@
 """Shared pieces of the canonical pandera models.
 
-Conventions (../shared/canonical-model.md, pinned in DECISIONLOG.md):
+Conventions (docs/canonical-model.md, pinned in DECISIONLOG.md):
 - ids are strings, qualified by source where they could collide (``sf:800...``, ``stripe:in_...``);
 - money is integer minor units of the row's ``currency`` (int64, or nullable ``Int64``), never
   float;

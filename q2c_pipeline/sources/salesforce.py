@@ -5,7 +5,7 @@ Records arrive as the query API returns them (``attributes``, 18-character ids, 
 converted to minor units; it never goes through float arithmetic. Mappers keep every record: a
 bad value comes through as sent, an unreadable one as null, so validation can quarantine it.
 
-CPQ semantics (../shared/reference/source-apis.md §3): an amendment inserts a delta
+CPQ semantics (Salesforce CPQ "Amend Contracts", help.salesforce.com): an amendment inserts a delta
 ``SBQQ__Subscription__c`` row (quantity change, ``SBQQ__RevisedSubscription__c`` = the row it
 revises, ``SBQQ__StartDate__c`` = amendment start). Without CPQ, contract lines come from the
 OpportunityLineItems of the contract's opportunity.

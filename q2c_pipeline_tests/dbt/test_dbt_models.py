@@ -259,28 +259,29 @@ def test_close_summary_states_reductions_and_each_contract_position_account_in_f
     path, _ = built_warehouse
     rows = query(path, """
         select legal_entity, period, reductions_functional_minor,
-               contract_liability_functional_minor, contract_asset_functional_minor,
+               position_reductions_functional_minor, contract_liability_functional_minor, contract_asset_functional_minor,
                unbilled_receivable_functional_minor, refund_liability_functional_minor,
                deferred_balance_functional_minor
         from marts.fct_close_summary order by legal_entity, period
     """)
     assert rows == [
-        ("EU01", "2026-02", 0, 75_000, 0, 0, 0, 75_000),
+        ("EU01", "2026-02", 0, 0, 75_000, 0, 0, 0, 75_000),
         # 50,000 EUR + 0 from the USD deferred revenue (10,000 billed, 10,000 recognized)
-        ("EU01", "2026-03", 0, 50_000, 0, 0, 0, 50_000),
+        ("EU01", "2026-03", 0, 0, 50_000, 0, 0, 0, 50_000),
         # at the January closing rate: contract asset 16,000 - 400, unbilled 24,000 - 600
-        ("UK01", "2026-01", 0, 0, 15_600, 23_400, 0, -39_000),
+        ("UK01", "2026-01", 0, 0, 0, 15_600, 23_400, 0, -39_000),
         # deferred 24,000 - 8,000 reclassed; contract asset back to 16,000 after the reversal;
         # 16,000 + 8,000 - 16,000 - 0 = 8,000
-        ("UK01", "2026-02", 0, 16_000, 16_000, 0, 8_000, 8_000),
-        # the refund: 1,600 reduction off deferred revenue (16,000 - 1,600 - 8,000 = 6,400); the
-        # 8,000 settling the refund liability is not a reduction. 6,400 - 16,000 = -9,600
-        ("UK01", "2026-03", 1_600, 6_400, 16_000, 0, 0, -9_600),
-        ("UNASSIGNED", "2026-03", 0, 0, 0, 0, 0, 0),
-        ("US01", "2026-01", 0, 1_100_000, 0, 0, 0, 1_100_000),
-        # the credit note's deferred share 110,000 (its recognized 10,000 is contra revenue)
-        ("US01", "2026-02", 110_000, 890_000, 0, 0, 0, 890_000),
-        ("US01", "2026-03", 0, 890_000, 0, 0, 0, 890_000),
+        ("UK01", "2026-02", 0, 0, 16_000, 16_000, 0, 8_000, 8_000),
+        # the refund: 1,600 off deferred revenue (16,000 - 1,600 - 8,000 = 6,400), no contra
+        # line; the 8,000 settling the refund liability is not a reduction. 6,400 - 16,000
+        ("UK01", "2026-03", 0, 1_600, 6_400, 16_000, 0, 0, -9_600),
+        ("UNASSIGNED", "2026-03", 0, 0, 0, 0, 0, 0, 0),
+        ("US01", "2026-01", 0, 0, 1_100_000, 0, 0, 0, 1_100_000),
+        # the credit note: its recognized 10,000 is contra revenue (CreditNotes), its deferred
+        # share 110,000 comes out of the position
+        ("US01", "2026-02", 10_000, 110_000, 890_000, 0, 0, 0, 890_000),
+        ("US01", "2026-03", 0, 0, 890_000, 0, 0, 0, 890_000),
     ]
 
 

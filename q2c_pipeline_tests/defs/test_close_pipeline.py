@@ -267,3 +267,77 @@ def test_the_intercompany_deal_posts_an_equal_and_opposite_pair_and_every_journa
         "having sum(debit_functional) <> sum(credit_functional)"
     ).fetchall()
     assert unbalanced == []
+
+
+def _contract_of(warehouse, name):
+    return warehouse.execute(
+        "select distinct k.contract_id from canonical.contracts k "
+        "join canonical.customers c using (customer_id) where c.name = ?", [name]
+    ).fetchone()[0]
+
+
+def test_globex_bundle_is_reallocated_by_the_catalog_ssp(warehouse):
+    # ASC 606-10-32-31: seats 25 x 100.00 x 12 = 30,000.00 (catalog, per seat-month), onboarding
+    # 5,000.00, services 10 x 1,600.00 = 16,000.00: SSP 51,000.00 for a price of 48,750.00
+    # (seats at 7.5% off: 27,750.00 + 5,000.00 + 16,000.00). 48,750 x 30/51 = 28,676.470..,
+    # x 5/51 = 4,779.411.., x 16/51 = 15,294.117..; largest remainder gives the cent to services.
+    rows = warehouse.execute(
+        "select l.product_code, a.ssp_amount, a.allocated_amount, a.ssp_source "
+        "from finance.allocation a join canonical.contract_lines l using (contract_line_id) "
+        "where a.contract_id = ? order by 1", [_contract_of(warehouse, "Globex Corporation")]
+    ).fetchall()
+    assert rows == [("PLAT-ONBOARD", 500_000, 477_941, "catalog"),
+                    ("PLAT-SEAT", 3_000_000, 2_867_647, "catalog"),
+                    ("PS-DAY", 1_600_000, 1_529_412, "catalog")]
+
+
+def test_the_close_summary_reductions_are_the_months_contra_revenue(warehouse):
+    rows = dict(((e, p), r) for e, p, r in warehouse.execute(
+        "select legal_entity, period, reductions_functional_minor from marts.fct_close_summary"
+    ).fetchall())
+    # Initech: one seat-month of February (12 seats x 80.00 x 90% / 12 = 72.00) refunded on
+    # 03-18, February fully served: all of it contra revenue (Refunds)
+    assert rows[("UK01", "2026-03")] == 7_200
+    # Fabrikam's April invoice (8 x 80.00 = 640.00 before VAT) written off on 06-15, April fully
+    # recognized: 640.00 to BadDebt; its VAT relief is not revenue
+    assert rows[("UK01", "2026-06")] == 64_000
+    # Globex's service credit of 1,156.25 on the March seat line, issued on 03-05: 4 of 31 days
+    # served, 1,156.25 x 4 / 31 = 149.19 contra revenue (the rest comes off March's schedule);
+    # April's credit note was issued and voided in April: nothing
+    assert rows[("US01", "2026-03")] == 14_919
+    assert rows[("US01", "2026-04")] == 0
+    assert sum(v for (e, _), v in rows.items() if e == "US01") == 14_919
+
+
+def test_a_cancelled_prepaid_year_is_refunded_through_the_refund_liability_once(warehouse):
+    # Stark: 10 seats x 100.00 x 12 = 12,000.00 + 7.25% CA tax billed 2026-01-01 and paid; by
+    # day, January 31/365 x 12,000.00 = 1,019.18, February 920.55, March 1,019.18. Cancelled from
+    # 04-01 (CPQ delta -9,000.00 for nine months): the price is 3,000.00, so April catches up
+    # 3,000.00 - 2,958.91 = 41.09 and the 9,000.00 billed for April..December is owed back.
+    contract = _contract_of(warehouse, "Stark Industries")
+    revenue = dict(warehouse.execute(
+        "select period, sum(credit) - sum(debit) from finance.journal_lines "
+        "where contract_id = ? and account = 'Revenue' group by 1", [contract]).fetchall())
+    assert revenue == {"2026-01": 101_918, "2026-02": 92_055, "2026-03": 101_918,
+                       "2026-04": 4_109}
+    by_source = warehouse.execute(
+        "select source_type, account, sum(debit), sum(credit) from finance.journal_lines "
+        "where contract_id = ? and source_type in ('contract_position', 'credit_note', 'refund') "
+        "group by 1, 2 order by 1, 2", [contract]).fetchall()
+    assert by_source == [
+        # the modification: DeferredRevenue -> RefundLiability 9,000.00
+        ("contract_position", "DeferredRevenue", 900_000, 0),
+        ("contract_position", "RefundLiability", 0, 900_000),
+        # the order-change credit note settles it with its tax (9,000.00 x 7.25% = 652.50)
+        ("credit_note", "AccountsReceivable", 0, 965_250),
+        ("credit_note", "RefundLiability", 900_000, 0),
+        ("credit_note", "TaxLiability", 65_250, 0),
+        # the refund it names moves cash only
+        ("refund", "AccountsReceivable", 965_250, 0),
+        ("refund", "Cash", 0, 965_250),
+    ]
+    positions = warehouse.execute(
+        "select period, deferred_revenue, refund_liability from finance.contract_positions "
+        "where revenue_contract_id = ? and period >= '2026-03' order by 1", [contract]).fetchall()
+    assert positions == [("2026-03", 904_109, 0), ("2026-04", 0, 0), ("2026-05", 0, 0),
+                         ("2026-06", 0, 0)]

@@ -1,5 +1,5 @@
 -- One row per legal entity x period for the month-end close, in the entity's functional currency:
--- billings, revenue and reductions of the period, the ledger's contract position at the month end
+-- billings, revenue and reductions (contra revenue) of the period, the ledger's contract position at the month end
 -- (contract liability, contract asset, unbilled receivable, refund liability and the net), plus
 -- the quarantine exceptions open now per owning team. The quarantine is a snapshot with no
 -- period, so its counts sit on each entity's latest period row (the close in progress) and are
@@ -30,7 +30,7 @@ rollforward_by_entity as (
         legal_entity,
         period,
         sum(billings_functional_minor) as billings_functional_minor,
-        sum(reductions_functional_minor) as reductions_functional_minor,
+        sum(reductions_functional_minor) as position_reductions_functional_minor,
         -- the ledger's closing balances (account_balances, carried over months without a row),
         -- each currency's at its functional carrying amount
         sum(deferred_revenue_closing_functional_minor) as contract_liability_functional_minor,
@@ -48,9 +48,15 @@ revenue_by_entity as (
     select
         legal_entity,
         period,
-        sum(credit_functional_minor) - sum(debit_functional_minor) as revenue_functional_minor
+        sum(credit_functional_minor - debit_functional_minor)
+            filter (where account = 'Revenue') as revenue_functional_minor,
+        -- the period's reductions of revenue: contra accounts, net of their reversals (a voided
+        -- credit note, a bad debt reversed by a later payment)
+        sum(debit_functional_minor - credit_functional_minor)
+            filter (where account in ({{ sql_list(contra_revenue_accounts()) }}))
+            as reductions_functional_minor
     from journal_lines
-    where account = 'Revenue'
+    where account = 'Revenue' or account in ({{ sql_list(contra_revenue_accounts()) }})
     group by legal_entity, period
 ),
 
@@ -99,8 +105,10 @@ select
         as billings_functional_minor,
     cast(coalesce(revenue_by_entity.revenue_functional_minor, 0) as bigint)
         as revenue_functional_minor,
-    cast(coalesce(rollforward_by_entity.reductions_functional_minor, 0) as bigint)
+    cast(coalesce(revenue_by_entity.reductions_functional_minor, 0) as bigint)
         as reductions_functional_minor,
+    cast(coalesce(rollforward_by_entity.position_reductions_functional_minor, 0) as bigint)
+        as position_reductions_functional_minor,
     -- carried from the rollforward, which has a row for every period after first activity
     cast(coalesce(rollforward_by_entity.contract_liability_functional_minor, 0) as bigint)
         as contract_liability_functional_minor,
