@@ -259,7 +259,8 @@ def test_close_summary_states_reductions_and_each_contract_position_account_in_f
     path, _ = built_warehouse
     rows = query(path, """
         select legal_entity, period, reductions_functional_minor,
-               position_reductions_functional_minor, contract_liability_functional_minor, contract_asset_functional_minor,
+               position_reductions_functional_minor, contract_liability_functional_minor,
+               contract_asset_functional_minor,
                unbilled_receivable_functional_minor, refund_liability_functional_minor,
                deferred_balance_functional_minor
         from marts.fct_close_summary order by legal_entity, period
