@@ -3,8 +3,8 @@
 Shapes are those of ``STRIPE_API_VERSION`` (docs.stripe.com/api, Invoices and Credit Notes):
 invoices carry ``parent.subscription_details``, ``total_taxes`` and ``status_transitions``; line
 items carry ``pricing.price_details``, ``parent.subscription_item_details`` /
-``invoice_item_details`` and ``taxes[]``; payments are ``invoice_payment`` objects. Amounts are already integer minor units;
-currencies are upper-cased; Unix seconds become naive-UTC timestamps.
+``invoice_item_details`` and ``taxes[]``; payments are ``invoice_payment`` objects. Amounts are
+already integer minor units; currencies are upper-cased; Unix seconds become naive-UTC timestamps.
 
 Cross-system links: ``metadata.sf_contract_id`` (invoice, subscription) and
 ``metadata.sf_subscription_id`` (line item: the SBQQ__Subscription__c it bills). Mappers keep bad

@@ -2,7 +2,8 @@
 
 ``generate_company(out_dir, seed, scale)`` writes every source system's state in its own wire shape
 (Salesforce REST query records, Stripe API objects, ERP CSV exports) so the whole pipeline can run
-offline, and so tests and the README can point at one story. The same seed and scale give byte-identical files.
+offline, and so tests and the README can point at one story. The same seed and scale give
+byte-identical files.
 
 The story (``COMPANY_STORY`` below, cited by the README):
 """
