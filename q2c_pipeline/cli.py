@@ -169,6 +169,11 @@ def cmd_revrec(args: argparse.Namespace) -> int:
     else:
         as_of, stated = date.today(), "today; pass --as-of YYYY-MM-DD to choose"
     folder = Path(args.input)
+    output = Path(args.output)
+    blocker = next((p for p in (output, *output.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return refuse([f"--output {args.output!r}: {blocker} is a file, not a folder; "
+                       "nothing written"])
     try:
         tables, policy = read_interchange(folder)
         override = folder / "treatments.csv"
@@ -188,7 +193,11 @@ def cmd_revrec(args: argparse.Namespace) -> int:
         sys.stderr.write(f"q2c revrec: internal error ({type(err).__name__}: {err}); "
                          "rerun with --debug for the traceback and report it\n")
         return 3
-    write_outputs(result, Path(args.output), as_of=as_of)
+    try:
+        write_outputs(result, output, as_of=as_of)
+    except OSError as err:
+        return refuse([f"--output {args.output!r}: cannot write there ({err.strerror}); "
+                       "nothing usable written"])
     _out(f"revrec as of {as_of} ({stated}): {len(result.allocation)} obligations, "
          f"{len(result.revenue_schedule)} schedule rows, {len(result.journal_lines)} journal "
          f"lines -> {args.output}")

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,12 @@ from q2c_pipeline.accounting.journals import RULE_VERSION
 from q2c_pipeline.core.money import from_minor, minor_exponent, to_minor
 from q2c_pipeline.core.policy import Policy, load_policy
 from q2c_pipeline.engine import EngineResult
-from q2c_pipeline.schemas import CANONICAL_TABLES, COLUMN_DEFAULTS, timestamp_columns
+from q2c_pipeline.schemas import (
+    CANONICAL_TABLES,
+    COLUMN_DEFAULTS,
+    INHERITED_DEFAULTS,
+    timestamp_columns,
+)
 from q2c_pipeline.schemas.validation import ValidatedTables, validate_canonical
 
 # table -> {money column: where its currency comes from}
@@ -121,6 +127,18 @@ def _exact_minor(value: str, currency: str) -> int:
     return to_minor(value, currency)
 
 
+# Columns the reader fills itself (source_system "interchange", source_id and correlation_id
+# from the record's key) and tables a table cannot be read without.
+_AUTOMATIC = ("source_system", "source_id", "correlation_id")
+_NEEDS = {
+    "contract_lines": [("contracts", "names contracts"),
+                       ("products", "names products (their revenue pattern and SSP)")],
+    "contracts": [("customers", "names customers"), ("legal_entities", "names legal entities")],
+    "invoices": [("customers", "names customers")],
+    "invoice_lines": [("invoices", "names invoices")],
+}
+
+
 def _read_raw(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]:
     raw: dict[str, pd.DataFrame] = {}
     for path in sorted(root.glob("*.csv")):
@@ -133,20 +151,45 @@ def _read_raw(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]:
             continue
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            problems.append(Problem(path.name, None, None, "empty_file",
+                                    "is empty: a table needs at least its header line"))
+            continue
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
             problems.append(Problem(path.name, None, None, "unreadable_file",
                                     f"is not a readable CSV: {error}"))
             continue
-        columns = set(CANONICAL_TABLES[name][0].to_schema().columns)
+        # cells are read as text; spaces around a value are never part of it
+        frame.columns = [str(c).strip() for c in frame.columns]
+        frame = frame.apply(lambda c: c.str.strip())
+        schema = CANONICAL_TABLES[name][0].to_schema().columns
+        columns = set(schema)
+        for column, spec in schema.items():
+            if column in frame.columns or spec.nullable or column in _AUTOMATIC \
+                    or column in _DEFAULTS.get(name, {}) \
+                    or column in INHERITED_DEFAULTS.get(name, {}):
+                continue
+            near = get_close_matches(column, [c for c in frame.columns if c not in columns], 1)
+            hint = f" (is {near[0]!r} a misspelling of it?)" if near else ""
+            problems.append(Problem(path.name, 1, column, "missing_column",
+                                    f"is a required column of {name} and is missing{hint}"))
         for column in frame.columns:
             if name == "legal_entities" and column == "timezone":
                 problems.append(Problem(path.name, 1, column, "unsupported_column",
                                         "entity time zones are not supported yet: q2c dates "
                                         "every timestamp in UTC"))
             elif column not in columns:
+                near = get_close_matches(column, sorted(columns), 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
                 problems.append(Problem(path.name, 1, column, "unknown_column",
-                                        f"{column!r} is not a column of {name}"))
+                                        f"{column!r} is not a column of {name}{hint}"))
         raw[name] = frame
+    for child, parents in _NEEDS.items():
+        for parent, why in parents:
+            if child in raw and len(raw[child]) and parent not in raw \
+                    and not (root / f"{parent}.csv").exists():
+                problems.append(Problem(f"{parent}.csv", None, None, "missing_file",
+                                        f"is missing: {child}.csv {why}"))
     return raw
 
 
@@ -247,9 +290,17 @@ def read_interchange(directory: str | Path) -> tuple[ValidatedTables, Policy]:
                 currency = frame["invoice_id"].map(currency_of["invoice"])
             else:
                 currency = frame[source]
+            # a currency column missing from its file is reported once (missing_column), not
+            # again on every amount that needs it
+            parent = {"contract": "contracts", "invoice": "invoices"}.get(source, name)
+            column_of = "currency" if source in ("contract", "invoice") else source
+            currency_missing = parent in raw and column_of not in raw[parent].columns
             values = []
             for i, (value, cur) in enumerate(zip(frame[column], currency, strict=True)):
                 if value is None:
+                    values.append(None)
+                    continue
+                if not isinstance(cur, str) and currency_missing:
                     values.append(None)
                     continue
                 if not isinstance(cur, str):

@@ -26,8 +26,9 @@
     ]) }}
 {%- endmacro %}
 
-{#- The contra-revenue accounts: reductions of revenue (credit notes, refunds, voids and, in the
-    default contra_revenue presentation, write-offs), debit-normal. -#}
+{#- The contra-revenue accounts: reductions of revenue (credit notes, refunds, voids and, under
+    bad_debt_presentation: contra_revenue, write-offs; by default a write-off is
+    CreditLossExpense, an expense, not a reduction of revenue), debit-normal. -#}
 {% macro contra_revenue_accounts() -%}
     {{ return(['CreditNotes', 'Refunds', 'Voids', 'BadDebt']) }}
 {%- endmacro %}

@@ -280,8 +280,9 @@ def payment_postings(payments: pd.DataFrame, one_time: pd.DataFrame,
                      events: pd.DataFrame) -> list[pd.DataFrame]:
     """Payments: Dr cash at its date, Cr the invoice's receivable at its carrying amount
     (realized FX to FxGain/FxLoss); after a write-off: Cr tax (the relief reversed), Cr bad debt
-    (up to what was written off), Cr Recoverables (the rest); a one-time charge with no invoice:
-    Dr cash, Cr tax and the position (it is recognized when paid)."""
+    (up to what was written off), Cr the contract position (the deferred share the write-off
+    took off the schedule, which is recognized again), Cr Recoverables (the rest); a one-time
+    charge with no invoice: Dr cash, Cr tax and the position (it is recognized when paid)."""
     out = []
     if len(payments):
         pay = payments.assign(
@@ -302,6 +303,12 @@ def payment_postings(payments: pd.DataFrame, one_time: pd.DataFrame,
                               else account, amount=-rows[column],
                               rate_date=rows["finalized_at"] if column != "recoverable"
                               else rows["date"], measure="spot", order=order))
+        # the deferred share the write-off took off the schedule comes back to the position
+        back = rec[rec["restored"] != 0]
+        if len(back):
+            out.extend(_position_lines(back.assign(event_id="recovery|" + back["payment_id"],
+                                                   position_key=None),
+                                       events))
     if len(one_time):
         lp = one_time.assign(
             event_id="bill|payment|" + one_time["payment_id"], journal_kind="cash",

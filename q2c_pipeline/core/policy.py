@@ -18,6 +18,9 @@ JOURNAL_GRANULARITIES = ("period", "day")
 # How a write-off's recognized share is presented: contra revenue (Stripe's BadDebt) or a credit
 # loss expense (ASC 326-20).
 BAD_DEBT_PRESENTATIONS = ("contra_revenue", "credit_loss_expense")
+# Cash after a write-off, beyond the credit loss it reverses: back to the schedule and recognized
+# as revenue (ASC 606-10-25-6 / 25-7), or to Recoverables (Stripe's methodology).
+RECOVERIES_AFTER_WRITE_OFF = ("revenue", "recoverables")
 # journal_granularity: day shares a month's amount over its days by cumulative half-up rounding,
 # or (Lago's daily release) in equal half-up shares with the last day taking the rest.
 DAILY_ROUNDINGS = ("cumulative", "equal_days")
@@ -34,7 +37,8 @@ class Policy:
     allocation_rounding: str = "minor_unit"
     journal_granularity: str = "period"
     functional_currency: str | None = None
-    bad_debt_presentation: str = "contra_revenue"
+    bad_debt_presentation: str = "credit_loss_expense"
+    recovery_after_write_off: str = "revenue"
     daily_rounding: str = "cumulative"
 
     def __post_init__(self) -> None:
@@ -45,6 +49,7 @@ class Policy:
             "allocation_rounding": ALLOCATION_ROUNDINGS,
             "journal_granularity": JOURNAL_GRANULARITIES,
             "bad_debt_presentation": BAD_DEBT_PRESENTATIONS,
+            "recovery_after_write_off": RECOVERIES_AFTER_WRITE_OFF,
             "daily_rounding": DAILY_ROUNDINGS,
         }
         for name, allowed in choices.items():

@@ -199,14 +199,16 @@ class Obligation:
 
 
 def reduce(ob: Obligation, measure: Schedule, amount: int, day: int,
-           window: tuple[int, int] | None) -> tuple[int, int, dict[int, int]]:
+           window: tuple[int, int] | None, spill: bool = True
+           ) -> tuple[int, int, dict[int, int]]:
     """Split ``amount`` into (recognized share, deferred share, cuts by month) and take the
     deferred share off ``measure``.
 
     The recognized share is ``amount`` x what the window had earned before ``day`` / the
     window's whole amount (half-up); the deferred share comes off the window's remaining months
     in proportion, then, if the window holds too little, off the obligation's later remaining
-    months; what still cannot be taken off is recognized too (nothing left to defer). A window
+    months (not with ``spill=False``: a write-off never touches service outside the invoice's
+    own period); what still cannot be taken off is recognized too (nothing left to defer). A window
     holding nothing of the obligation (or no window) means the obligation's whole schedule.
     """
     whole = (ob.start_day, max(ob.end_day, ob.start_day + 1))
@@ -220,7 +222,7 @@ def reduce(ob: Obligation, measure: Schedule, amount: int, day: int,
     caps = {m: int(part) for m, part in by_month.items()}
     cuts = distribute(min(deferred, sum(caps.values())), by_month, caps)
     taken = sum(cuts.values())
-    if taken < deferred:
+    if taken < deferred and spill:
         outside = {m: part - cuts.get(m, 0) for m, part in
                    ob.remaining_by_month(measure, day).items()}
         outside_caps = {m: int(part) for m, part in outside.items()}

@@ -39,6 +39,7 @@ from q2c_pipeline.revenue.book import (
     distribute,
     reduce,
     restore,
+    round_half_up,
     spread_window,
 )
 from q2c_pipeline.revenue.modifications import Delta, apply_modification
@@ -53,7 +54,7 @@ from q2c_pipeline.revenue.treatments import TreatmentTable
 RANK_BILLING, RANK_MODIFICATION, RANK_ADJUSTMENT, RANK_RECOGNITION = 0, 1, 2, 3
 # Kinds of reductions within a day, in order (a credit note before its refund, a void last).
 KIND_ORDER = {"credit_note": 0, "refund": 1, "invoice_void": 2, "uncollectible": 3,
-              "credit_note_void": 4}
+              "credit_note_void": 4, "recovery": 5}
 SCHEDULE_EFFECTS = ("price_change", "settle_then_price_change", "collectibility")
 # Effects that change only what is billed (B), never the transaction price or revenue.
 CORRECTION_EFFECTS = ("billing_correction", "contract_settlement")
@@ -161,6 +162,16 @@ class PartResult:
     settled: int = 0
     void_catch_up: int = 0
     cuts: list = field(default_factory=list)   # [(obligation key, revenue cuts, stated cuts)]
+    restored: int = 0                          # deferred share given back by a recovery
+
+
+def recovery_tax(amount: int, gross: int, tax_off: int) -> int:
+    """The tax relief a payment after a write-off reverses: ``amount`` x the written-off tax /
+    the written-off gross (half up), never more than that tax (``facts._payments``: the same)."""
+    if tax_off == 0 or gross <= 0:
+        return 0
+    share = round_half_up(Fraction(amount * abs(tax_off), gross))
+    return min(share, abs(tax_off)) * (1 if tax_off > 0 else -1)
 
 
 class Book:
@@ -195,12 +206,15 @@ class Book:
         if not targets:
             result.recognized = result.stated_recognized = amount
             return result
+        # a write-off is the collectibility of that invoice: it never reaches service outside
+        # the invoice's own period (ASC 326-20; the rest of the contract is untouched)
+        spill = part.effect != "collectibility"
         for ob, share, window in targets:
-            rec, dfr, cuts = reduce(ob, ob.revenue, share, day, window)
+            rec, dfr, cuts = reduce(ob, ob.revenue, share, day, window, spill)
             stated_cuts: dict[int, int] = {}
             s_rec = rec
             if ob.stated is not None:
-                s_rec, _dfr, stated_cuts = reduce(ob, ob.stated, share, day, window)
+                s_rec, _dfr, stated_cuts = reduce(ob, ob.stated, share, day, window, spill)
             result.recognized += rec
             result.deferred += dfr
             result.stated_recognized += s_rec
@@ -221,6 +235,36 @@ class Book:
                 restore(ob.stated, stated_cuts, day)
         self.price += amount
         return caught
+
+    def recover(self, results: list[PartResult], amount: int, day: int) -> int:
+        """Give back ``amount`` of what write-offs took off the schedule (cash arrived after
+        all: collectibility is met again, ASC 606-10-25-6 / 25-7): in proportion to what each
+        write-off part still holds back, month by month; months before ``day``'s month are
+        recognized on ``day`` (a cumulative catch-up). Returns what was given back."""
+        weights = {i: Fraction(r.deferred - r.restored) for i, r in enumerate(results)}
+        caps = {i: r.deferred - r.restored for i, r in enumerate(results)}
+        given = 0
+        for i, share in sorted(distribute(amount, weights, caps).items()):
+            result = results[i]
+            # of what this part still holds back (its cuts shrink as they are given back)
+            fraction = Fraction(share, result.deferred - result.restored)
+            for key, cuts, stated_cuts in result.cuts:
+                ob = self.by_key[key]
+                for measure, taken in ((ob.revenue, cuts), (ob.stated, stated_cuts)):
+                    if measure is None or not taken:
+                        continue
+                    total = round_half_up(fraction * sum(taken.values()))
+                    back = distribute(total, {m: Fraction(c) for m, c in taken.items()}, taken)
+                    for m, c in back.items():
+                        taken[m] -= c
+                    restore(measure, back, day)
+                    if measure is ob.revenue:
+                        self.reductions[key] -= total
+            result.restored += share
+            given += share
+        self.billed += given
+        self.price += given
+        return given
 
 
 def _window(part) -> tuple[int, int] | None:
@@ -295,12 +339,18 @@ class BookRun:
     reductions: dict[tuple[str, str], int]
     parts: dict[str, PartResult]
     modifications: list[dict]
+    recoveries: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.DataFrame,
               comps: pd.DataFrame, parts: pd.DataFrame, lines: pd.DataFrame,
-              policy: Policy) -> BookRun:
-    """Every revenue contract with events, event by event through its book."""
+              policy: Policy, payments: pd.DataFrame | None = None) -> BookRun:
+    """Every revenue contract with events, event by event through its book.
+
+    ``recoveries`` (payment id -> (revenue contract, pre-tax amount given back to the schedule)):
+    cash for an invoice after its write-off first reverses the bad debt (what the write-off
+    recognized), then gives back the deferred share the write-off took off the schedule (the
+    customer pays for the service after all); only the rest is a recovery (Recoverables)."""
     amended = comps[comps["treatment"].isin(["prospective", "catch_up"])
                     & (comps["revenue_pattern"] != "usage")] if len(comps) else comps
     on_schedule = parts[parts["effect"].isin(SCHEDULE_EFFECTS)]
@@ -335,6 +385,19 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             events.append((row.position_key, day_of(row.voided_at), RANK_ADJUSTMENT,
                            KIND_ORDER["credit_note_void"], pd.Timestamp(row.voided_at),
                            row.part_id, "void", row))
+    offs = parts[(parts["event"] == "uncollectible") & parts["position_key"].isin(busy)]
+    off_parts: dict[str, list] = defaultdict(list)
+    for row in offs.itertuples(index=False):
+        off_parts[row.invoice_id].append(row)
+    if payments is not None and len(offs) and policy.recovery_after_write_off == "revenue":
+        written = offs.groupby("invoice_id")["date"].min()
+        late = payments[payments["invoice_id"].isin(written.index)]
+        late = late[pd.to_datetime(late["paid_at"]) >= late["invoice_id"].map(written)]
+        for row in late.itertuples(index=False):
+            rc = off_parts[row.invoice_id][0].position_key
+            events.append((rc, day_of(row.paid_at), RANK_ADJUSTMENT, KIND_ORDER["recovery"],
+                           pd.Timestamp(row.paid_at), row.payment_id, "recovery", row))
+    recovered: dict[str, int] = defaultdict(int)
     for (contract, version), group in amended.groupby(["contract_id", "version"], sort=True):
         first = group.iloc[0]
         events.append((contract, day_of(first["version_accounting"]), RANK_MODIFICATION, 0,
@@ -349,6 +412,19 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             run.modifications.append(_modification(book, row, policy.amortization))
         elif what == "part":
             run.parts[row.part_id] = _apply_part(book, row, day)
+        elif what == "recovery":
+            written = off_parts[row.invoice_id]
+            results = [run.parts[p.part_id] for p in written if p.part_id in run.parts]
+            gross = sum(int(p.gross) for p in written)
+            pre_tax = int(row.amount) - recovery_tax(int(row.amount), gross,
+                                                     sum(int(p.tax) for p in written))
+            debt = sum(r.recognized for r in results)
+            held = sum(r.deferred for r in results)
+            before = recovered[row.invoice_id]
+            recovered[row.invoice_id] = before + pre_tax
+            due = min(max(before + pre_tax - debt, 0), held) - min(max(before - debt, 0), held)
+            if due > 0:
+                run.recoveries[row.payment_id] = (rc, book.recover(results, due, day))
         else:  # the void of a credit note part
             result = run.parts.get(row.part_id)
             if result is not None:
@@ -521,7 +597,8 @@ def build_contract_facts(t: dict[str, pd.DataFrame], policy: Policy, rates: Rate
     obligations["amount"] = obligations["amount"].astype("int64")
     base = spread_base(obligations, policy, "amount")
     stated_base = spread_base(obligations, policy, "stated")
-    run = run_books(obligations, base, stated_base, comps, parts, lines, policy)
+    run = run_books(obligations, base, stated_base, comps, parts, lines, policy,
+                    t["payments"])
     parts = part_results(parts, run)
     schedule = schedule_rows(obligations, base, stated_base, run)
     return ContractFacts(components=comps, headers=headers, invoice_lines=lines, parts=parts,

@@ -111,9 +111,12 @@ def _true_up_attributes(true_ups: pd.DataFrame, lines: pd.DataFrame) -> pd.DataF
 
 
 def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, parts: pd.DataFrame,
-              treatments: TreatmentTable, bad_debt: str) -> pd.DataFrame:
+              treatments: TreatmentTable, bad_debt: str,
+              recoveries: dict[str, tuple[str, int]] | None = None) -> pd.DataFrame:
     """Payments of invoices: a settlement, or after a write-off a recovery that first reverses
-    the invoice's bad debt and its tax relief in proportion, the rest to Recoverables."""
+    the invoice's bad debt and its tax relief in proportion, then gives back to the contract's
+    position what the write-off took off its schedule (``restored``, from the book), the rest
+    to Recoverables."""
     pays = t["payments"][t["payments"]["invoice_id"].notna()].copy()
     inv = lines.drop_duplicates("invoice_id").set_index("invoice_id")
     unknown = ~pays["invoice_id"].isin(inv.index)
@@ -142,12 +145,17 @@ def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, parts: pd.DataFra
     before = pd.Series(pre_tax, index=pays.index).groupby(pays["invoice_id"]).cumsum() - pre_tax
     reversal = np.clip(debt.to_numpy() - before.to_numpy(), 0, None)
     reversal = np.where(recovery, np.minimum(pre_tax, reversal), 0)
+    restored = pays["payment_id"].map(
+        {pid: amount for pid, (_rc, amount) in (recoveries or {}).items()}).fillna(0).astype(
+        "int64").to_numpy()
+    restored = np.where(recovery, np.minimum(restored, pre_tax - reversal), 0)
     kind = np.where(recovery, "recovery", "payment")
     rows = pd.DataFrame({
         "payment_id": pays["payment_id"], "kind": kind, "invoice_id": pays["invoice_id"],
         "date": pays["paid_at"], "amount": amount, "tax": tax.astype("int64"),
         "reversal": reversal.astype("int64"),
-        "recoverable": (pre_tax - reversal).astype("int64"),
+        "restored": restored.astype("int64"),
+        "recoverable": (pre_tax - reversal - restored).astype("int64"),
         "currency": pays["currency"], "correlation_id": pays["correlation_id"],
         "bad_debt_account": bad_debt,
     })
@@ -174,17 +182,20 @@ def _part_events(parts: pd.DataFrame) -> pd.DataFrame:
     stated = np.where(priced, -parts["stated_recognized_share"], 0)
     price = np.where(priced, -(c - settled), 0)
     price = np.where(correction, 0, price)
+    # credits that settle a contract change (positions.position_movements: ``pending``)
+    pending = np.where(parts["effect"] == "contract_settlement", c,
+                       np.where(parts["effect"] == "settle_then_price_change", settled, 0))
     base = pd.DataFrame({
         "event_id": parts["part_id"], "position_key": parts["position_key"],
         "position_kind": parts["position_kind"], "date": parts["date"],
         "rank": RANK_ADJUSTMENT, "order": parts["event"].map(KIND_ORDER).fillna(9),
         "is_billing": 0, "billed": billed, "revenue": revenue, "stated": stated,
-        "price": price})
+        "price": price, "pending": np.where(parts["position_kind"] == "contract", pending, 0)})
     voided = (parts["event"] == "credit_note") & parts["voided_at"].notna()
     undo = base[voided.to_numpy()].assign(
         event_id="void|" + parts.loc[voided, "part_id"], date=parts.loc[voided, "voided_at"],
         order=KIND_ORDER["credit_note_void"])
-    for column in ("billed", "revenue", "stated", "price"):
+    for column in ("billed", "revenue", "stated", "price", "pending"):
         undo[column] = -undo[column]
     return pd.concat([base, undo], ignore_index=True)
 
@@ -273,6 +284,18 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
         "date": one_time["date"], "rank": RANK_BILLING, "order": 1, "is_billing": 1,
         "billed": one_time["pre_tax"], "revenue": 0, "stated": 0, "price": 0})
     frames.append(pay_billing)
+    if facts.run.recoveries:
+        # cash after a write-off that gives back the deferred share: billed and price again
+        back = pd.DataFrame([(pid, rc, amount) for pid, (rc, amount)
+                             in sorted(facts.run.recoveries.items())],
+                            columns=["payment_id", "position_key", "amount"])
+        paid_at = t["payments"].drop_duplicates("payment_id").set_index("payment_id")["paid_at"]
+        frames.append(pd.DataFrame({
+            "event_id": "recovery|" + back["payment_id"], "position_key": back["position_key"],
+            "position_kind": back["position_key"].map(kinds).fillna("contract"),
+            "date": back["payment_id"].map(paid_at), "rank": RANK_ADJUSTMENT,
+            "order": KIND_ORDER["recovery"], "is_billing": 0, "billed": back["amount"],
+            "revenue": 0, "stated": 0, "price": back["amount"]}))
     mods = pd.DataFrame(facts.run.modifications, columns=[
         "revenue_contract_id", "contract_id", "version", "date", "price_change", "catch_up"])
     if len(mods):
@@ -280,11 +303,15 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
             "event_id": "mod|" + mods["revenue_contract_id"] + "|v" + mods["version"].astype(str),
             "position_key": mods["revenue_contract_id"], "position_kind": "contract",
             "date": mods["date"], "rank": RANK_MODIFICATION, "order": 0, "is_billing": 0,
-            "billed": 0, "revenue": 0, "stated": 0, "price": mods["price_change"]}))
+            "billed": 0, "revenue": 0, "stated": 0, "price": mods["price_change"],
+            "pending": np.minimum(mods["price_change"].astype("int64"), 0)}))
     events = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
         len(f) for f in frames) else pd.DataFrame(columns=POSITION_EVENT_COLUMNS)
     events["date"] = pd.to_datetime(events["date"])
-    for column in ("billed", "revenue", "stated", "price", "rank", "order", "is_billing"):
+    for column in ("billed", "revenue", "stated", "price", "pending", "rank", "order",
+                   "is_billing"):
+        if column not in events.columns:
+            events[column] = 0
         events[column] = pd.to_numeric(events[column]).fillna(0).astype("int64")
     events = events[POSITION_EVENT_COLUMNS]
     events = position_movements(events)
@@ -300,7 +327,7 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
     allocation = summarize_allocation(comps, totals)
     allocation["deferred_reductions"] = allocation["contract_line_id"].map(reductions).fillna(
         0).astype("int64")
-    payments = _payments(t, lines, parts, treatments, bad_debt)
+    payments = _payments(t, lines, parts, treatments, bad_debt, facts.run.recoveries)
     credits = facts.customer_credits
     return RevenueFacts(allocation=allocation, schedule=schedule, recognition=recognition,
                         invoice_lines=lines, parts=parts, customer_credits=credits,

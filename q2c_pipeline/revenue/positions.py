@@ -28,7 +28,7 @@ import pandas as pd
 
 POSITION_EVENT_COLUMNS = [
     "event_id", "position_key", "position_kind", "date", "rank", "order", "is_billing", "billed",
-    "revenue", "stated", "price",
+    "revenue", "stated", "price", "pending",
 ]
 MOVEMENT_COLUMNS = ["deferred", "contract_asset", "unbilled", "refund_liability"]
 
@@ -38,6 +38,11 @@ def position_movements(events: pd.DataFrame) -> pd.DataFrame:
     increases in the position's currency) and the balances after it (``*_balance``).
 
     ``billed``, ``revenue``, ``stated`` and ``price`` are each event's changes of B, R, S and T.
+    ``pending``: credits that settle a contract change (an ``order_change`` credit note, a
+    settled refund liability) add to it, a modification's price decrease takes off it; while
+    its running sum P is positive a credit was given for a change no amendment has explained
+    yet, and the right to bill shrinks by P: what revenue runs ahead of billing because of it is
+    a contract asset, not an unbilled receivable (nothing will be invoiced for it, 45-3/45-4).
     Vectorized: cumulative sums per position after a deterministic sort.
     """
     if len(events) == 0:
@@ -51,13 +56,15 @@ def position_movements(events: pd.DataFrame) -> pd.DataFrame:
     r = group["revenue"].cumsum().astype("int64").to_numpy()
     s = group["stated"].cumsum().astype("int64").to_numpy()
     t = group["price"].cumsum().astype("int64").to_numpy()
+    pending = np.maximum(group["pending"].cumsum().astype("int64").to_numpy(), 0) \
+        if "pending" in ev.columns else 0
     billings = group["is_billing"].cumsum().to_numpy()
     contract = (ev["position_kind"] == "contract").to_numpy()
 
     rl = np.where(contract, np.maximum(0, b - t), 0)
     effective = b - rl
     ahead = r - effective
-    ur_contract = np.clip(np.minimum(s - effective, ahead), 0, None)
+    ur_contract = np.clip(np.minimum(s - effective - pending, ahead), 0, None)
     asset = np.where(contract, np.maximum(ahead - ur_contract, 0), 0)
     ur_other = np.where(billings == 0, r - b, np.maximum(0, r - b))
     unbilled = np.where(contract, ur_contract, ur_other)

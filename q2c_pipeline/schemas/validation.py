@@ -22,6 +22,7 @@ Everything here is vectorized over frames; Python only builds the message of a f
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -259,10 +260,32 @@ def _pandera_failures(
             shown = row.get(_f) if _f in row.index else None
             return (
                 f"{_label(table, row, key_columns)}: field {_f!r} value {_text(shown)!r} "
-                f"fails check {_c}"
+                f"{_check_words(_c)}"
             )
 
         failures.add(mask_series, rule, field_name, describe, generic=True)
+
+
+_CHECK_WORDS = (
+    (re.compile(r"^isin\(\[(.*)\]\)$"),
+     lambda m: "is not one of " + ", ".join(v.strip().strip("'\"") for v in m.group(1).split(","))),
+    (re.compile(r"^greater_than_or_equal_to\((.*)\)$"), lambda m: f"must be >= {m.group(1)}"),
+    (re.compile(r"^greater_than\((.*)\)$"), lambda m: f"must be > {m.group(1)}"),
+    (re.compile(r"^less_than_or_equal_to\((.*)\)$"), lambda m: f"must be <= {m.group(1)}"),
+    (re.compile(r"^str_length\(1, None\)$"), lambda m: "must not be empty"),
+    (re.compile(r"^not_nullable$"), lambda m: "is required (empty)"),
+    (re.compile(r"^field_uniqueness$"), lambda m: "is not unique"),
+)
+
+
+def _check_words(check: str) -> str:
+    """A pandera check named for a finance reader: ``isin(['a', 'b'])`` -> "is not one of a,
+    b"; other checks keep their name ("fails check <name>")."""
+    for pattern, words in _CHECK_WORDS:
+        match = pattern.match(check)
+        if match:
+            return words(match)
+    return f"fails check {check}"
 
 
 def _known(values: pd.Series, allowed: pd.Series) -> pd.Series:

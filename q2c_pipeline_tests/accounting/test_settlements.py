@@ -83,37 +83,54 @@ def test_invoice_void_reverses_the_open_receivable_through_voids():
 
 
 def test_uncollectible_writes_off_the_receivable_and_later_cash_reverses_bad_debt_first():
-    # written off 2026-02-01 (BadDebt 400.00, deferred 800.00 cleared, tax relief 120.00);
-    # 660.00 arrives 2026-03-20 (Stripe, "uncollectible invoice later paid": the bad debt is
-    # cleared first, the rest is a recovery; the receivable stays at zero). Tax inside the cash
-    # reverses the relief in proportion: 660 x 120/1,320 = 60.00; pre-tax 600.00 = 400.00 bad
-    # debt reversed + 200.00 Recoverables. Tax never reaches revenue or recoveries.
+    # written off 2026-02-01 (credit loss 400.00, deferred 800.00 cleared off February and
+    # March, tax relief 120.00); 660.00 arrives 2026-03-20 (the receivable stays at zero). Tax
+    # inside the cash reverses the relief in proportion: 660 x 120/1,320 = 60.00; pre-tax 600.00
+    # = 400.00 credit loss reversed first + 200.00 given back to the schedule (a quarter of each
+    # cut month: February's 100.00 caught up on 03-20, March 100.00): revenue 400.00 in January,
+    # 200.00 in March. Tax never reaches revenue.
     events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-01"), "event": "uncollectible"}]
     late = [{"payment_id": "py_9", "paid_at": T("2026-03-20"), "amount": 66_000,
              "currency": "USD", "invoice_id": "in_1"}]
     result = run_engine(_subscription(invoice_events=events, payments=late), POLICY,
                         date(2026, 3, 31))
     assert _postings(result, "uncollectible") == {
-        "AccountsReceivable": (0, 132_000), "BadDebt": (40_000, 0),
+        "AccountsReceivable": (0, 132_000), "CreditLossExpense": (40_000, 0),
         "DeferredRevenue": (80_000, 0), "TaxLiability": (12_000, 0)}
+    assert _postings(result, "recovery") == {
+        "Cash": (66_000, 0), "TaxLiability": (0, 6_000), "CreditLossExpense": (0, 40_000),
+        "DeferredRevenue": (0, 20_000)}
+    jl = result.journal_lines
+    revenue = jl[jl["account"] == "Revenue"].groupby("period")["credit"].sum().to_dict()
+    assert revenue == {"2026-01": 40_000, "2026-03": 20_000}
+    closing = _closing(result)
+    assert closing["AccountsReceivable"] == 0 and closing.get("Recoverables", 0) == 0
+    assert closing["CreditLossExpense"] == 0 and closing["TaxLiability"] == 6_000
+    assert closing["DeferredRevenue"] == 0 and closing["Revenue"] == 60_000
+
+    # Stripe's methodology (bad_debt_presentation: contra_revenue, recovery_after_write_off:
+    # recoverables): BadDebt 400.00 reversed, the 200.00 rest to Recoverables
+    stripe = Policy(amortization="month_even", bad_debt_presentation="contra_revenue",
+                    recovery_after_write_off="recoverables")
+    result = run_engine(_subscription(invoice_events=events, payments=late), stripe,
+                        date(2026, 3, 31))
     assert _postings(result, "recovery") == {
         "Cash": (66_000, 0), "TaxLiability": (0, 6_000), "BadDebt": (0, 40_000),
         "Recoverables": (0, 20_000)}
     closing = _closing(result)
-    assert closing["AccountsReceivable"] == 0 and closing["Recoverables"] == 20_000
-    assert closing["BadDebt"] == 0 and closing["TaxLiability"] == 6_000
+    assert closing["Recoverables"] == 20_000 and closing["BadDebt"] == 0
 
 
 def test_partial_payment_before_write_off_leaves_only_the_outstanding_part_to_write_off():
     # 660.00 paid 2026-01-20, then uncollectible: 660.00 outstanding gross = half of each part:
-    # tax 60.00, pre-tax 600.00 = 200.00 BadDebt + 400.00 deferred
+    # tax 60.00, pre-tax 600.00 = 200.00 credit loss + 400.00 deferred
     part = [{"payment_id": "py_1", "paid_at": T("2026-01-20"), "amount": 66_000,
              "currency": "USD", "invoice_id": "in_1"}]
     events = [{"invoice_id": "in_1", "occurred_at": T("2026-02-01"), "event": "uncollectible"}]
     result = run_engine(_subscription(payments=part, invoice_events=events), POLICY,
                         date(2026, 3, 31))
     assert _postings(result, "uncollectible") == {
-        "AccountsReceivable": (0, 66_000), "BadDebt": (20_000, 0),
+        "AccountsReceivable": (0, 66_000), "CreditLossExpense": (20_000, 0),
         "DeferredRevenue": (40_000, 0), "TaxLiability": (6_000, 0)}
 
 

@@ -81,8 +81,8 @@ def test_an_unknown_revenue_pattern_is_refused_naming_file_line_column_and_rule(
         "2026-01-01,ratablee\nsf:line_internet"))
     assert code == 2
     assert ("q2c revrec: contract_lines.csv: line 2, column revenue_pattern: contract_lines "
-            "record 'sf:line_phone': field 'revenue_pattern' value 'ratablee' fails check isin("
-            in err)
+            "record 'sf:line_phone': field 'revenue_pattern' value 'ratablee' is not one of "
+            "ratable, point_in_time, usage" in err)
     assert "[invalid_value]" in err
 
 
@@ -135,7 +135,7 @@ def test_a_misspelt_column_or_file_is_refused_not_ignored(tmp_path, capsys):
     code, err = _refused(tmp_path, capsys, edit)
     assert code == 2
     assert ("contract_lines.csv: line 1, column revenue_patern: 'revenue_patern' is not a "
-            "column of contract_lines [unknown_column]") in err
+            "column of contract_lines (did you mean 'revenue_pattern'?) [unknown_column]") in err
     assert "payment.csv: is not a canonical table" in err and "[unknown_file]" in err
 
 
@@ -188,3 +188,53 @@ def test_every_money_column_is_in_major_units_and_the_manifest_says_which(tmp_pa
     for row in allocation[1:]:
         value = row.split(",")[header.index("deferred_reductions")]
         assert value == "" or "." in value, row
+
+
+def test_a_misspelt_header_is_named_once_with_its_likely_meaning(tmp_path, capsys):
+    # 'currncy' for 'currency' in contracts.csv: the missing required column and the unknown
+    # one, each with the other as the hint; not one "has no known currency" per amount
+    code, err = _refused(tmp_path, capsys, _replace(
+        "contracts.csv", "currency", "currncy"))
+    assert code == 2
+    assert ("contracts.csv: line 1, column currency: is a required column of contracts and is "
+            "missing (is 'currncy' a misspelling of it?) [missing_column]") in err
+    assert ("contracts.csv: line 1, column currncy: 'currncy' is not a column of contracts "
+            "(did you mean 'currency'?) [unknown_column]") in err
+    assert "no known currency" not in err and "2 problem(s)" in err
+
+
+def test_a_missing_or_empty_products_file_is_named_as_such(tmp_path, capsys):
+    code, err = _refused(tmp_path, capsys, lambda f: (f / "products.csv").unlink())
+    assert code == 2
+    assert ("products.csv: is missing: contract_lines.csv names products (their revenue "
+            "pattern and SSP) [missing_file]") in err
+    code, err = _refused(tmp_path / "empty", capsys,
+                         lambda f: (f / "products.csv").write_text(""))
+    assert code == 2
+    assert "products.csv: is empty: a table needs at least its header line [empty_file]" in err
+
+
+def test_spaces_around_a_value_are_not_part_of_it(tmp_path, capsys):
+    # 'point_in_time ' (a trailing space from a spreadsheet) is point_in_time: the same outputs
+    spaced = tmp_path / "spaced"
+    shutil.copytree(BUNDLE, spaced)
+    path = spaced / "products.csv"
+    path.write_text(path.read_text().replace("TV,point_in_time", "TV , point_in_time "))
+    for folder, out in ((BUNDLE, tmp_path / "a"), (spaced, tmp_path / "b")):
+        assert main(["revrec", "--input", str(folder), "--output", str(out),
+                     "--as-of", "2026-12-31"]) == 0
+    for name in (*OUTPUTS, "contract_positions"):
+        assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (
+            tmp_path / "b" / f"{name}.csv").read_bytes(), name
+
+
+def test_an_output_path_that_is_a_file_is_refused_without_a_traceback(tmp_path, capsys):
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("not a folder")
+    for output in (blocker, blocker / "sub"):
+        code = main(["revrec", "--input", str(BUNDLE), "--output", str(output),
+                     "--as-of", "2026-12-31"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert f"{blocker} is a file, not a folder; nothing written" in err
+    assert blocker.read_text() == "not a folder"

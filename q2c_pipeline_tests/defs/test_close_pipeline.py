@@ -299,8 +299,13 @@ def test_the_close_summary_reductions_are_the_months_contra_revenue(warehouse):
     # 03-18, February fully served: all of it contra revenue (Refunds)
     assert rows[("UK01", "2026-03")] == 7_200
     # Fabrikam's April invoice (8 x 80.00 = 640.00 before VAT) written off on 06-15, April fully
-    # recognized: 640.00 to BadDebt; its VAT relief is not revenue
-    assert rows[("UK01", "2026-06")] == 64_000
+    # recognized: 640.00 is a credit loss (CreditLossExpense, the default presentation, ASC
+    # 326-20), not a reduction of revenue; its VAT relief is not revenue either
+    assert rows[("UK01", "2026-06")] == 0
+    losses = warehouse.execute(
+        "select period, sum(debit) - sum(credit) from finance.journal_lines "
+        "where legal_entity = 'UK01' and account = 'CreditLossExpense' group by 1").fetchall()
+    assert losses == [("2026-06", 64_000)]
     # Globex's service credit of 1,156.25 on the March seat line, issued on 03-05: 4 of 31 days
     # served, 1,156.25 x 4 / 31 = 149.19 contra revenue (the rest comes off March's schedule);
     # April's credit note was issued and voided in April: nothing

@@ -126,10 +126,15 @@ def test_ledger_invariants_hold_for_random_contracts_and_event_sequences(case):
     red = jl[jl["source_type"].isin(REDUCTIONS)]
     reduced = (_net_credit(red, ["AccountsReceivable", "Cash"])
                + _net_credit(red, ["TaxLiability"]))
-    revenue = _net_credit(jl, ["Revenue"]) + _net_credit(jl, list(CONTRA_REVENUE))
+    # (a write-off's recognized share is credit loss expense by default; cash after it, less
+    # its tax, reverses that and gives the rest back to the position or to Recoverables)
+    revenue = _net_credit(jl, ["Revenue"]) + _net_credit(
+        jl, [*CONTRA_REVENUE, "CreditLossExpense", "Recoverables"])
+    recoveries = jl[jl["source_type"] == "recovery"]
+    recovered = -_net_credit(recoveries, ["Cash"]) - _net_credit(recoveries, ["TaxLiability"])
     position = _net_credit(jl, ["DeferredRevenue", "RefundLiability", "UnbilledAccountsReceivable",
                                 "ContractAsset"])
-    assert position == billed - reduced - revenue
+    assert position == billed - reduced + recovered - revenue
 
     # determinism: same input twice -> identical frames and journal keys
     again = run_engine(tables, policy, AS_OF)

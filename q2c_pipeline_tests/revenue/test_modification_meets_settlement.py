@@ -31,7 +31,8 @@ DEC = date(2026, 12, 31)
 SIX_MONTHS = {f"2026-{m:02d}": MONTH for m in range(1, 7)}
 
 
-def _cancelled(signed: str, note_at: str, refund_at: str | None = None):
+def _cancelled(signed: str, note_at: str, refund_at: str | None = None,
+               reason: str | None = "order_change"):
     inv, items = annual_invoice()
     lines = [contract_line(),
              contract_line("L1c", -6 * MONTH, start="2026-07-01", revises="L1",
@@ -40,7 +41,7 @@ def _cancelled(signed: str, note_at: str, refund_at: str | None = None):
              "currency": "USD", "invoice_id": "in_year"}]
     notes = [{"credit_note_id": "cn_1", "issued_at": T(note_at), "amount": 6 * MONTH,
               "currency": "USD", "invoice_id": "in_year", "invoice_line_id": "il_year",
-              "tax_amount": 6 * TAX, "reason": "order_change"}]
+              "tax_amount": 6 * TAX, "reason": reason}]
     refunds = [] if refund_at is None else [
         {"refund_id": "re_1", "invoice_id": "in_year", "refunded_at": T(refund_at),
          "amount": 660_000, "currency": "USD", "credit_note_id": "cn_1"}]
@@ -90,13 +91,15 @@ def test_a_credit_note_before_the_amendment_is_booked_is_a_contract_asset_until_
     # (the schedule as of 07-05 still runs to December: the price has not changed yet)
     assert revenue_by_period(early) == {f"2026-{m:02d}": MONTH for m in range(1, 13)}
     assert movements(early, "Revenue") == {**SIX_MONTHS, "2026-07": MONTH}
+    # (a contract asset, not an unbilled receivable: the credit gave up the right to bill it,
+    # no invoice will come for it; ASC 606-10-45-3 / 45-4)
     july = closing(early, "2026-07")
-    assert july.get("ContractAsset", 0) + july.get("UnbilledAccountsReceivable", 0) == MONTH
+    assert july["ContractAsset"] == MONTH and "UnbilledAccountsReceivable" not in july
     assert "DeferredRevenue" not in july and "RefundLiability" not in july
     assert movements(early, "CreditNotes") == {}
     # the contract's position (revenue layer) is the ledger's, mid-month close included
     positions = early.contract_positions.set_index("period").loc["2026-07"]
-    assert positions["contract_asset"] + positions["unbilled_receivable"] == MONTH
+    assert positions["contract_asset"] == MONTH and positions["unbilled_receivable"] == 0
     assert positions["deferred_revenue"] == 0 and positions["refund_liability"] == 0
     # Once the amendment is known (as of December), nothing is recognized after 07-01 and
     # everything clears, the refund included: reduced once. The credit note, booked before any
@@ -104,3 +107,15 @@ def test_a_credit_note_before_the_amendment_is_booked_is_a_contract_asset_until_
     refunded = _cancelled("2026-07-08", "2026-07-01 10:00", "2026-07-01 10:02")
     result = run_engine(refunded, POLICY, DEC)
     _settled_once(result, settled="DeferredRevenue")
+
+
+def test_a_credit_note_with_no_reason_or_a_service_credit_settles_the_cancellation_too():
+    # Stripe credit notes often carry no reason (or product_unsatisfactory when support issues
+    # them): on a contract whose amendment already cut the price, the credit still settles the
+    # refund liability first (treatment rows credit_note/*/contract and
+    # credit_note/product_unsatisfactory/contract: settle_then_price_change) -- nothing is
+    # contra revenue, and the refund liability clears.
+    for reason in (None, "product_unsatisfactory"):
+        result = run_engine(_cancelled("2026-06-25", "2026-07-01 10:00", "2026-07-01 10:02",
+                                       reason=reason), POLICY, DEC)
+        _settled_once(result)

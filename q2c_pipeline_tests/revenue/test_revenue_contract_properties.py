@@ -194,12 +194,14 @@ def test_revenue_contract_properties_hold_over_random_histories(history, policy,
     reduced = _net_credit(reductions, ["AccountsReceivable", "Cash"]) + _net_credit(
         reductions, ["TaxLiability"])
     # (a write-off's recognized share reduces the position whether presented as contra revenue
-    # or as credit loss expense; cash after a write-off reverses it without touching the
-    # position)
-    revenue_side = jl[jl["source_type"] != "recovery"]
-    net_revenue = _net_credit(revenue_side, ["Revenue"]) + _net_credit(
-        revenue_side, [*CONTRA, "CreditLossExpense"])
-    assert _net_credit(jl, POSITION) == billed - reduced - net_revenue
+    # or as credit loss expense; cash after a write-off, less its tax, first reverses that, then
+    # goes back to the position what the write-off took off the schedule, the rest is
+    # Recoverables: it adds to the consideration like a billing)
+    recoveries = jl[jl["source_type"] == "recovery"]
+    recovered = -_net_credit(recoveries, ["Cash"]) - _net_credit(recoveries, ["TaxLiability"])
+    net_revenue = _net_credit(jl, ["Revenue"]) + _net_credit(
+        jl, [*CONTRA, "CreditLossExpense", "Recoverables"])
+    assert _net_credit(jl, POSITION) == billed - reduced + recovered - net_revenue
 
     # tax never reaches revenue: the same history with no tax (and cash without the tax in it)
     # gives the same revenue and contra revenue

@@ -391,39 +391,41 @@ def test_credit_note_void_any_any_gives_back_each_month_and_catches_up_the_past_
 
 def test_uncollectible_any_any_writes_off_that_invoice_only():
     # Monthly billing; April's invoice (1,100.00) is never paid. Written off on 2026-05-20,
-    # April has been served: BadDebt 1,000.00, tax relief 100.00, and May..December keep their
-    # 1,000.00 (the customer is still paying for them). Written off on 2026-04-15 instead,
-    # 14 of April's 30 days were served: BadDebt 1,000.00 x 14/30 = 466.67, the 533.33 not
-    # yet earned comes off April's own schedule; May..December still untouched.
+    # April has been served: credit loss 1,000.00 (CreditLossExpense, the default
+    # presentation), tax relief 100.00, and May..December keep their 1,000.00 (the customer is
+    # still paying for them). Written off on 2026-04-15 instead, 14 of April's 30 days were
+    # served: 1,000.00 x 14/30 = 466.67, the 533.33 not yet earned comes off April's own
+    # schedule; May..December still untouched.
     invoices, lines = monthly_invoices(range(1, 13))
-    for when, bad_debt, april in (("2026-05-20", MONTH, MONTH), ("2026-04-15", 46_667, 46_667)):
+    for when, loss, april in (("2026-05-20", MONTH, MONTH), ("2026-04-15", 46_667, 46_667)):
         events = [{"invoice_id": "in_4", "occurred_at": T(when), "event": "uncollectible"}]
         result = run_engine(tables(invoices=invoices, invoice_lines=lines,
                                    invoice_events=events), POLICY, DEC)
         got = postings(result, "uncollectible")
         assert got["AccountsReceivable"] == (0, 110_000) and got["TaxLiability"] == (TAX, 0)
-        assert got["BadDebt"] == (bad_debt, 0), when
+        assert got["CreditLossExpense"] == (loss, 0), when
+        assert "BadDebt" not in set(result.journal_lines["account"])
         assert revenue_by_period(result) == {**TWELVE, "2026-04": april}, when
         end = closing(result, "2026-12")
-        assert end["Revenue"] - end["BadDebt"] == 11 * MONTH
+        assert end["Revenue"] - end["CreditLossExpense"] == 11 * MONTH
 
 
-def test_bad_debt_presentation_credit_loss_expense_books_the_write_off_as_an_expense():
-    # policy bad_debt_presentation: credit_loss_expense (ASC 326-20): the same write-off goes to
-    # CreditLossExpense, never to a contra-revenue account.
+def test_bad_debt_presentation_contra_revenue_books_the_write_off_as_stripe_does():
+    # policy bad_debt_presentation: contra_revenue (Stripe's presentation): the same write-off
+    # goes to BadDebt, a contra-revenue account, never to CreditLossExpense.
     invoices, lines = monthly_invoices(range(1, 13))
     events = [{"invoice_id": "in_4", "occurred_at": T("2026-05-20"), "event": "uncollectible"}]
-    policy = Policy(amortization="month_even", bad_debt_presentation="credit_loss_expense")
+    policy = Policy(amortization="month_even", bad_debt_presentation="contra_revenue")
     result = run_engine(tables(invoices=invoices, invoice_lines=lines, invoice_events=events),
                         policy, DEC)
-    assert postings(result, "uncollectible")["CreditLossExpense"] == (MONTH, 0)
-    assert "BadDebt" not in set(result.journal_lines["account"])
+    assert postings(result, "uncollectible")["BadDebt"] == (MONTH, 0)
+    assert "CreditLossExpense" not in set(result.journal_lines["account"])
 
 
 def test_payment_any_any_settles_the_receivable_and_payment_after_write_off_any_reverses_bad_debt():
     # A payment settles: Dr Cash 1,100.00 / Cr AR 1,100.00. The written-off April invoice paid
-    # in full on 2026-06-10: Dr Cash 1,100.00, Cr Tax 100.00 (the relief reversed), Cr BadDebt
-    # 1,000.00 (the bad debt reversed first, Stripe), nothing left for Recoverables.
+    # in full on 2026-06-10: Dr Cash 1,100.00, Cr Tax 100.00 (the relief reversed), Cr credit loss
+    # 1,000.00 (the credit loss reversed first), nothing left for Recoverables.
     invoices, lines = monthly_invoices(range(1, 13))
     events = [{"invoice_id": "in_4", "occurred_at": T("2026-05-20"), "event": "uncollectible"}]
     paid = [{"payment_id": "py_3", "paid_at": T("2026-03-05"), "amount": 110_000,
@@ -435,6 +437,70 @@ def test_payment_any_any_settles_the_receivable_and_payment_after_write_off_any_
     assert postings(result, "payment") == {"Cash": (110_000, 0),
                                            "AccountsReceivable": (0, 110_000)}
     assert postings(result, "recovery") == {"Cash": (110_000, 0), "TaxLiability": (0, TAX),
-                                            "BadDebt": (0, MONTH)}
+                                            "CreditLossExpense": (0, MONTH)}
     end = closing(result, "2026-12")
-    assert "BadDebt" not in end and end["Revenue"] == 12 * MONTH
+    assert "CreditLossExpense" not in end and end["Revenue"] == 12 * MONTH
+
+
+def test_payment_after_write_off_any_gives_back_the_deferred_share_and_catches_up_the_service():
+    # An annual invoice (12,000.00 + 1,200.00 tax, 1,000.00 a month) written off on 2026-03-01:
+    # Jan..Feb were served, so BadDebt 2,000.00; the 10,000.00 not yet earned comes off
+    # March..December (1,000.00 each), tax relief 1,200.00. The customer then pays after all,
+    # 6,600.00 on 05-01 and 6,600.00 on 06-01 (ASC 606-10-25-6 / 25-7: collectibility met
+    # again; the service was delivered throughout):
+    # - 05-01: tax share 6,600 x 1,200 / 13,200 = 600.00, pre-tax 6,000.00: the bad debt
+    #   2,000.00 is reversed first, the 4,000.00 left goes back to the schedule (40% of each
+    #   cut month, 400.00): March and April are caught up on 05-01 (800.00), May earns 400.00.
+    # - 06-01: pre-tax 6,000.00 goes back in full (600.00 a month): March..May caught up on
+    #   06-01 (1,800.00), June..December 1,000.00 again.
+    # Revenue for 2026 = 12,000.00, nothing in BadDebt or Recoverables.
+    inv, items = annual_invoice()
+    events = [{"invoice_id": "in_year", "occurred_at": T("2026-03-01"), "event": "uncollectible"}]
+    paid = [{"payment_id": "py_a", "paid_at": T("2026-05-01"), "amount": 660_000,
+             "currency": "USD", "invoice_id": "in_year"},
+            {"payment_id": "py_b", "paid_at": T("2026-06-01"), "amount": 660_000,
+             "currency": "USD", "invoice_id": "in_year"}]
+    result = run_engine(tables(invoices=inv, invoice_lines=items, invoice_events=events,
+                               payments=paid), POLICY, DEC)
+    assert postings(result, "uncollectible") == {"AccountsReceivable": (0, 1_320_000),
+                                                 "CreditLossExpense": (2 * MONTH, 0),
+                                                 "TaxLiability": (12 * TAX, 0),
+                                                 "DeferredRevenue": (10 * MONTH, 0)}
+    assert postings(result, "recovery", "py_a") == {"Cash": (660_000, 0),
+                                                    "TaxLiability": (0, 6 * TAX),
+                                                    "CreditLossExpense": (0, 2 * MONTH),
+                                                    "DeferredRevenue": (0, 400_000)}
+    assert postings(result, "recovery", "py_b") == {"Cash": (660_000, 0),
+                                                    "TaxLiability": (0, 6 * TAX),
+                                                    "DeferredRevenue": (0, 600_000)}
+    assert movements(result, "Revenue") == {
+        "2026-01": MONTH, "2026-02": MONTH, "2026-05": 80_000 + 40_000,
+        "2026-06": 180_000 + MONTH, **{f"2026-{m:02d}": MONTH for m in range(7, 13)}}
+    end = closing(result, "2026-12")
+    assert end["Revenue"] == 12 * MONTH and end["Cash"] == 1_320_000
+    for account in ("CreditLossExpense", "Recoverables", "DeferredRevenue",
+                    "AccountsReceivable"):
+        assert account not in end, account
+
+
+def test_a_write_off_of_a_monthly_invoice_never_reaches_the_other_months():
+    # Day amortization (12,000.00 / 365 a day): April holds 30 days = 986.30, while its invoice
+    # bills 1,000.00. Written off on 2026-04-15 (14 days served): the recognized share is
+    # 1,000.00 x 460.27 / 986.30 = 466.67 and the deferred share 533.33, but April's remaining
+    # schedule holds only 986.30 x 16/30 = 526.02 (whole cents): that comes off April, and the
+    # 7.31 April cannot hold is credit loss too (466.67 + 7.31 = 473.98), never taken off May..
+    # December, which the customer is billed and pays for separately.
+    invoices, lines = monthly_invoices(range(1, 13))
+    events = [{"invoice_id": "in_4", "occurred_at": T("2026-04-15"), "event": "uncollectible"}]
+    policy = Policy(amortization="day")
+    clean = run_engine(tables(invoices=invoices, invoice_lines=lines), policy, DEC)
+    result = run_engine(tables(invoices=invoices, invoice_lines=lines, invoice_events=events),
+                        policy, DEC)
+    before, after = revenue_by_period(clean), revenue_by_period(result)
+    assert before["2026-04"] == 98_630 and after["2026-04"] == 98_630 - 52_602
+    assert {p: a for p, a in after.items() if p != "2026-04"} == {
+        p: a for p, a in before.items() if p != "2026-04"}
+    assert postings(result, "uncollectible") == {"AccountsReceivable": (0, 110_000),
+                                                 "TaxLiability": (TAX, 0),
+                                                 "CreditLossExpense": (47_398, 0),
+                                                 "DeferredRevenue": (52_602, 0)}
