@@ -32,6 +32,10 @@ POSITIONS_SQL = """
     from marts.fct_contract_position_reconciliation
 """
 
+SOURCE_SQL = """
+select count(*) filter (where tieout_status = 'tied'), count(*)
+from marts.fct_invoice_source_tieout
+"""
 AR_SQL = """
     select reconciliation_status, count(*) from marts.fct_invoice_ar_reconciliation
     group by 1 order by 1
@@ -60,6 +64,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         positions_tied, positions_compared, positions_skipped = conn.execute(
             POSITIONS_SQL).fetchone()
         ar = conn.execute(AR_SQL).fetchall()
+        source_tied, source_total = conn.execute(SOURCE_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
 
     header = (
@@ -98,6 +103,10 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         f"entity-currency-months tie{skipped}"
     )
     lines.append("Invoices vs AR journals: " + ", ".join(f"{s} {n}" for s, n in ar))
+    lines.append(
+        f"Invoices vs Stripe's own totals (subtotal, discounts, tax, total, paid): "
+        f"{source_tied} of {source_total} tie in canonical and ledger"
+    )
     lines.append("Open exceptions by owner and rule:")
     for owner, rule, count in exceptions:
         lines.append(f"  {owner:<16}{rule:<32}{count}")

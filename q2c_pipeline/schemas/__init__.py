@@ -87,8 +87,9 @@ __all__ = [
 COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
     "contracts": {"version": 1},
     "invoices": {"status": "open"},
-    "invoice_lines": {"tax_amount": 0, "tax_inclusive": False, "is_proration": False},
-    "credit_notes": {"tax_amount": 0},
+    "invoice_lines": {"tax_amount": 0, "tax_inclusive": False, "is_proration": False,
+                      "discount_amount": 0},
+    "credit_notes": {"tax_amount": 0, "discount_amount": 0},
 }
 # Columns whose default is the value of the parent record: (parent table, join column).
 INHERITED_DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {

@@ -13,7 +13,11 @@ class InvoiceLines(SourcedModel):
     invoice_line_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
     invoice_id: Series[str]
     amount: Series[int] = pa.Field(
-        description="As invoiced, minor units; includes tax if inclusive."
+        description="As invoiced after discounts (Stripe: line amount less its discount_amounts), "
+        "minor units; includes tax if inclusive."
+    )
+    discount_amount: Series[int] = pa.Field(
+        ge=0, description="Discounts taken off the line (line and invoice level), minor units."
     )
     contract_line_id: Series[str] = pa.Field(nullable=True)
     product_code: Series[str] = pa.Field(nullable=True)

@@ -15,7 +15,10 @@ class CreditNotes(SourcedModel):
     credit_note_id: Series[str] = pa.Field(unique=True)
     issued_at: Series[pd.Timestamp]
     amount: Series[int] = pa.Field(
-        gt=0, description="Credited, minor units, tax per tax_inclusive."
+        gt=0, description="Credited after discounts, minor units, tax per tax_inclusive."
+    )
+    discount_amount: Series[int] = pa.Field(
+        ge=0, description="Discount credited back off the line (Stripe discount_amount)."
     )
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     invoice_id: Series[str] = pa.Field(nullable=True)

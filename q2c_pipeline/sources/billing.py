@@ -89,7 +89,10 @@ def map_invoice_lines(
 ) -> pd.DataFrame:
     """Embedded invoice line items -> canonical invoice lines.
 
-    - ``amount`` is the line as invoiced; ``tax_amount`` sums ``taxes[].amount`` and
+    - ``amount`` is the line as invoiced after its discounts (``amount`` less
+      ``discount_amounts[].amount``; an invoice-level discount the lines do not show is spread
+      over them, ``_spread_invoice_discount``), ``discount_amount`` what was taken off;
+      ``tax_amount`` sums ``taxes[].amount`` (a null ``taxes`` is unknown, not zero) and
       ``tax_inclusive`` is true when any tax on the line is ``inclusive``.
     - ``period`` gives the half-open service period; a zero-length period (a one-off item) is a
       point-in-time item: both ends null.
@@ -107,9 +110,42 @@ def map_invoice_lines(
     for invoice in invoices:
         invoice_id = qualify(ID_PREFIX, invoice.get("id"))
         correlation = _invoice_contract_id(invoice)
-        for line in (invoice.get("lines") or {}).get("data") or []:
-            rows.append(_invoice_line(line, invoice_id, correlation, code_by_product))
+        lines = (invoice.get("lines") or {}).get("data") or []
+        mapped = [_invoice_line(line, invoice_id, correlation, code_by_product)
+                  for line in lines]
+        _spread_invoice_discount(invoice, lines, mapped)
+        rows.extend(mapped)
     return build_frame(rows, INVOICE_LINE_COLUMNS)
+
+
+def _discounts(amounts: Any) -> int | None:
+    """The sum of ``discount_amounts[].amount`` (None when one is not an integer)."""
+    values = [int_from_wire(d.get("amount")) if isinstance(d, Mapping) else None
+              for d in (amounts or [])]
+    return None if None in values else sum(values)
+
+
+def _spread_invoice_discount(invoice: Record, lines: list, mapped: list[dict]) -> None:
+    """Stripe states each discount per line (``line.discount_amounts``, invoice-level discounts
+    included) and in total (``invoice.total_discount_amounts``). When the total holds more than
+    the lines (an invoice-level discount the lines do not show), the rest is spread over the
+    discountable lines by amount (largest remainder), so the lines add up to the invoice."""
+    total = _discounts(invoice.get("total_discount_amounts"))
+    on_lines = sum(row["discount_amount"] or 0 for row in mapped)
+    rest = (total or 0) - on_lines
+    targets = [i for i, line in enumerate(lines)
+               if line.get("discountable", True) and (mapped[i]["amount"] or 0) > 0]
+    if rest <= 0 or not targets or len(lines) != len(mapped):
+        return
+    base = sum(mapped[i]["amount"] for i in targets)
+    shares = {i: rest * mapped[i]["amount"] // base for i in targets}
+    left = rest - sum(shares.values())
+    order = sorted(targets, key=lambda i: (-(rest * mapped[i]["amount"] % base), i))
+    for i in order[:left]:
+        shares[i] += 1
+    for i, share in shares.items():
+        mapped[i]["discount_amount"] += share
+        mapped[i]["amount"] -= share
 
 
 def _invoice_line(
@@ -128,16 +164,23 @@ def _invoice_line(
     end = timestamp_from_unix(period.get("end"))
     if start is not None and end is not None and start == end:
         start = end = None
-    taxes = line.get("taxes") or []
-    tax_amounts = [int_from_wire(tax.get("amount")) for tax in taxes]
+    # taxes: [] is "no tax"; a missing or null taxes is "not stated" (an older API version's
+    # shape, or an object rendered without it): unknown, never zero -- validation quarantines it
+    taxes = line.get("taxes")
+    tax_amounts = [int_from_wire(tax.get("amount")) for tax in taxes] \
+        if isinstance(taxes, list) else [None]
+    taxes = taxes if isinstance(taxes, list) else []
     price_details = (line.get("pricing") or {}).get("price_details") or {}
+    gross = int_from_wire(line.get("amount"))
+    discount = _discounts(line.get("discount_amounts"))
     return {
         "source_system": SOURCE_SYSTEM,
         "source_id": text_or_none(line.get("id")),
         "correlation_id": contract_id or line_id,
         "invoice_line_id": line_id,
         "invoice_id": invoice_id,
-        "amount": int_from_wire(line.get("amount")),
+        "amount": None if gross is None or discount is None else gross - discount,
+        "discount_amount": discount,
         "contract_line_id": qualify(
             "sf", normalize_salesforce_id(metadata.get("sf_subscription_id"))
         ),
@@ -161,10 +204,10 @@ def map_credit_notes(
     """Credit notes -> canonical credit notes, one row per credit note line.
 
     A single-line note keeps the id ``stripe:<cn>``; a note with several lines gives
-    ``stripe:<cn>:<cnli>`` per line. ``amount`` is the line amount (tax included only when the
-    credited invoice line was tax-inclusive, as on invoice lines); ``tax_amount`` sums the line's
-    taxes. ``issued_at`` is ``effective_at`` (else ``created``); a void note keeps its
-    ``voided_at``.
+    ``stripe:<cn>:<cnli>`` per line. ``amount`` is the line amount less its ``discount_amount``
+    (the discount credited back with it; tax included only when the credited invoice line was
+    tax-inclusive, as on invoice lines); ``tax_amount`` sums the line's taxes (null = unknown).
+    ``issued_at`` is ``effective_at`` (else ``created``); a void note keeps its ``voided_at``.
     """
     contract_by_invoice = _contract_by_invoice(invoices)
     by_billing_id = _customers_by_billing_id(customers)
@@ -188,12 +231,15 @@ def map_credit_notes(
         }
         if not lines:
             credit_id = qualify(ID_PREFIX, note_id)
-            taxes = [int_from_wire(t.get("amount")) for t in note.get("total_taxes") or []]
+            total_taxes = note.get("total_taxes")
+            taxes = [int_from_wire(t.get("amount")) for t in total_taxes] \
+                if isinstance(total_taxes, list) else [None]
             rows.append({
                 **base,
                 "credit_note_id": credit_id,
                 "correlation_id": contract_id or credit_id,
                 "amount": int_from_wire(note.get("subtotal")),
+                "discount_amount": int_from_wire(note.get("discount_amount")) or 0,
                 "invoice_line_id": None,
                 "tax_amount": None if None in taxes else sum(taxes),
             })
@@ -203,12 +249,17 @@ def map_credit_notes(
                 qualify(ID_PREFIX, note_id) if len(lines) == 1
                 else f"{ID_PREFIX}:{note_id}:{line.get('id')}"
             )
-            taxes = [int_from_wire(t.get("amount")) for t in line.get("taxes") or []]
+            line_taxes = line.get("taxes")
+            taxes = [int_from_wire(t.get("amount")) for t in line_taxes] \
+                if isinstance(line_taxes, list) else [None]
+            gross = int_from_wire(line.get("amount"))
+            discount = int_from_wire(line.get("discount_amount") or 0)
             rows.append({
                 **base,
                 "credit_note_id": credit_id,
                 "correlation_id": contract_id or credit_id,
-                "amount": int_from_wire(line.get("amount")),
+                "amount": None if gross is None or discount is None else gross - discount,
+                "discount_amount": discount,
                 "invoice_line_id": qualify(ID_PREFIX, line.get("invoice_line_item")),
                 "tax_amount": None if None in taxes else sum(taxes),
             })
@@ -263,7 +314,8 @@ def map_refunds(
     """Succeeded refunds -> canonical refunds.
 
     The invoice is ``metadata.invoice_id`` when set, else the invoice of the paid
-    ``invoice_payment`` with the same ``payment_intent`` (which is also ``payment_id``). Pending,
+    ``invoice_payment`` with the same ``payment_intent`` or, when the refund names only a
+    ``charge``, the same ``payment.charge`` (that payment is also ``payment_id``). Pending,
     failed and canceled refunds move no cash and are not refunds yet. ``credit_note_id`` is the
     credit note whose ``refunds[].refund`` (or older ``refund``) names the refund: such a refund
     settles the credit note (cash only, no second reduction of revenue).
@@ -280,17 +332,25 @@ def map_refunds(
             if refund_id and refund_id not in note_of_refund:
                 note_of_refund[str(refund_id)] = qualify(ID_PREFIX, note.get("id"))
     payment_by_intent: dict[str, Record] = {}
+    payment_by_charge: dict[str, Record] = {}
     for payment in invoice_payments:
-        intent = (payment.get("payment") or {}).get("payment_intent")
-        if intent and payment.get("status") == "paid" and intent not in payment_by_intent:
-            payment_by_intent[intent] = payment
+        paid_with = payment.get("payment") or {}
+        if payment.get("status") != "paid":
+            continue
+        for key, found in ((paid_with.get("payment_intent"), payment_by_intent),
+                           (paid_with.get("charge"), payment_by_charge)):
+            if key and key not in found:
+                found[key] = payment
     contract_by_invoice = _contract_by_invoice(invoices)
     rows = []
     for refund in refunds:
         if refund.get("status") != "succeeded":
             continue
         refund_id = qualify(ID_PREFIX, refund.get("id"))
-        payment = payment_by_intent.get(refund.get("payment_intent") or "", {})
+        # Stripe names the refunded payment by its intent or, for a charge made without one
+        # (and in Stripe's own refund example), only by the charge
+        payment = payment_by_intent.get(refund.get("payment_intent") or "") \
+            or payment_by_charge.get(refund.get("charge") or "") or {}
         invoice_id = qualify(
             ID_PREFIX,
             (refund.get("metadata") or {}).get("invoice_id") or payment.get("invoice"),

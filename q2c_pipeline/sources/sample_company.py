@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import hashlib
 import io
 import json
 import random
@@ -210,6 +211,9 @@ class _Deal:
     paid_after_days: int | None = None  # fixed payment delay instead of a random one
     annual: bool = False  # seats billed once a year in advance instead of monthly
     refund_unused: bool = False  # on cancellation, credit the unused term and refund it
+    # the CPQ discount is billed as a Stripe coupon on the subscription: list-price lines with
+    # discount_amounts (instead of a net price)
+    coupon: bool = False
     ids: dict[str, str] = field(default_factory=dict)
     sub_rows: dict[str, str] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -342,7 +346,7 @@ class _CompanyBuilder:
                   date(2025, 12, 30), discount_bps=750, onboarding=True, ps_days=10,
                   credit_note_invoice=2, void_credit_note_invoice=3),
             _Deal("Initech Ltd", *uk, "Manchester", None, "GB-VAT20", 12, date(2026, 1, 1),
-                  date(2025, 12, 31), discount_bps=1000, refund_invoice=1),
+                  date(2025, 12, 31), discount_bps=1000, refund_invoice=1, coupon=True),
             _Deal("Mueller Logistik GmbH", "UK01", "EUR", "DE", "Hamburg", None, "GB-RC", 15,
                   date(2026, 2, 1), date(2026, 1, 26), onboarding=True, usage=True),
             _Deal("Umbrella Supplies", *us, "Dallas", "TX", "US-TX", 5, date(2026, 3, 1),
@@ -641,6 +645,28 @@ class _CompanyBuilder:
             self.stripe["prices"].append(price)
         return self._prices[key]
 
+    def _add_coupon(self, deal: _Deal) -> None:
+        """The deal's CPQ discount as a Stripe coupon: the seat is billed at a list price (its
+        own price object) and the subscription's discount takes ``discount_bps`` off every seat
+        line. Ids are derived from the deal's name, not drawn, so the random streams of every
+        other object stay as they were."""
+        seat = deal.items["seat"]
+        net_unit = seat["unit"]
+        list_unit = _round_half_up(Fraction(net_unit * 10_000, 10_000 - deal.discount_bps))
+        price = dict(seat["price"], id=_stable_id("price", deal.name + "|list"),
+                     nickname=f"PLAT-SEAT {deal.currency} {list_unit} (list)",
+                     unit_amount=list_unit, unit_amount_decimal=str(list_unit))
+        price["created"] = seat["price"]["created"]
+        self.stripe["prices"].append(price)
+        seat["list_price"], seat["list_unit"] = price, list_unit
+        percent = Decimal(deal.discount_bps) / 100
+        coupon = {"id": f"CPQ{deal.discount_bps // 100}", "object": "coupon",
+                  "amount_off": None, "currency": None, "duration": "forever",
+                  "name": f"CPQ discount {percent.normalize()}%", "percent_off": float(percent),
+                  "valid": True}
+        deal.ids["discount"] = _stable_id("di", deal.name)
+        deal.ids["coupon"] = coupon["id"]
+
     # ---------------------------------------------------------------- usage
     def _build_usage(self, index: int, deal: _Deal) -> None:
         first = max(USAGE_START, deal.start)
@@ -692,6 +718,8 @@ class _CompanyBuilder:
                 "id": self.stripe_id("si"), "code": code, "unit": unit,
                 "price": self._price(code, currency, unit, inclusive, kind), "kind": kind,
             }
+        if deal.coupon:
+            self._add_coupon(deal)
         invoices: list[dict[str, Any]] = []
         if deal.late_onboarding:
             invoices.append(self._late_onboarding_invoice(deal))
@@ -791,6 +819,14 @@ class _CompanyBuilder:
     ) -> dict[str, Any]:
         if amount is None:
             amount = price["unit_amount"] * quantity
+        # a coupon deal's seat: billed at list, the coupon's share in discount_amounts, tax on
+        # what is charged (Stripe computes tax after discounts)
+        net, discounts = amount, []
+        list_price = deal.items.get("seat", {}).get("list_price") if role == "seat" else None
+        if list_price is not None and price is deal.items["seat"]["price"]:
+            list_amount = deal.items["seat"]["list_unit"] * quantity
+            discounts = [{"amount": list_amount - net, "discount": deal.ids["discount"]}]
+            amount, price = list_amount, list_price
         if subscription_item and not invoice_item:
             details = {"invoice_item": self.stripe_id("ii") if proration else None,
                        "proration": proration,
@@ -808,7 +844,7 @@ class _CompanyBuilder:
         return {
             "id": self.stripe_id("il"), "object": "line_item", "amount": amount,
             "currency": deal.currency.lower(), "description": description,
-            "discount_amounts": [], "discountable": True, "discounts": [],
+            "discount_amounts": discounts, "discountable": not proration, "discounts": [],
             "invoice": invoice_id, "livemode": False,
             "metadata": {"sf_contract_id": deal.ids["contract"],
                          "sf_subscription_id": deal.sub_rows[role]},
@@ -818,7 +854,7 @@ class _CompanyBuilder:
             "pricing": {"price_details": {"price": price["id"], "product": price["product"]},
                         "type": "price_details", "unit_amount_decimal": str(price["unit_amount"])},
             "quantity": quantity, "subtotal": amount,
-            "taxes": self._taxes(deal, amount),
+            "taxes": self._taxes(deal, net),
         }
 
     def _taxes(self, deal: _Deal, amount: int) -> list[dict[str, Any]]:
@@ -848,10 +884,11 @@ class _CompanyBuilder:
                 line["currency"] = currency
         finalized = created + timedelta(hours=1)
         subtotal = sum(line["amount"] for line in lines)
+        discounted = sum(d["amount"] for line in lines for d in line["discount_amounts"])
         taxes = _sum_taxes(lines)
         exclusive = sum(t["amount"] for t in taxes if t["tax_behavior"] == "exclusive")
         inclusive = sum(t["amount"] for t in taxes if t["tax_behavior"] == "inclusive")
-        total = subtotal + exclusive
+        total = subtotal - discounted + exclusive
         sequence = self._invoice_sequence.get(deal.name, 0) + 1
         self._invoice_sequence[deal.name] = sequence
         invoice = {
@@ -863,7 +900,8 @@ class _CompanyBuilder:
             "billing_reason": reason, "collection_method": "send_invoice",
             "created": _unix(created), "currency": currency,
             "customer": deal.ids["stripe_customer"], "customer_email": None,
-            "customer_name": deal.name, "description": None, "discounts": [],
+            "customer_name": deal.name, "description": None,
+            "discounts": [deal.ids["discount"]] if discounted else [],
             "due_date": _unix(finalized + timedelta(days=30)),
             "effective_at": _unix(finalized), "ending_balance": 0, "footer": None,
             "hosted_invoice_url": None, "invoice_pdf": None, "issuer": {"type": "self"},
@@ -888,7 +926,9 @@ class _CompanyBuilder:
                                    "marked_uncollectible_at": None, "paid_at": None,
                                    "voided_at": None},
             "subtotal": subtotal, "subtotal_excluding_tax": subtotal - inclusive,
-            "test_clock": None, "total": total, "total_discount_amounts": [],
+            "test_clock": None, "total": total,
+            "total_discount_amounts": [{"amount": discounted, "discount": deal.ids["discount"]}]
+            if discounted else [],
             "total_excluding_tax": total - exclusive - inclusive,
             "total_pretax_credit_amounts": [], "total_taxes": taxes,
             "webhooks_delivered_at": _unix(created),
@@ -1056,8 +1096,8 @@ class _CompanyBuilder:
                 "current_period_end": _unix(current_end),
                 "current_period_start": _unix(current_start), "discounts": [],
                 "metadata": {"sf_subscription_id": deal.sub_rows[role]},
-                "price": item["price"], "subscription": deal.ids["subscription"],
-                "tax_rates": [],
+                "price": item.get("list_price", item["price"]),
+                "subscription": deal.ids["subscription"], "tax_rates": [],
             }
             if item["kind"] != "metered":
                 entry["quantity"] = seats if role == "seat" else 1
@@ -1077,7 +1117,8 @@ class _CompanyBuilder:
             "collection_method": "send_invoice", "created": _unix(created),
             "currency": deal.currency.lower(), "customer": deal.ids["stripe_customer"],
             "days_until_due": 30, "default_payment_method": None, "description": None,
-            "discounts": [], "ended_at": _unix(deal.cancel_on) if canceled else None,
+            "discounts": [deal.ids["discount"]] if deal.coupon else [],
+            "ended_at": _unix(deal.cancel_on) if canceled else None,
             "items": {"data": items, "has_more": False, "object": "list",
                       "total_count": len(items),
                       "url": f"/v1/subscription_items?subscription={deal.ids['subscription']}"},
@@ -1203,6 +1244,12 @@ def _altered_copy(invoice: dict[str, Any]) -> dict[str, Any]:
     copy["status"] = "open"
     copy["status_transitions"]["paid_at"] = None
     return copy
+
+
+def _stable_id(prefix: str, key: str) -> str:
+    """A Stripe-shaped id derived from ``key`` (no draw from the generator's random stream)."""
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big")
+    return prefix + "_1" + _base62(digest, 23)[-23:]
 
 
 def _sum_taxes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,6 +19,13 @@ import pyarrow.parquet as pq
 USAGE_FILE_PATTERN = re.compile(r"^usage_events_(\d{4}-\d{2}-\d{2})\.parquet$")
 
 
+class IncompleteSnapshot(ValueError):
+    """A saved source file that says it is not the whole list (Stripe's ``has_more: true``):
+    landing it would silently lose the rest."""
+
+    rule = "incomplete_page"
+
+
 class SnapshotSource:
     """Read-only access to one snapshot folder, by source system."""
 
@@ -72,5 +79,12 @@ class SnapshotSource:
             return []
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):  # a saved list envelope: {"object": "list", "data": [...]}
+            if data.get("has_more") is True or data.get("done") is False:
+                # Stripe's list page / Salesforce's query result that has more after it
+                raise IncompleteSnapshot(
+                    f"{path}: the saved list says it has more records after these "
+                    f"({len(data.get('data') or data.get('records') or [])} here; "
+                    "'has_more': true / 'done': false) [incomplete_page]: save every page "
+                    "(follow starting_after / nextRecordsUrl) and run again")
             data = data.get("data") or data.get("records") or []
         return list(data)

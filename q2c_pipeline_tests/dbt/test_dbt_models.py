@@ -631,3 +631,49 @@ def test_dbt_parse_writes_the_manifest_dagster_dbt_loads(tmp_path, monkeypatch):
     schemas = {node["schema"] for node in manifest["nodes"].values()
                if node["resource_type"] == "model"}
     assert schemas == {"staging", "intermediate", "marts"}
+
+
+def test_every_invoice_ties_to_what_stripe_itself_states(built_warehouse):
+    path, result = built_warehouse
+    assert statuses_by_node(result)["assert_invoices_tie_to_source"] == "pass"
+    # source / canonical / ledger, by hand from warehouse_rows: INV-1 12,000.00 + 960.00 tax
+    # exclusive = 12,960.00 billed and booked, 11,664.00 paid by PAY-1
+    assert query(path, """
+        select invoice_id, source_subtotal_minor, canonical_subtotal_minor, source_tax_minor,
+               canonical_tax_minor, source_total_minor, canonical_total_minor, ledger_total_minor,
+               source_paid_minor, canonical_paid_minor, ledger_paid_minor, tieout_status
+        from marts.fct_invoice_source_tieout order by invoice_id
+    """) == [
+        ("INV-1", 1_200_000, 1_200_000, 96_000, 96_000, 1_296_000, 1_296_000, 1_296_000,
+         1_166_400, 1_166_400, 1_166_400, "tied"),
+        ("INV-2", 150_000, 150_000, 25_000, 25_000, 150_000, 150_000, 150_000, 150_000, 150_000,
+         150_000, "tied"),
+        ("INV-3", 10_000, 10_000, 0, 0, 10_000, 10_000, 10_000, 0, 0, 0, "tied"),
+        ("INV-4", 60_000, 60_000, 0, 0, 60_000, 60_000, 60_000, 60_000, 60_000, 60_000, "tied"),
+    ]
+
+
+def test_an_invoice_the_source_states_differently_fails_the_source_tie_test(tmp_path):
+    # why: Stripe says INV-1 carried a 120.00 coupon (total 12,840.00) that q2c's lines do not
+    # show -- q2c agrees with itself (AR reconciliation still matched) but not with the source
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        payload = json.loads(con.execute(
+            "select payload from raw.stripe_invoices where record_id = 'in_1'").fetchone()[0])
+        payload["total_discount_amounts"] = [{"amount": 12_000, "discount": "di_1"}]
+        payload["total"] = 1_296_000 - 12_000
+        con.execute("insert into raw.stripe_invoices values ('in_1', ?, 'hash:in_1b', null, "
+                    "false, '2026-04-02', null)", [json.dumps(payload)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build", "--select", "+fct_invoice_source_tieout+",
+                             "+fct_invoice_ar_reconciliation"], tmp_path)
+    assert failed_tests(result) == {"assert_invoices_tie_to_source": 1}
+    assert query(path, """
+        select invoice_id, source_discount_minor, canonical_discount_minor, source_total_minor,
+               canonical_total_minor, tieout_status
+        from marts.fct_invoice_source_tieout where tieout_status <> 'tied'
+    """) == [("INV-1", 12_000, 0, 1_284_000, 1_296_000, "discount_differs")]
+    assert query(path, "select reconciliation_status from marts.fct_invoice_ar_reconciliation "
+                       "where invoice_id = 'INV-1'") == [("matched",)]

@@ -13,6 +13,8 @@ with the ledger. Money is integer minor units.
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 DEBIT_NORMAL_ACCOUNTS = (
@@ -432,6 +434,45 @@ def load_warehouse(path: str) -> None:
             "insert into finance.contract_positions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             CONTRACT_POSITIONS,
         )
+        # discounts taken off lines (none in this warehouse)
+        for table in ("invoice_lines", "credit_notes"):
+            con.execute(f"alter table canonical.{table} add column discount_amount bigint "
+                        "default 0")
+        # what Stripe itself said of each invoice (raw landing, payload as received)
+        con.execute("create schema raw")
+        con.execute("""
+            create table raw.stripe_invoices (
+                record_id varchar, payload varchar, content_hash varchar,
+                source_modstamp timestamp, is_deleted boolean, extracted_at timestamp,
+                request_id varchar)
+        """)
+        con.executemany(
+            "insert into raw.stripe_invoices values (?, ?, ?, null, false, '2026-04-01', null)",
+            [(record_id, json.dumps(payload, sort_keys=True), f"hash:{record_id}")
+             for record_id, payload in STRIPE_INVOICES],
+        )
+
+
+def _stripe_invoice(invoice_id: str, currency: str, subtotal: int, tax: int, total: int,
+                    paid: int, status: str, inclusive: bool = False) -> tuple[str, dict]:
+    behavior = "inclusive" if inclusive else "exclusive"
+    return invoice_id, {
+        "id": invoice_id, "object": "invoice", "currency": currency, "status": status,
+        "subtotal": subtotal, "total_discount_amounts": [],
+        "total_taxes": [{"amount": tax, "tax_behavior": behavior}] if tax else [],
+        "total": total, "amount_paid": paid, "amount_remaining": 0 if paid else total,
+    }
+
+
+# Stripe's own totals of the four invoices: INV-1 12,000.00 + 960.00 tax, paid 11,664.00 (after
+# its 1,296.00 credit note); INV-2 1,500.00 with 250.00 tax inside; INV-3 100.00 open; INV-4
+# 600.00 paid.
+STRIPE_INVOICES = [
+    _stripe_invoice("in_1", "usd", 1_200_000, 96_000, 1_296_000, 1_166_400, "paid"),
+    _stripe_invoice("in_2", "eur", 150_000, 25_000, 150_000, 150_000, "paid", inclusive=True),
+    _stripe_invoice("in_3", "usd", 10_000, 0, 10_000, 0, "open"),
+    _stripe_invoice("in_4", "usd", 60_000, 0, 60_000, 60_000, "paid"),
+]
 
 
 def write_account_balances(con: duckdb.DuckDBPyConnection) -> None:

@@ -6,6 +6,7 @@ select
     cast(credit_note_id as varchar) as credit_note_id,
     cast(issued_at as timestamp) as issued_at,
     cast(amount as bigint) as amount_minor,
+    cast(discount_amount as bigint) as discount_amount_minor,
     cast(currency as varchar) as currency_code,
     cast(invoice_id as varchar) as invoice_id,
     cast(customer_id as varchar) as customer_id,

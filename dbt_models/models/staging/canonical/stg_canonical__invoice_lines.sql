@@ -6,6 +6,7 @@ select
     cast(invoice_line_id as varchar) as invoice_line_id,
     cast(invoice_id as varchar) as invoice_id,
     cast(amount as bigint) as amount_minor,
+    cast(discount_amount as bigint) as discount_amount_minor,
     cast(contract_line_id as varchar) as contract_line_id,
     cast(product_code as varchar) as product_code,
     cast(quantity as double) as quantity,

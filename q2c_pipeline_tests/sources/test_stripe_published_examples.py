@@ -1,0 +1,96 @@
+"""The Stripe mappers over Stripe's own example objects (not shapes q2c wrote): the openapi
+repository's fixtures3.json at API version 2026-07-29.dahlia, copied verbatim into
+q2c_pipeline_tests/fixtures/stripe_openapi/fixtures3_dahlia.json (its ``_source`` names the
+commit). Placeholder values (``"currency": "currency"``) are Stripe's own."""
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from q2c_pipeline.sources.billing import map_credit_notes, map_invoice_lines, map_refunds
+
+FIXTURES = json.loads((Path(__file__).parents[1] / "fixtures" / "stripe_openapi"
+                       / "fixtures3_dahlia.json").read_text())["resources"]
+
+
+def test_stripes_example_invoice_line_with_taxes_null_is_unknown_tax_not_zero():
+    # the example line: amount 1000, discount_amounts [], taxes null -- Stripe did not state the
+    # tax, so q2c must not book it as 0 (validation then quarantines the line)
+    lines = map_invoice_lines([FIXTURES["invoice"]])
+    assert len(lines) == 1
+    line = lines.iloc[0]
+    assert line["invoice_line_id"] == "stripe:il_1Pgc6sB7WZ01zgkWFnxLrLCq"
+    assert line["amount"] == 1000 and line["discount_amount"] == 0
+    assert pd.isna(line["tax_amount"])
+
+
+def test_a_line_discount_is_taken_off_the_amount_and_an_invoice_discount_is_spread():
+    invoice = copy.deepcopy(FIXTURES["invoice"])
+    line = invoice["lines"]["data"][0]
+    line["taxes"] = []
+    line["discount_amounts"] = [{"amount": 100, "discount": "di_line"}]
+    mapped = map_invoice_lines([invoice]).iloc[0]
+    assert (mapped["amount"], mapped["discount_amount"], mapped["tax_amount"]) == (900, 100, 0)
+    # an invoice-level discount of 400 the lines do not show: spread by amount, 1000 : 3000
+    second = dict(copy.deepcopy(line), id="il_second", amount=3000, discount_amounts=[])
+    line["discount_amounts"] = []
+    invoice["lines"]["data"].append(second)
+    invoice["total_discount_amounts"] = [{"amount": 400, "discount": "di_invoice"}]
+    mapped = map_invoice_lines([invoice]).set_index("invoice_line_id")
+    assert mapped.loc["stripe:il_1Pgc6sB7WZ01zgkWFnxLrLCq", ["amount", "discount_amount"]] \
+        .tolist() == [900, 100]
+    assert mapped.loc["stripe:il_second", ["amount", "discount_amount"]].tolist() == [2700, 300]
+
+
+def test_stripes_example_credit_note_lines_carry_their_discount_and_unknown_tax():
+    # two lines: 1190 on an invoice line (tax_rates stated, taxes null) and a 500 custom line
+    notes = map_credit_notes([FIXTURES["credit_note"]]).set_index("credit_note_id")
+    first = notes.loc["stripe:cn_1Pgc75B7WZ01zgkWJMPt5riP:cnli_1Pgc75B7WZ01zgkWla6u0GdZ"]
+    assert first["amount"] == 1190 and first["discount_amount"] == 0
+    assert first["invoice_line_id"] == "stripe:il_1Pgc74B7WZ01zgkWWh45tUBA"
+    assert pd.isna(first["tax_amount"])
+    custom = notes.loc["stripe:cn_1Pgc75B7WZ01zgkWJMPt5riP:cnli_1Pgc75B7WZ01zgkW9m0EaOVh"]
+    assert custom["amount"] == 500 and pd.isna(custom["invoice_line_id"])
+    # a line's discount credited back comes off what it credits
+    note = copy.deepcopy(FIXTURES["credit_note"])
+    note["lines"]["data"][0]["discount_amount"] = 190
+    first = map_credit_notes([note]).set_index("credit_note_id").iloc[0]
+    assert (first["amount"], first["discount_amount"]) == (1000, 190)
+
+
+def test_stripes_example_refund_naming_only_a_charge_finds_its_invoice_payment():
+    # Stripe's example refund has payment_intent null and names charge ch_1PgafuB7WZ01zgkW...;
+    # the invoice payment made by that charge (the fixture's invoice_payment shape, paid)
+    refund = FIXTURES["refund"]
+    payment = dict(copy.deepcopy(FIXTURES["invoice_payment"]), id="inpay_1", status="paid",
+                   invoice="in_1Pgc6tB7WZ01zgkWu9fdqL6I",
+                   payment={"type": "charge", "charge": refund["charge"]})
+    mapped = map_refunds([refund], [payment]).iloc[0]
+    assert mapped["refund_id"] == "stripe:re_1Pgc72B7WZ01zgkWqPvrRrPE"
+    assert mapped["invoice_id"] == "stripe:in_1Pgc6tB7WZ01zgkWu9fdqL6I"
+    assert mapped["payment_id"] == "stripe:inpay_1" and mapped["amount"] == 100
+
+
+def test_a_saved_list_page_with_more_after_it_is_refused_not_landed_short(tmp_path):
+    # a /v1/invoices page saved as received, has_more true: 1 invoice of however many
+    import pytest
+
+    from q2c_pipeline.sources.snapshot import IncompleteSnapshot, SnapshotSource
+
+    folder = tmp_path / "stripe"
+    folder.mkdir()
+    page = {"object": "list", "url": "/v1/invoices", "has_more": True,
+            "data": [FIXTURES["invoice"]]}
+    (folder / "invoices.json").write_text(json.dumps(page))
+    with pytest.raises(IncompleteSnapshot) as refused:
+        SnapshotSource(tmp_path).billing_objects("invoices")
+    message = str(refused.value)
+    assert "invoices.json" in message and "[incomplete_page]" in message
+    assert "1 here" in message
+    # the last page (has_more false) is the whole list
+    page["has_more"] = False
+    (folder / "invoices.json").write_text(json.dumps(page))
+    assert [i["id"] for i in SnapshotSource(tmp_path).billing_objects("invoices")] == [
+        "in_1Pgc6tB7WZ01zgkWu9fdqL6I"]
