@@ -167,7 +167,7 @@ class PartResult:
 
 def recovery_tax(amount: int, gross: int, tax_off: int) -> int:
     """The tax relief a payment after a write-off reverses: ``amount`` x the written-off tax /
-    the written-off gross (half up), never more than that tax (``facts._payments``: the same)."""
+    the written-off gross (half up), never more than that tax."""
     if tax_off == 0 or gross <= 0:
         return 0
     share = round_half_up(Fraction(amount * abs(tax_off), gross))
@@ -333,24 +333,37 @@ def _modification(book: Book, group: pd.DataFrame, amortization: str) -> dict:
             "price_change": outcome.transaction_price_change, "catch_up": outcome.catch_up}
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """Cash received for an invoice after its write-off, split (pre-tax after ``tax``) into the
+    credit loss it reverses, what goes back to the contract's schedule, and Recoverables."""
+
+    revenue_contract_id: str
+    tax: int          # the tax relief reversed
+    reversal: int     # the credit loss (or bad debt) reversed
+    restored: int     # given back to the schedule (recovery_after_write_off: revenue)
+    recoverable: int  # the rest
+
+
 @dataclass
 class BookRun:
     obligations: dict[tuple[str, str], Obligation]
     reductions: dict[tuple[str, str], int]
     parts: dict[str, PartResult]
     modifications: list[dict]
-    recoveries: dict[str, tuple[str, int]] = field(default_factory=dict)
+    recoveries: dict[str, Recovery] = field(default_factory=dict)
 
 
 def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.DataFrame,
               comps: pd.DataFrame, parts: pd.DataFrame, lines: pd.DataFrame,
-              policy: Policy, payments: pd.DataFrame | None = None) -> BookRun:
+              policy: Policy, payments: pd.DataFrame) -> BookRun:
     """Every revenue contract with events, event by event through its book.
 
-    ``recoveries`` (payment id -> (revenue contract, pre-tax amount given back to the schedule)):
-    cash for an invoice after its write-off first reverses the bad debt (what the write-off
-    recognized), then gives back the deferred share the write-off took off the schedule (the
-    customer pays for the service after all); only the rest is a recovery (Recoverables)."""
+    ``recoveries`` (payment id -> ``Recovery``): cash for an invoice on or after its write-off,
+    in date order per invoice, net of the tax relief it reverses in proportion, first reverses
+    the credit loss (what the write-off recognized), then (``recovery_after_write_off:
+    revenue``) gives back the deferred share the write-off took off the schedule (the customer
+    pays for the service after all); only the rest is Recoverables."""
     amended = comps[comps["treatment"].isin(["prospective", "catch_up"])
                     & (comps["revenue_pattern"] != "usage")] if len(comps) else comps
     on_schedule = parts[parts["effect"].isin(SCHEDULE_EFFECTS)]
@@ -389,7 +402,7 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
     off_parts: dict[str, list] = defaultdict(list)
     for row in offs.itertuples(index=False):
         off_parts[row.invoice_id].append(row)
-    if payments is not None and len(offs) and policy.recovery_after_write_off == "revenue":
+    if len(offs):
         written = offs.groupby("invoice_id")["date"].min()
         late = payments[payments["invoice_id"].isin(written.index)]
         late = late[pd.to_datetime(late["paid_at"]) >= late["invoice_id"].map(written)]
@@ -422,9 +435,12 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             held = sum(r.deferred for r in results)
             before = recovered[row.invoice_id]
             recovered[row.invoice_id] = before + pre_tax
+            reversal = min(pre_tax, max(debt - before, 0))
             due = min(max(before + pre_tax - debt, 0), held) - min(max(before - debt, 0), held)
-            if due > 0:
-                run.recoveries[row.payment_id] = (rc, book.recover(results, due, day))
+            restored = book.recover(results, due, day) if (
+                due > 0 and policy.recovery_after_write_off == "revenue") else 0
+            run.recoveries[row.payment_id] = Recovery(
+                rc, int(row.amount) - pre_tax, reversal, restored, pre_tax - reversal - restored)
         else:  # the void of a credit note part
             result = run.parts.get(row.part_id)
             if result is not None:

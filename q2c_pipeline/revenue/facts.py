@@ -33,7 +33,6 @@ import pandas as pd
 
 from q2c_pipeline.core.fx import RateBook
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.core.rounding import mul_div_half_up
 from q2c_pipeline.revenue.allocation import summarize_allocation
 from q2c_pipeline.revenue.contracts import (
     CORRECTION_EFFECTS,
@@ -43,6 +42,7 @@ from q2c_pipeline.revenue.contracts import (
     RANK_MODIFICATION,
     RANK_RECOGNITION,
     ContractFacts,
+    Recovery,
     build_contract_facts,
 )
 from q2c_pipeline.revenue.positions import POSITION_EVENT_COLUMNS, position_movements
@@ -110,13 +110,11 @@ def _true_up_attributes(true_ups: pd.DataFrame, lines: pd.DataFrame) -> pd.DataF
         "revenue_contract_id": true_ups["position_key"]})
 
 
-def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, parts: pd.DataFrame,
-              treatments: TreatmentTable, bad_debt: str,
-              recoveries: dict[str, tuple[str, int]] | None = None) -> pd.DataFrame:
-    """Payments of invoices: a settlement, or after a write-off a recovery that first reverses
-    the invoice's bad debt and its tax relief in proportion, then gives back to the contract's
-    position what the write-off took off its schedule (``restored``, from the book), the rest
-    to Recoverables."""
+def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, treatments: TreatmentTable,
+              bad_debt: str, recoveries: dict[str, Recovery]) -> pd.DataFrame:
+    """Payments of invoices: a settlement, or (cash on or after the invoice's write-off) a
+    recovery split by the book (``contracts.Recovery``): the tax relief and the credit loss
+    reversed, what goes back to the contract's position, the rest to Recoverables."""
     pays = t["payments"][t["payments"]["invoice_id"].notna()].copy()
     inv = lines.drop_duplicates("invoice_id").set_index("invoice_id")
     unknown = ~pays["invoice_id"].isin(inv.index)
@@ -127,38 +125,17 @@ def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, parts: pd.DataFra
     if mismatch.any():
         bad = pays.loc[mismatch, "payment_id"].iloc[0]
         raise ValueError(f"payments: payment {bad!r} is not in its invoice's currency")
-    offs = parts[parts["event"] == "uncollectible"]
-    written_at = offs.groupby("invoice_id")["date"].min()
-    totals = offs.groupby("invoice_id")[["gross", "tax", "recognized_share"]].sum()
-    pays["written_off_at"] = pays["invoice_id"].map(written_at)
-    recovery = pays["written_off_at"].notna() & (pays["paid_at"] >= pays["written_off_at"])
     pays = pays.sort_values(["invoice_id", "paid_at", "payment_id"], kind="mergesort")
-    recovery = recovery.reindex(pays.index)
-    amount = pays["amount"].astype("int64")
-    gross = pays["invoice_id"].map(totals["gross"]).fillna(0).astype("int64").to_numpy()
-    tax_off = pays["invoice_id"].map(totals["tax"]).fillna(0).astype("int64").to_numpy()
-    debt = pays["invoice_id"].map(totals["recognized_share"]).fillna(0).astype("int64")
-    tax = np.where(recovery, mul_div_half_up(amount.to_numpy(), np.abs(tax_off),
-                                              np.maximum(gross, 1)) * np.sign(tax_off), 0)
-    tax = np.minimum(tax, np.where(recovery, np.abs(tax_off), 0))
-    pre_tax = np.where(recovery, amount.to_numpy() - tax, 0)
-    before = pd.Series(pre_tax, index=pays.index).groupby(pays["invoice_id"]).cumsum() - pre_tax
-    reversal = np.clip(debt.to_numpy() - before.to_numpy(), 0, None)
-    reversal = np.where(recovery, np.minimum(pre_tax, reversal), 0)
-    restored = pays["payment_id"].map(
-        {pid: amount for pid, (_rc, amount) in (recoveries or {}).items()}).fillna(0).astype(
-        "int64").to_numpy()
-    restored = np.where(recovery, np.minimum(restored, pre_tax - reversal), 0)
-    kind = np.where(recovery, "recovery", "payment")
-    rows = pd.DataFrame({
-        "payment_id": pays["payment_id"], "kind": kind, "invoice_id": pays["invoice_id"],
-        "date": pays["paid_at"], "amount": amount, "tax": tax.astype("int64"),
-        "reversal": reversal.astype("int64"),
-        "restored": restored.astype("int64"),
-        "recoverable": (pre_tax - reversal - restored).astype("int64"),
-        "currency": pays["currency"], "correlation_id": pays["correlation_id"],
-        "bad_debt_account": bad_debt,
-    })
+    split = pd.DataFrame([(pid, r.tax, r.reversal, r.restored, r.recoverable)
+                          for pid, r in recoveries.items()],
+                         columns=["payment_id", "tax", "reversal", "restored", "recoverable"])
+    rows = pays[["payment_id", "invoice_id", "paid_at", "amount", "currency",
+                 "correlation_id"]].rename(columns={"paid_at": "date"}).merge(
+        split, on="payment_id", how="left")
+    rows["kind"] = np.where(rows["tax"].notna(), "recovery", "payment")
+    for column in ("tax", "reversal", "restored", "recoverable", "amount"):
+        rows[column] = pd.to_numeric(rows[column]).fillna(0).astype("int64")
+    rows["bad_debt_account"] = bad_debt
     for column in ("legal_entity", "contract_id", "customer_id", "revenue_entity",
                    "finalized_at"):
         rows[column] = rows["invoice_id"].map(inv[column])
@@ -284,11 +261,11 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
         "date": one_time["date"], "rank": RANK_BILLING, "order": 1, "is_billing": 1,
         "billed": one_time["pre_tax"], "revenue": 0, "stated": 0, "price": 0})
     frames.append(pay_billing)
-    if facts.run.recoveries:
+    back = pd.DataFrame([(pid, r.revenue_contract_id, r.restored)
+                         for pid, r in sorted(facts.run.recoveries.items()) if r.restored],
+                        columns=["payment_id", "position_key", "amount"])
+    if len(back):
         # cash after a write-off that gives back the deferred share: billed and price again
-        back = pd.DataFrame([(pid, rc, amount) for pid, (rc, amount)
-                             in sorted(facts.run.recoveries.items())],
-                            columns=["payment_id", "position_key", "amount"])
         paid_at = t["payments"].drop_duplicates("payment_id").set_index("payment_id")["paid_at"]
         frames.append(pd.DataFrame({
             "event_id": "recovery|" + back["payment_id"], "position_key": back["position_key"],
@@ -327,7 +304,7 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
     allocation = summarize_allocation(comps, totals)
     allocation["deferred_reductions"] = allocation["contract_line_id"].map(reductions).fillna(
         0).astype("int64")
-    payments = _payments(t, lines, parts, treatments, bad_debt, facts.run.recoveries)
+    payments = _payments(t, lines, treatments, bad_debt, facts.run.recoveries)
     credits = facts.customer_credits
     return RevenueFacts(allocation=allocation, schedule=schedule, recognition=recognition,
                         invoice_lines=lines, parts=parts, customer_credits=credits,

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from q2c_pipeline.core.rounding import distribute_by_weight
 from q2c_pipeline.sources.wire import (
     PAYLOAD_COLUMN,
     build_frame,
@@ -91,7 +93,8 @@ def map_invoice_lines(
 
     - ``amount`` is the line as invoiced after its discounts (``amount`` less
       ``discount_amounts[].amount``; an invoice-level discount the lines do not show is spread
-      over them, ``_spread_invoice_discount``), ``discount_amount`` what was taken off;
+      over the discountable lines, ``_spread_invoice_discount``), ``discount_amount`` what was
+      taken off;
       ``tax_amount`` sums ``taxes[].amount`` (a null ``taxes`` is unknown, not zero) and
       ``tax_inclusive`` is true when any tax on the line is ``inclusive``.
     - ``period`` gives the half-open service period; a zero-length period (a one-off item) is a
@@ -106,16 +109,22 @@ def map_invoice_lines(
         product.get("id"): text_or_none((product.get("metadata") or {}).get("sf_product_code"))
         for product in products
     }
-    rows = []
+    rows, spread = [], []
     for invoice in invoices:
         invoice_id = qualify(ID_PREFIX, invoice.get("id"))
         correlation = _invoice_contract_id(invoice)
         lines = (invoice.get("lines") or {}).get("data") or []
         mapped = [_invoice_line(line, invoice_id, correlation, code_by_product)
                   for line in lines]
-        _spread_invoice_discount(invoice, lines, mapped)
-        rows.extend(mapped)
-    return build_frame(rows, INVOICE_LINE_COLUMNS)
+        # Stripe states each discount per line (invoice-level ones included) and in total; what
+        # the total holds beyond the lines is spread over the discountable lines below
+        rest = (_discounts(invoice.get("total_discount_amounts")) or 0) - sum(
+            row["discount_amount"] or 0 for row in mapped)
+        for line, row in zip(lines, mapped, strict=True):
+            spread.append((len(rows), rest, line.get("discountable", True)))
+            rows.append(row)
+    frame = build_frame(rows, INVOICE_LINE_COLUMNS)
+    return _spread_invoice_discount(frame, spread)
 
 
 def _discounts(amounts: Any) -> int | None:
@@ -125,27 +134,26 @@ def _discounts(amounts: Any) -> int | None:
     return None if None in values else sum(values)
 
 
-def _spread_invoice_discount(invoice: Record, lines: list, mapped: list[dict]) -> None:
-    """Stripe states each discount per line (``line.discount_amounts``, invoice-level discounts
-    included) and in total (``invoice.total_discount_amounts``). When the total holds more than
-    the lines (an invoice-level discount the lines do not show), the rest is spread over the
-    discountable lines by amount (largest remainder), so the lines add up to the invoice."""
-    total = _discounts(invoice.get("total_discount_amounts"))
-    on_lines = sum(row["discount_amount"] or 0 for row in mapped)
-    rest = (total or 0) - on_lines
-    targets = [i for i, line in enumerate(lines)
-               if line.get("discountable", True) and (mapped[i]["amount"] or 0) > 0]
-    if rest <= 0 or not targets or len(lines) != len(mapped):
-        return
-    base = sum(mapped[i]["amount"] for i in targets)
-    shares = {i: rest * mapped[i]["amount"] // base for i in targets}
-    left = rest - sum(shares.values())
-    order = sorted(targets, key=lambda i: (-(rest * mapped[i]["amount"] % base), i))
-    for i in order[:left]:
-        shares[i] += 1
-    for i, share in shares.items():
-        mapped[i]["discount_amount"] += share
-        mapped[i]["amount"] -= share
+def _spread_invoice_discount(frame: pd.DataFrame, spread: list[tuple[int, int, bool]]
+                             ) -> pd.DataFrame:
+    """An invoice-level discount the lines do not show (``total_discount_amounts`` beyond the
+    lines' ``discount_amounts``), spread over the invoice's discountable lines by amount
+    (largest remainder, ``core.rounding.distribute_by_weight``), so the lines add up to the
+    invoice's total."""
+    if not spread:
+        return frame
+    row, rest, discountable = (np.asarray(v) for v in zip(*spread, strict=True))
+    target = (rest > 0) & discountable.astype(bool) & frame["amount"].fillna(0).gt(0).to_numpy()
+    if not target.any():
+        return frame
+    lines = frame.iloc[row[target]]
+    shares = distribute_by_weight(
+        group=lines["invoice_id"], pool=pd.Series(rest[target], index=lines.index),
+        weight=lines["amount"].astype("int64"), unit=pd.Series(1, index=lines.index),
+        tiebreak=pd.Series(row[target], index=lines.index).astype(str).str.zfill(12))
+    frame.loc[lines.index, "discount_amount"] += shares
+    frame.loc[lines.index, "amount"] -= shares
+    return frame
 
 
 def _invoice_line(
