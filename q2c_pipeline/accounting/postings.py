@@ -296,6 +296,11 @@ def payment_postings(payments: pd.DataFrame, one_time: pd.DataFrame,
         out.append(_frame(settle, account="AccountsReceivable", amount=-settle["amount"],
                           measure="layer", layer="invoice|" + settle["invoice_id"], order=2))
         rec = pay[pay["kind"] == "recovery"]
+        # cash after a write-off beyond what was written off settles nothing: it is a credit on
+        # the receivable, owed to the customer (CustomerCredit at the month end)
+        over = rec[rec["overpaid"] != 0]
+        out.append(_frame(over, account="AccountsReceivable", amount=-over["overpaid"],
+                          measure="layer", layer="invoice|" + over["invoice_id"], order=2))
         for column, account, order in (("tax", "TaxLiability", 6), ("reversal", None, 5),
                                        ("recoverable", "Recoverables", 5)):
             rows = rec[rec[column] != 0]

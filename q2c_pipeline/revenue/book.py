@@ -199,7 +199,7 @@ class Obligation:
 
 
 def reduce(ob: Obligation, measure: Schedule, amount: int, day: int,
-           window: tuple[int, int] | None, spill: bool = True
+           window: tuple[int, int] | None, spill: bool = True, billed: int | None = None
            ) -> tuple[int, int, dict[int, int]]:
     """Split ``amount`` into (recognized share, deferred share, cuts by month) and take the
     deferred share off ``measure``.
@@ -210,13 +210,19 @@ def reduce(ob: Obligation, measure: Schedule, amount: int, day: int,
     months (not with ``spill=False``: a write-off never touches service outside the invoice's
     own period); what still cannot be taken off is recognized too (nothing left to defer). A window
     holding nothing of the obligation (or no window) means the obligation's whole schedule.
+    With ``billed`` (a write-off: what the line still bills after earlier credits), the deferred
+    share is the window's remaining schedule x ``amount`` / ``billed``: writing off the whole
+    open balance clears the whole remaining schedule, whatever earlier credits did to it.
     """
     whole = (ob.start_day, max(ob.end_day, ob.start_day + 1))
     earned, remaining, by_month = ob.window_parts(measure, day, window or whole)
     if earned + remaining == 0 and window is not None:
         earned, remaining, by_month = ob.window_parts(measure, day, whole)
     base = earned + remaining
-    recognized = round_half_up(Fraction(amount) * earned / base) if base > 0 else amount
+    if billed is not None and billed > 0 and amount >= 0:
+        recognized = amount - min(round_half_up(remaining * amount / billed), amount)
+    else:
+        recognized = round_half_up(Fraction(amount) * earned / base) if base > 0 else amount
     recognized = min(max(recognized, 0), amount) if amount >= 0 else recognized
     deferred = amount - recognized
     caps = {m: int(part) for m, part in by_month.items()}

@@ -183,6 +183,8 @@ class Book:
         self.by_key = {ob.key: ob for ob in obligations}
         self.billed = 0
         self.price = sum(ob.revenue.total() for ob in obligations if ob.fixed)
+        # pre-tax each invoice line still bills after the credit notes on it
+        self.line_billed: dict[str, int] = defaultdict(int)
         self.reductions: dict[tuple[str, str], int] = defaultdict(int)
 
     def refund_liability(self) -> int:
@@ -209,12 +211,14 @@ class Book:
         # a write-off is the collectibility of that invoice: it never reaches service outside
         # the invoice's own period (ASC 326-20; the rest of the contract is untouched)
         spill = part.effect != "collectibility"
+        billed = self.line_billed.get(part.invoice_line_id) if not spill else None
         for ob, share, window in targets:
-            rec, dfr, cuts = reduce(ob, ob.revenue, share, day, window, spill)
+            rec, dfr, cuts = reduce(ob, ob.revenue, share, day, window, spill, billed)
             stated_cuts: dict[int, int] = {}
             s_rec = rec
             if ob.stated is not None:
-                s_rec, _dfr, stated_cuts = reduce(ob, ob.stated, share, day, window, spill)
+                s_rec, _dfr, stated_cuts = reduce(ob, ob.stated, share, day, window, spill,
+                                                  billed)
             result.recognized += rec
             result.deferred += dfr
             result.stated_recognized += s_rec
@@ -342,7 +346,8 @@ class Recovery:
     tax: int          # the tax relief reversed
     reversal: int     # the credit loss (or bad debt) reversed
     restored: int     # given back to the schedule (recovery_after_write_off: revenue)
-    recoverable: int  # the rest
+    recoverable: int  # the rest of what was written off
+    overpaid: int = 0  # cash beyond what was written off: back on the receivable (a credit)
 
 
 @dataclass
@@ -410,7 +415,8 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             rc = off_parts[row.invoice_id][0].position_key
             events.append((rc, day_of(row.paid_at), RANK_ADJUSTMENT, KIND_ORDER["recovery"],
                            pd.Timestamp(row.paid_at), row.payment_id, "recovery", row))
-    recovered: dict[str, int] = defaultdict(int)
+    recovered: dict[str, int] = defaultdict(int)   # pre-tax recovered per invoice
+    cash_in: dict[str, int] = defaultdict(int)     # cash received after the write-off
     for (contract, version), group in amended.groupby(["contract_id", "version"], sort=True):
         first = group.iloc[0]
         events.append((contract, day_of(first["version_accounting"]), RANK_MODIFICATION, 0,
@@ -421,16 +427,23 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
         book = books[rc]
         if what == "billing":
             book.billed += int(row.pre_tax)
+            book.line_billed[row.invoice_line_id] += int(row.pre_tax)
         elif what == "modification":
             run.modifications.append(_modification(book, row, policy.amortization))
         elif what == "part":
             run.parts[row.part_id] = _apply_part(book, row, day)
+            if row.event == "credit_note":
+                book.line_billed[row.invoice_line_id] -= int(row.pre_tax)
         elif what == "recovery":
             written = off_parts[row.invoice_id]
             results = [run.parts[p.part_id] for p in written if p.part_id in run.parts]
             gross = sum(int(p.gross) for p in written)
-            pre_tax = int(row.amount) - recovery_tax(int(row.amount), gross,
-                                                     sum(int(p.tax) for p in written))
+            # only what was written off can be recovered; cash beyond it is an overpayment,
+            # owed to the customer like any payment beyond its invoice (CustomerCredit)
+            within = min(int(row.amount), max(gross - cash_in[row.invoice_id], 0))
+            cash_in[row.invoice_id] += int(row.amount)
+            tax = recovery_tax(within, gross, sum(int(p.tax) for p in written))
+            pre_tax = within - tax
             debt = sum(r.recognized for r in results)
             held = sum(r.deferred for r in results)
             before = recovered[row.invoice_id]
@@ -440,7 +453,8 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             restored = book.recover(results, due, day) if (
                 due > 0 and policy.recovery_after_write_off == "revenue") else 0
             run.recoveries[row.payment_id] = Recovery(
-                rc, int(row.amount) - pre_tax, reversal, restored, pre_tax - reversal - restored)
+                rc, tax, reversal, restored, pre_tax - reversal - restored,
+                int(row.amount) - within)
         else:  # the void of a credit note part
             result = run.parts.get(row.part_id)
             if result is not None:
@@ -448,6 +462,7 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
                     result.void_catch_up = book.undo(
                         result, int(row.pre_tax) - result.settled, day)
                 book.billed += int(row.pre_tax)
+                book.line_billed[row.invoice_line_id] += int(row.pre_tax)
     for book in books.values():
         for ob in book.obligations:
             run.obligations[ob.key] = ob

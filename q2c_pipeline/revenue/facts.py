@@ -126,14 +126,15 @@ def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, treatments: Treat
         bad = pays.loc[mismatch, "payment_id"].iloc[0]
         raise ValueError(f"payments: payment {bad!r} is not in its invoice's currency")
     pays = pays.sort_values(["invoice_id", "paid_at", "payment_id"], kind="mergesort")
-    split = pd.DataFrame([(pid, r.tax, r.reversal, r.restored, r.recoverable)
+    split = pd.DataFrame([(pid, r.tax, r.reversal, r.restored, r.recoverable, r.overpaid)
                           for pid, r in recoveries.items()],
-                         columns=["payment_id", "tax", "reversal", "restored", "recoverable"])
+                         columns=["payment_id", "tax", "reversal", "restored", "recoverable",
+                                  "overpaid"])
     rows = pays[["payment_id", "invoice_id", "paid_at", "amount", "currency",
                  "correlation_id"]].rename(columns={"paid_at": "date"}).merge(
         split, on="payment_id", how="left")
     rows["kind"] = np.where(rows["tax"].notna(), "recovery", "payment")
-    for column in ("tax", "reversal", "restored", "recoverable", "amount"):
+    for column in ("tax", "reversal", "restored", "recoverable", "overpaid", "amount"):
         rows[column] = pd.to_numeric(rows[column]).fillna(0).astype("int64")
     rows["bad_debt_account"] = bad_debt
     for column in ("legal_entity", "contract_id", "customer_id", "revenue_entity",

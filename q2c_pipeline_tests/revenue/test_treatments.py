@@ -504,3 +504,55 @@ def test_a_write_off_of_a_monthly_invoice_never_reaches_the_other_months():
                                                  "TaxLiability": (TAX, 0),
                                                  "CreditLossExpense": (47_398, 0),
                                                  "DeferredRevenue": (52_602, 0)}
+
+
+def test_a_write_off_after_a_credit_note_clears_the_whole_remaining_schedule():
+    # The annual invoice (12,000.00 + 1,200.00 tax) takes a 2,000.00 + 200.00 service credit on
+    # 02-01: January's 1,000.00 was served, so 2,000 x 1,000/12,000 = 166.67 is contra revenue
+    # and 1,833.33 comes off February..December. Nothing is paid; the open 10,000.00 + 1,000.00
+    # is written off on 03-01. Writing off everything the line still bills clears everything
+    # left on its schedule (March..December), however the credit reshaped it: no revenue after
+    # February, no deferred revenue left, and as the customer paid nothing the P&L nets to zero
+    # (revenue - contra - credit loss = 0); tax relief 1,000.00.
+    inv, items = annual_invoice()
+    notes = [_credit("cn_1", "2026-02-01", "in_year", "il_year", 2 * MONTH, 2 * TAX,
+                     "product_unsatisfactory")]
+    events = [{"invoice_id": "in_year", "occurred_at": T("2026-03-01"), "event": "uncollectible"}]
+    result = run_engine(tables(invoices=inv, invoice_lines=items, credit_notes=notes,
+                               invoice_events=events), POLICY, DEC)
+    revenue = movements(result, "Revenue")
+    assert set(revenue) == {"2026-01", "2026-02"} and revenue["2026-01"] == MONTH
+    assert movements(result, "CreditNotes") == {"2026-02": 16_667}
+    end = closing(result, "2026-12")
+    assert "DeferredRevenue" not in end and "AccountsReceivable" not in end
+    assert end["Revenue"] - end["CreditNotes"] - end["CreditLossExpense"] == 0
+    written = postings(result, "uncollectible")
+    assert written["AccountsReceivable"] == (0, 1_100_000)
+    assert written["TaxLiability"] == (10 * TAX, 0)
+    assert written["DeferredRevenue"][0] + written["CreditLossExpense"][0] == 10 * MONTH
+    # what March..December held after the credit is what the write-off cleared
+    # (12,000.00 less the 1,833.33 the credit cut, less January and February as recognized)
+    assert written["DeferredRevenue"][0] == 12 * MONTH - (2 * MONTH - 16_667) - MONTH \
+        - revenue["2026-02"] == 833_333
+
+
+def test_cash_after_a_write_off_beyond_what_was_written_off_is_owed_to_the_customer():
+    # April's invoice (1,100.00) written off on 05-20 after April was served; the customer then
+    # pays 1,300.00 on 06-10. 1,100.00 recovers the write-off (tax 100.00 back, credit loss
+    # 1,000.00 reversed); the other 200.00 is an overpayment: a credit on the receivable, the
+    # customer's credit balance (CustomerCredit) at the month end -- never income (Recoverables).
+    # (January..March billed and paid, nothing billed after April, so nothing else is owed.)
+    invoices, lines = monthly_invoices(range(1, 5))
+    events = [{"invoice_id": "in_4", "occurred_at": T("2026-05-20"), "event": "uncollectible"}]
+    paid = [{"payment_id": f"py_{m}", "paid_at": T(f"2026-0{m}-05"), "amount": 110_000,
+             "currency": "USD", "invoice_id": f"in_{m}"} for m in (1, 2, 3)]
+    paid.append({"payment_id": "py_4", "paid_at": T("2026-06-10"), "amount": 130_000,
+                 "currency": "USD", "invoice_id": "in_4"})
+    result = run_engine(tables(invoices=invoices, invoice_lines=lines, invoice_events=events,
+                               payments=paid), POLICY, DEC)
+    assert postings(result, "recovery") == {"Cash": (130_000, 0), "TaxLiability": (0, TAX),
+                                            "CreditLossExpense": (0, MONTH),
+                                            "AccountsReceivable": (0, 20_000)}
+    june = closing(result, "2026-06")
+    assert june["CustomerCredit"] == 20_000 and "Recoverables" not in june
+    assert "CreditLossExpense" not in june
