@@ -104,7 +104,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
     )
     lines.append("Invoices vs AR journals: " + ", ".join(f"{s} {n}" for s, n in ar))
     lines.append(
-        f"Invoices vs Stripe's own totals (subtotal, discounts, tax, total, paid): "
+        f"Invoices vs Stripe's own totals (discounts, tax, total, paid, remaining): "
         f"{source_tied} of {source_total} tie in canonical and ledger"
     )
     lines.append("Open exceptions by owner and rule:")

@@ -216,17 +216,24 @@ def part_postings(parts: pd.DataFrame, events: pd.DataFrame) -> list[pd.DataFram
     for frame, sign in ((p, 1), (undo, -1)):
         if len(frame) == 0:
             continue
+        forgives = frame["effect"] == "written_off_credit"
         priced = frame["effect"].isin(["price_change", "settle_then_price_change",
-                                       "collectibility"])
+                                       "collectibility", "written_off_credit"])
         settles_note = frame["effect"] == "settlement"
         contra = frame[priced & (frame["recognized_share"] != 0)]
         out.append(_frame(contra, account=contra["contra"],
                           amount=sign * contra["recognized_share"].astype("int64"),
                           measure="spot", order=5))
-        taxed = frame[~settles_note & (frame["tax"] != 0)]
+        # a credit note on a written-off invoice: its share of the credit loss becomes contra
+        # revenue; the receivable and its tax were already cleared by the write-off
+        waived = frame[forgives & (frame["recognized_share"] != 0)]
+        out.append(_frame(waived, account=waived["loss_account"],
+                          amount=-sign * waived["recognized_share"].astype("int64"),
+                          measure="spot", order=5))
+        taxed = frame[~settles_note & ~forgives & (frame["tax"] != 0)]
         out.append(_frame(taxed, account="TaxLiability", amount=sign * taxed["tax"],
                           measure="spot", order=6))
-        counter = frame[frame["gross"] != 0]
+        counter = frame[(frame["gross"] != 0) & ~forgives]
         counter_layer = np.where(counter["counter"] == "AccountsReceivable",
                                  "invoice|" + counter["invoice_id"].astype(str), None)
         out.append(_frame(counter, account=counter["counter"],

@@ -252,6 +252,11 @@ def classify_parts(parts: pd.DataFrame, lines: pd.DataFrame, treatments: Treatme
         out[column] = out["invoice_line_id"].map(by_line[column])
     kind = out["role"].map({"contract": "contract", "own": "invoice", "usage": "usage"})
     reason = out["reason"].fillna("*").astype(str)
+    # a credit note on a day after its invoice was written off meets no receivable
+    written = out[out["event"] == "uncollectible"].groupby("invoice_id")["date"].min()
+    after = (out["event"] == "credit_note") & (
+        out["date"].dt.normalize() > out["invoice_id"].map(written).dt.normalize())
+    reason = reason.where(~after, "after_write_off")
     effects, allocations, accounts, rules = [], [], [], []
     for event, why, contract_kind in zip(out["event"], reason, kind, strict=True):
         row = treatments.lookup(event, why, contract_kind)
@@ -265,5 +270,6 @@ def classify_parts(parts: pd.DataFrame, lines: pd.DataFrame, treatments: Treatme
     out["effect"] = effects
     out["allocation"] = allocations
     out["contra"] = accounts
+    out["loss_account"] = bad_debt_account
     out["treatment_row"] = rules
     return out

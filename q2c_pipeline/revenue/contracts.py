@@ -351,6 +351,34 @@ class Recovery:
 
 
 @dataclass
+class Forgiven:
+    """What credit notes after an invoice's write-off forgave of it (gross, tax, pre-tax, and
+    the share of the credit loss that became contra revenue)."""
+
+    gross: int = 0
+    tax: int = 0
+    pre_tax: int = 0
+    loss: int = 0
+
+
+def _forgive(run: BookRun, written: list, waived: Forgiven, part) -> PartResult:
+    """A credit note on a written-off invoice (``written_off_credit``): its pre-tax share of the
+    write-off's credit loss (in the write-off's own recognized : pre-tax proportion, never more
+    than is left) becomes contra revenue; nothing else moves; recoveries are capped lower."""
+    results = [run.parts[p.part_id] for p in written if p.part_id in run.parts]
+    off_pre_tax = sum(int(p.gross) - int(p.tax) for p in written)
+    loss = sum(r.recognized for r in results)
+    amount = int(part.pre_tax)
+    share = round_half_up(Fraction(amount * loss, off_pre_tax)) if off_pre_tax > 0 else 0
+    share = max(min(share, loss - waived.loss), 0)
+    waived.gross += int(part.gross)
+    waived.tax += int(part.tax)
+    waived.pre_tax += amount
+    waived.loss += share
+    return PartResult(recognized=share, stated_recognized=share)
+
+
+@dataclass
 class BookRun:
     obligations: dict[tuple[str, str], Obligation]
     reductions: dict[tuple[str, str], int]
@@ -415,6 +443,7 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             rc = off_parts[row.invoice_id][0].position_key
             events.append((rc, day_of(row.paid_at), RANK_ADJUSTMENT, KIND_ORDER["recovery"],
                            pd.Timestamp(row.paid_at), row.payment_id, "recovery", row))
+    forgiven: dict[str, Forgiven] = defaultdict(Forgiven)  # credited after the write-off
     recovered: dict[str, int] = defaultdict(int)   # pre-tax recovered per invoice
     cash_in: dict[str, int] = defaultdict(int)     # cash received after the write-off
     for (contract, version), group in amended.groupby(["contract_id", "version"], sort=True):
@@ -430,6 +459,9 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             book.line_billed[row.invoice_line_id] += int(row.pre_tax)
         elif what == "modification":
             run.modifications.append(_modification(book, row, policy.amortization))
+        elif what == "part" and row.effect == "written_off_credit":
+            run.parts[row.part_id] = _forgive(run, off_parts[row.invoice_id],
+                                              forgiven[row.invoice_id], row)
         elif what == "part":
             run.parts[row.part_id] = _apply_part(book, row, day)
             if row.event == "credit_note":
@@ -437,15 +469,16 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
         elif what == "recovery":
             written = off_parts[row.invoice_id]
             results = [run.parts[p.part_id] for p in written if p.part_id in run.parts]
-            gross = sum(int(p.gross) for p in written)
+            waived = forgiven[row.invoice_id]
+            gross = sum(int(p.gross) for p in written) - waived.gross
             # only what was written off can be recovered; cash beyond it is an overpayment,
             # owed to the customer like any payment beyond its invoice (CustomerCredit)
             within = min(int(row.amount), max(gross - cash_in[row.invoice_id], 0))
             cash_in[row.invoice_id] += int(row.amount)
-            tax = recovery_tax(within, gross, sum(int(p.tax) for p in written))
+            tax = recovery_tax(within, gross, sum(int(p.tax) for p in written) - waived.tax)
             pre_tax = within - tax
-            debt = sum(r.recognized for r in results)
-            held = sum(r.deferred for r in results)
+            debt = sum(r.recognized for r in results) - waived.loss
+            held = sum(r.deferred for r in results) - (waived.pre_tax - waived.loss)
             before = recovered[row.invoice_id]
             recovered[row.invoice_id] = before + pre_tax
             reversal = min(pre_tax, max(debt - before, 0))

@@ -154,7 +154,8 @@ def _part_events(parts: pd.DataFrame) -> pd.DataFrame:
     settled = parts["settled_share"].astype("int64")
     priced = parts["effect"].isin(["price_change", "settle_then_price_change", "collectibility"])
     correction = parts["effect"].isin(CORRECTION_EFFECTS)
-    moves = parts["effect"] != "settlement"
+    # (a credit note on a written-off invoice moves nothing: the write-off cleared it)
+    moves = ~parts["effect"].isin(["settlement", "written_off_credit"])
     billed = np.where(moves, -c, 0)
     revenue = np.where(priced, -parts["recognized_share"], 0)
     stated = np.where(priced, -parts["stated_recognized_share"], 0)

@@ -21,6 +21,9 @@ Effects:
 - ``settlement``: cash and receivable only (a payment; a refund that settles a credit note);
 - ``collectibility``: a write-off (BadDebt or, by policy, CreditLossExpense): the recognized share
   of that invoice, the rest against deferred revenue; ``collectibility_reversal``: cash after it;
+- ``written_off_credit``: a credit note on an invoice already written off: no receivable, no
+  schedule; its share of the credit loss becomes contra revenue and what later cash can
+  recover shrinks;
 - ``reverse_credit_note``: a voided credit note undoes its credit note.
 
 Allocations of a price change: ``billed_period`` (the obligation the credited line bills, and its
@@ -44,11 +47,11 @@ EVENTS = ("invoice_line", "credit_note", "credit_note_void", "refund", "invoice_
 CONTRACT_KINDS = ("contract", "invoice", "usage", "customer", "payment", "*")
 EFFECTS = ("billing", "billing_correction", "contract_settlement", "price_change",
            "settle_then_price_change", "settlement", "collectibility", "collectibility_reversal",
-           "reverse_credit_note")
+           "written_off_credit", "reverse_credit_note")
 ALLOCATIONS = ("billed_period", "contract", "recognized")
 # Effects that book a contra (or bad-debt) account and so need one named.
 _NEEDS_ACCOUNT = ("price_change", "settle_then_price_change", "collectibility",
-                  "collectibility_reversal")
+                  "collectibility_reversal", "written_off_credit")
 
 
 @dataclass(frozen=True)

@@ -120,11 +120,20 @@ def map_invoice_lines(
         # the total holds beyond the lines is spread over the discountable lines below
         rest = (_discounts(invoice.get("total_discount_amounts")) or 0) - sum(
             row["discount_amount"] or 0 for row in mapped)
+        if (invoice.get("lines") or {}).get("has_more"):
+            rest = 0  # lines not all here: their discounts are not the embedded lines' to take
         for line, row in zip(lines, mapped, strict=True):
             spread.append((len(rows), rest, line.get("discountable", True)))
             rows.append(row)
     frame = build_frame(rows, INVOICE_LINE_COLUMNS)
     return _spread_invoice_discount(frame, spread)
+
+
+def _id_of(value: Any) -> str | None:
+    """An id field as Stripe sends it: the id, or the object when expanded (``expand[]``)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return text_or_none(value)
 
 
 def _discounts(amounts: Any) -> int | None:
@@ -246,7 +255,10 @@ def map_credit_notes(
                 **base,
                 "credit_note_id": credit_id,
                 "correlation_id": contract_id or credit_id,
-                "amount": int_from_wire(note.get("subtotal")),
+                # subtotal is before invoice-level discounts (Stripe); the note credits net
+                "amount": None if int_from_wire(note.get("subtotal")) is None else
+                int_from_wire(note.get("subtotal")) - (int_from_wire(note.get("discount_amount"))
+                                                       or 0),
                 "discount_amount": int_from_wire(note.get("discount_amount")) or 0,
                 "invoice_line_id": None,
                 "tax_amount": None if None in taxes else sum(taxes),
@@ -321,12 +333,13 @@ def map_refunds(
 ) -> pd.DataFrame:
     """Succeeded refunds -> canonical refunds.
 
-    The invoice is ``metadata.invoice_id`` when set, else the invoice of the paid
-    ``invoice_payment`` with the same ``payment_intent`` or, when the refund names only a
-    ``charge``, the same ``payment.charge`` (that payment is also ``payment_id``). Pending,
-    failed and canceled refunds move no cash and are not refunds yet. ``credit_note_id`` is the
-    credit note whose ``refunds[].refund`` (or older ``refund``) names the refund: such a refund
-    settles the credit note (cash only, no second reduction of revenue).
+    The invoice is the one of the paid ``invoice_payment`` with the same ``payment_intent`` or,
+    when the refund names only a ``charge``, the same ``payment.charge`` (that payment is also
+    ``payment_id``), else ``metadata.invoice_id``. Expanded ids (objects) are read by their id.
+    Pending, failed and canceled refunds move no cash and are not refunds yet.
+    ``credit_note_id`` is the credit note whose ``refunds[].refund`` (or older ``refund``) names
+    the refund: such a refund settles the credit note (cash only, no second reduction of
+    revenue).
     """
     note_of_refund: dict[str, str] = {}
     for note in credit_notes:
@@ -345,8 +358,8 @@ def map_refunds(
         paid_with = payment.get("payment") or {}
         if payment.get("status") != "paid":
             continue
-        for key, found in ((paid_with.get("payment_intent"), payment_by_intent),
-                           (paid_with.get("charge"), payment_by_charge)):
+        for key, found in ((_id_of(paid_with.get("payment_intent")), payment_by_intent),
+                           (_id_of(paid_with.get("charge")), payment_by_charge)):
             if key and key not in found:
                 found[key] = payment
     contract_by_invoice = _contract_by_invoice(invoices)
@@ -357,11 +370,12 @@ def map_refunds(
         refund_id = qualify(ID_PREFIX, refund.get("id"))
         # Stripe names the refunded payment by its intent or, for a charge made without one
         # (and in Stripe's own refund example), only by the charge
-        payment = payment_by_intent.get(refund.get("payment_intent") or "") \
-            or payment_by_charge.get(refund.get("charge") or "") or {}
+        payment = payment_by_intent.get(_id_of(refund.get("payment_intent")) or "") \
+            or payment_by_charge.get(_id_of(refund.get("charge")) or "") or {}
         invoice_id = qualify(
             ID_PREFIX,
-            (refund.get("metadata") or {}).get("invoice_id") or payment.get("invoice"),
+            # Stripe's own link (the paid invoice payment) before q2c's metadata fallback
+            payment.get("invoice") or (refund.get("metadata") or {}).get("invoice_id"),
         )
         rows.append({
             "source_system": SOURCE_SYSTEM,

@@ -656,16 +656,9 @@ class _CompanyBuilder:
         price = dict(seat["price"], id=_stable_id("price", deal.name + "|list"),
                      nickname=f"PLAT-SEAT {deal.currency} {list_unit} (list)",
                      unit_amount=list_unit, unit_amount_decimal=str(list_unit))
-        price["created"] = seat["price"]["created"]
         self.stripe["prices"].append(price)
         seat["list_price"], seat["list_unit"] = price, list_unit
-        percent = Decimal(deal.discount_bps) / 100
-        coupon = {"id": f"CPQ{deal.discount_bps // 100}", "object": "coupon",
-                  "amount_off": None, "currency": None, "duration": "forever",
-                  "name": f"CPQ discount {percent.normalize()}%", "percent_off": float(percent),
-                  "valid": True}
         deal.ids["discount"] = _stable_id("di", deal.name)
-        deal.ids["coupon"] = coupon["id"]
 
     # ---------------------------------------------------------------- usage
     def _build_usage(self, index: int, deal: _Deal) -> None:

@@ -677,3 +677,25 @@ def test_an_invoice_the_source_states_differently_fails_the_source_tie_test(tmp_
     """) == [("INV-1", 12_000, 0, 1_284_000, 1_296_000, "discount_differs")]
     assert query(path, "select reconciliation_status from marts.fct_invoice_ar_reconciliation "
                        "where invoice_id = 'INV-1'") == [("matched",)]
+
+
+def test_a_customer_balance_applied_in_stripe_only_fails_the_source_tie_test(tmp_path):
+    # why: Stripe applied 30.00 of the customer's credit balance to the open INV-3 (100.00):
+    # amount_remaining 70.00, while q2c still holds 100.00 open -- every total ties, only what
+    # is owed differs
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        payload = json.loads(con.execute(
+            "select payload from raw.stripe_invoices where record_id = 'in_3'").fetchone()[0])
+        payload.update(amount_remaining=7_000, starting_balance=-3_000, amount_due=7_000)
+        con.execute("update raw.stripe_invoices set payload = ? where record_id = 'in_3'",
+                    [json.dumps(payload)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build", "--select", "+fct_invoice_source_tieout+"], tmp_path)
+    assert failed_tests(result) == {"assert_invoices_tie_to_source": 1}
+    assert query(path, """
+        select invoice_id, source_remaining_minor, canonical_remaining_minor, tieout_status
+        from marts.fct_invoice_source_tieout where tieout_status <> 'tied'
+    """) == [("INV-3", 7_000, 10_000, "remaining_differs")]

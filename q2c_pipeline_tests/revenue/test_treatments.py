@@ -556,3 +556,45 @@ def test_cash_after_a_write_off_beyond_what_was_written_off_is_owed_to_the_custo
     june = closing(result, "2026-06")
     assert june["CustomerCredit"] == 20_000 and "Recoverables" not in june
     assert "CreditLossExpense" not in june
+
+
+def test_credit_note_after_write_off_any_forgives_part_of_the_write_off_and_creates_no_credit():
+    # The annual invoice (12,000.00 + 1,200.00 tax) is written off on 03-01: January and
+    # February served, credit loss 2,000.00, 10,000.00 off March..December. On 04-01 a credit
+    # note of 1,200.00 + 120.00 tax is issued on it (IFRS 9.5.4.4 / ASC 326-20-35-8: a
+    # receivable already written off cannot be credited again): no receivable, no tax, no
+    # schedule moves; its share of the credit loss, 1,200 x 2,000 / 12,000 = 200.00, becomes
+    # contra revenue (Dr CreditNotes / Cr CreditLossExpense). The customer then pays what it
+    # still owes, 13,200 - 1,320 = 11,880.00, on 05-01: tax 1,080.00 back, pre-tax 10,800.00 =
+    # 1,800.00 credit loss reversed + 9,000.00 back to the schedule (90% of each cut month:
+    # March and April caught up on 05-01, 1,800.00, May 900.00; June..December 900.00 each).
+    inv, items = annual_invoice()
+    events = [{"invoice_id": "in_year", "occurred_at": T("2026-03-01"), "event": "uncollectible"}]
+    notes = [_credit("cn_1", "2026-04-01", "in_year", "il_year", 120_000, 12_000, None)]
+    paid = [{"payment_id": "py_1", "paid_at": T("2026-05-01"), "amount": 1_188_000,
+             "currency": "USD", "invoice_id": "in_year"}]
+    result = run_engine(tables(invoices=inv, invoice_lines=items, invoice_events=events,
+                               credit_notes=notes, payments=paid), POLICY, DEC)
+    assert postings(result, "credit_note") == {"CreditNotes": (20_000, 0),
+                                               "CreditLossExpense": (0, 20_000)}
+    assert postings(result, "recovery") == {"Cash": (1_188_000, 0),
+                                            "TaxLiability": (0, 108_000),
+                                            "CreditLossExpense": (0, 180_000),
+                                            "DeferredRevenue": (0, 900_000)}
+    assert movements(result, "Revenue") == {
+        "2026-01": MONTH, "2026-02": MONTH, "2026-05": 180_000 + 90_000,
+        **{f"2026-{m:02d}": 90_000 for m in range(6, 13)}}
+    end = closing(result, "2026-12")
+    assert end["Revenue"] - end["CreditNotes"] == 1_080_000 == end["Cash"] - 108_000
+    for account in ("CreditLossExpense", "CustomerCredit", "AccountsReceivable",
+                    "DeferredRevenue", "Recoverables"):
+        assert account not in end, account
+
+    # the same credit for the whole invoice: everything written off is forgiven, the credit
+    # loss becomes contra revenue in full, and no credit balance appears
+    whole = [_credit("cn_1", "2026-04-01", "in_year", "il_year", 12 * MONTH, 12 * TAX, None)]
+    result = run_engine(tables(invoices=inv, invoice_lines=items, invoice_events=events,
+                               credit_notes=whole), POLICY, DEC)
+    end = closing(result, "2026-12")
+    assert end["Revenue"] == end["CreditNotes"] == 2 * MONTH
+    assert "CustomerCredit" not in end and "CreditLossExpense" not in end

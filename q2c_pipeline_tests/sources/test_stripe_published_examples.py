@@ -94,3 +94,38 @@ def test_a_saved_list_page_with_more_after_it_is_refused_not_landed_short(tmp_pa
     (folder / "invoices.json").write_text(json.dumps(page))
     assert [i["id"] for i in SnapshotSource(tmp_path).billing_objects("invoices")] == [
         "in_1Pgc6tB7WZ01zgkWu9fdqL6I"]
+
+
+def test_expanded_ids_and_stripes_own_link_win_over_metadata():
+    # expand[]=payment_intent renders the object in place of its id; and Stripe's link (the
+    # invoice payment) is believed over a stale metadata.invoice_id
+    refund = dict(FIXTURES["refund"], charge=None,
+                  payment_intent={"id": "pi_1", "object": "payment_intent"},
+                  metadata={"invoice_id": "in_OTHER"})
+    payment = dict(copy.deepcopy(FIXTURES["invoice_payment"]), id="inpay_1", status="paid",
+                   invoice="in_1", payment={"type": "payment_intent",
+                                            "payment_intent": {"id": "pi_1"}})
+    mapped = map_refunds([refund], [payment]).iloc[0]
+    assert (mapped["invoice_id"], mapped["payment_id"]) == ("stripe:in_1", "stripe:inpay_1")
+
+
+def test_a_credit_note_without_lines_credits_its_subtotal_less_its_discount():
+    note = dict(copy.deepcopy(FIXTURES["credit_note"]), subtotal=1000, discount_amount=100,
+                total_taxes=[])
+    note["lines"] = {"data": [], "has_more": False, "object": "list"}
+    mapped = map_credit_notes([note]).iloc[0]
+    assert (mapped["amount"], mapped["discount_amount"], mapped["tax_amount"]) == (900, 100, 0)
+
+
+def test_an_invoice_discount_is_not_spread_over_lines_when_some_lines_are_missing():
+    # lines has_more: the third line (and its discount) is not here; the two embedded lines
+    # keep their own discounts (the source tie-out then shows the invoice as not tied)
+    invoice = copy.deepcopy(FIXTURES["invoice"])
+    line = invoice["lines"]["data"][0]
+    line.update(taxes=[], discount_amounts=[{"amount": 100, "discount": "di_1"}])
+    invoice["lines"]["data"].append(dict(copy.deepcopy(line), id="il_two"))
+    invoice["lines"]["has_more"] = True
+    invoice["total_discount_amounts"] = [{"amount": 300, "discount": "di_1"}]
+    mapped = map_invoice_lines([invoice])
+    assert mapped["discount_amount"].tolist() == [100, 100]
+    assert mapped["amount"].tolist() == [900, 900]
