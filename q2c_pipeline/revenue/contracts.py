@@ -37,6 +37,7 @@ from q2c_pipeline.revenue.book import (
     Schedule,
     day_of,
     distribute,
+    month_of_day,
     reduce,
     restore,
     round_half_up,
@@ -163,6 +164,7 @@ class PartResult:
     void_catch_up: int = 0
     cuts: list = field(default_factory=list)   # [(obligation key, revenue cuts, stated cuts)]
     restored: int = 0                          # deferred share given back by a recovery
+    released: int = 0                          # held back no more: a modification removed it
 
 
 def recovery_tax(amount: int, gross: int, tax_off: int) -> int:
@@ -185,6 +187,7 @@ class Book:
         self.price = sum(ob.revenue.total() for ob in obligations if ob.fixed)
         # pre-tax each invoice line still bills after the credit notes on it
         self.line_billed: dict[str, int] = defaultdict(int)
+        self.write_offs: list[PartResult] = []
         self.reductions: dict[tuple[str, str], int] = defaultdict(int)
 
     def refund_liability(self) -> int:
@@ -245,13 +248,14 @@ class Book:
         all: collectibility is met again, ASC 606-10-25-6 / 25-7): in proportion to what each
         write-off part still holds back, month by month; months before ``day``'s month are
         recognized on ``day`` (a cumulative catch-up). Returns what was given back."""
-        weights = {i: Fraction(r.deferred - r.restored) for i, r in enumerate(results)}
-        caps = {i: r.deferred - r.restored for i, r in enumerate(results)}
+        weights = {i: Fraction(r.deferred - r.restored - r.released)
+                   for i, r in enumerate(results)}
+        caps = {i: r.deferred - r.restored - r.released for i, r in enumerate(results)}
         given = 0
         for i, share in sorted(distribute(amount, weights, caps).items()):
             result = results[i]
             # of what this part still holds back (its cuts shrink as they are given back)
-            fraction = Fraction(share, result.deferred - result.restored)
+            fraction = Fraction(share, result.deferred - result.restored - result.released)
             for key, cuts, stated_cuts in result.cuts:
                 ob = self.by_key[key]
                 for measure, taken in ((ob.revenue, cuts), (ob.stated, stated_cuts)):
@@ -326,15 +330,61 @@ def _modification(book: Book, group: pd.DataFrame, amortization: str) -> dict:
                 line_id=line.contract_line_id))
         elif line.treatment == "prospective":
             added.append(_added_obligation(line, book.rc, acc_day, amortization))
+    # what write-offs hold back of the months the modification reshapes goes back on the
+    # schedule first, so the modification prices the contract as it is (collectibility is not
+    # a price change), and is held back again, as far as the new schedule still holds it
+    from_month = month_of_day(max(eff_day, acc_day))
+    held = _lift_write_offs(book, from_month)
     outcome = apply_modification(book.obligations, added, deltas, version, eff_day, acc_day,
                                  amortization)
+    released = _hold_write_offs(book, held)
     for ob in added:
         book.obligations.append(ob)
         book.by_key[ob.key] = ob
-    book.price += outcome.transaction_price_change
+    book.price += outcome.transaction_price_change + released
     return {"revenue_contract_id": book.rc, "contract_id": first["contract_id"],
             "version": version, "date": pd.Timestamp(first["version_accounting"]),
-            "price_change": outcome.transaction_price_change, "catch_up": outcome.catch_up}
+            "price_change": outcome.transaction_price_change + released,
+            "catch_up": outcome.catch_up}
+
+
+def _lift_write_offs(book: Book, from_month: int) -> list:
+    """Put back on the schedule what each write-off still holds of months >= ``from_month``:
+    [(result, key, measure name, {month: amount lifted})]."""
+    lifted = []
+    for result in book.write_offs:
+        for index, (key, cuts, stated_cuts) in enumerate(result.cuts):
+            ob = book.by_key[key]
+            for name, taken in (("revenue", cuts), ("stated", stated_cuts)):
+                measure = getattr(ob, name)
+                later = {m: c for m, c in taken.items() if m >= from_month and c > 0}
+                if measure is None or not later:
+                    continue
+                for m, c in later.items():
+                    measure.months[m] = measure.months.get(m, 0) + c
+                lifted.append((result, index, key, name, later))
+    return lifted
+
+
+def _hold_write_offs(book: Book, lifted: list) -> int:
+    """Hold back again what was lifted, as far as the modified schedule still has it; what it no
+    longer has (a cancelled or reduced service the customer will not be billed for) leaves the
+    write-off. Returns that release (revenue measure), which the transaction price gets back:
+    the write-off had taken it off the price, the modification takes it off again."""
+    released = 0
+    for result, index, key, name, later in lifted:
+        ob = book.by_key[key]
+        measure = getattr(ob, name)
+        taken = result.cuts[index][1 if name == "revenue" else 2]
+        for m, c in later.items():
+            again = max(min(c, measure.months.get(m, 0)), 0)
+            measure.months[m] = measure.months.get(m, 0) - again
+            taken[m] = taken[m] - c + again
+            if name == "revenue":
+                released += c - again
+                book.reductions[key] -= c - again
+                result.released += c - again
+    return released
 
 
 @dataclass(frozen=True)
@@ -348,6 +398,7 @@ class Recovery:
     restored: int     # given back to the schedule (recovery_after_write_off: revenue)
     recoverable: int  # the rest of what was written off
     overpaid: int = 0  # cash beyond what was written off: back on the receivable (a credit)
+    owed_back: int = 0  # for service a later modification cancelled: the refund liability
 
 
 @dataclass
@@ -446,6 +497,7 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
     forgiven: dict[str, Forgiven] = defaultdict(Forgiven)  # credited after the write-off
     recovered: dict[str, int] = defaultdict(int)   # pre-tax recovered per invoice
     cash_in: dict[str, int] = defaultdict(int)     # cash received after the write-off
+    rebilled: dict[str, int] = defaultdict(int)    # of it, owed back (released by a mod)
     for (contract, version), group in amended.groupby(["contract_id", "version"], sort=True):
         first = group.iloc[0]
         events.append((contract, day_of(first["version_accounting"]), RANK_MODIFICATION, 0,
@@ -464,6 +516,8 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
                                               forgiven[row.invoice_id], row)
         elif what == "part":
             run.parts[row.part_id] = _apply_part(book, row, day)
+            if row.effect == "collectibility":
+                book.write_offs.append(run.parts[row.part_id])
             if row.event == "credit_note":
                 book.line_billed[row.invoice_line_id] -= int(row.pre_tax)
         elif what == "recovery":
@@ -478,16 +532,22 @@ def run_books(obligations: pd.DataFrame, base: pd.DataFrame, stated_base: pd.Dat
             tax = recovery_tax(within, gross, sum(int(p.tax) for p in written) - waived.tax)
             pre_tax = within - tax
             debt = sum(r.recognized for r in results) - waived.loss
-            held = sum(r.deferred for r in results) - (waived.pre_tax - waived.loss)
+            held = sum(r.deferred - r.released for r in results) \
+                - (waived.pre_tax - waived.loss)
             before = recovered[row.invoice_id]
             recovered[row.invoice_id] = before + pre_tax
             reversal = min(pre_tax, max(debt - before, 0))
             due = min(max(before + pre_tax - debt, 0), held) - min(max(before - debt, 0), held)
             restored = book.recover(results, due, day) if (
                 due > 0 and policy.recovery_after_write_off == "revenue") else 0
+            # what a modification released from the write-off (service cancelled after it) is no
+            # longer the contract's: cash for it is billed beyond the price, a refund liability
+            released = sum(r.released for r in results) - rebilled[row.invoice_id]
+            rest = pre_tax - reversal - restored
+            back = min(rest, released) if policy.recovery_after_write_off == "revenue" else 0
+            rebilled[row.invoice_id] += back
             run.recoveries[row.payment_id] = Recovery(
-                rc, tax, reversal, restored, pre_tax - reversal - restored,
-                int(row.amount) - within)
+                rc, tax, reversal, restored, rest - back, int(row.amount) - within, back)
         else:  # the void of a credit note part
             result = run.parts.get(row.part_id)
             if result is not None:

@@ -126,8 +126,8 @@ def _payments(t: dict[str, pd.DataFrame], lines: pd.DataFrame, treatments: Treat
         bad = pays.loc[mismatch, "payment_id"].iloc[0]
         raise ValueError(f"payments: payment {bad!r} is not in its invoice's currency")
     pays = pays.sort_values(["invoice_id", "paid_at", "payment_id"], kind="mergesort")
-    split = pd.DataFrame([(pid, r.tax, r.reversal, r.restored, r.recoverable, r.overpaid)
-                          for pid, r in recoveries.items()],
+    split = pd.DataFrame([(pid, r.tax, r.reversal, r.restored + r.owed_back, r.recoverable,
+                           r.overpaid) for pid, r in recoveries.items()],
                          columns=["payment_id", "tax", "reversal", "restored", "recoverable",
                                   "overpaid"])
     rows = pays[["payment_id", "invoice_id", "paid_at", "amount", "currency",
@@ -263,18 +263,21 @@ def recognize(t: dict[str, pd.DataFrame], policy: Policy, as_of: date, rates: Ra
         "date": one_time["date"], "rank": RANK_BILLING, "order": 1, "is_billing": 1,
         "billed": one_time["pre_tax"], "revenue": 0, "stated": 0, "price": 0})
     frames.append(pay_billing)
-    back = pd.DataFrame([(pid, r.revenue_contract_id, r.restored)
-                         for pid, r in sorted(facts.run.recoveries.items()) if r.restored],
-                        columns=["payment_id", "position_key", "amount"])
+    back = pd.DataFrame([(pid, r.revenue_contract_id, r.restored, r.owed_back)
+                         for pid, r in sorted(facts.run.recoveries.items())
+                         if r.restored or r.owed_back],
+                        columns=["payment_id", "position_key", "amount", "owed_back"])
     if len(back):
-        # cash after a write-off that gives back the deferred share: billed and price again
+        # cash after a write-off that gives back the deferred share: billed and price again;
+        # cash for service cancelled after the write-off: billed beyond the price
         paid_at = t["payments"].drop_duplicates("payment_id").set_index("payment_id")["paid_at"]
         frames.append(pd.DataFrame({
             "event_id": "recovery|" + back["payment_id"], "position_key": back["position_key"],
             "position_kind": back["position_key"].map(kinds).fillna("contract"),
             "date": back["payment_id"].map(paid_at), "rank": RANK_ADJUSTMENT,
-            "order": KIND_ORDER["recovery"], "is_billing": 0, "billed": back["amount"],
-            "revenue": 0, "stated": 0, "price": back["amount"]}))
+            "order": KIND_ORDER["recovery"], "is_billing": 0,
+            "billed": back["amount"] + back["owed_back"], "revenue": 0, "stated": 0,
+            "price": back["amount"]}))
     mods = pd.DataFrame(facts.run.modifications, columns=[
         "revenue_contract_id", "contract_id", "version", "date", "price_change", "catch_up"])
     if len(mods):

@@ -119,3 +119,42 @@ def test_a_credit_note_with_no_reason_or_a_service_credit_settles_the_cancellati
         result = run_engine(_cancelled("2026-06-25", "2026-07-01 10:00", "2026-07-01 10:02",
                                        reason=reason), POLICY, DEC)
         _settled_once(result)
+
+
+def test_a_cancellation_after_a_write_off_is_priced_on_the_contract_not_the_written_off_schedule():
+    # The annual invoice is written off on 03-01 (credit loss 2,000.00 for January..February,
+    # 10,000.00 held back off March..December), then the contract is cancelled from 07-01
+    # (signed 06-25, delta -6,000.00 for July..December). Collectibility is not a price change:
+    # the cancellation removes July..December from what the write-off holds (6,000.00 released)
+    # and books no revenue in July and no refund liability -- nothing was received.
+    inv, items = annual_invoice()
+    lines = [contract_line(),
+             contract_line("L1c", -6 * MONTH, start="2026-07-01", revises="L1",
+                           effective="2026-07-01", quantity=-1.0)]
+    events = [{"invoice_id": "in_year", "occurred_at": T("2026-03-01"), "event": "uncollectible"}]
+
+    def run(paid_amount):
+        paid = [{"payment_id": "py_1", "paid_at": T("2026-09-01"), "amount": paid_amount,
+                 "currency": "USD", "invoice_id": "in_year"}]
+        return run_engine(tables(lines, versions(("2026-06-25", "2026-07-01")), inv, items,
+                                 invoice_events=events, payments=paid), POLICY, DEC)
+
+    # the customer pays what the contract still asks, 6,000.00 + 600.00 tax, on 09-01: credit
+    # loss 2,000.00 reversed, 4,000.00 (March..June) caught up on 09-01; revenue 6,000.00
+    result = run(660_000)
+    assert movements(result, "Revenue") == {"2026-01": MONTH, "2026-02": MONTH,
+                                            "2026-09": 4 * MONTH}
+    end = closing(result, "2026-12")
+    for account in ("RefundLiability", "DeferredRevenue", "CreditLossExpense", "Recoverables"):
+        assert account not in end, account
+    # it pays the whole invoice instead, 13,200.00: the 6,000.00 for the cancelled months is
+    # owed back (refund liability), not income
+    result = run(1_320_000)
+    assert movements(result, "Revenue") == {"2026-01": MONTH, "2026-02": MONTH,
+                                            "2026-09": 4 * MONTH}
+    assert postings(result, "recovery") == {"Cash": (1_320_000, 0),
+                                            "TaxLiability": (0, 12 * TAX),
+                                            "CreditLossExpense": (0, 2 * MONTH),
+                                            "DeferredRevenue": (0, 4 * MONTH),
+                                            "RefundLiability": (0, 6 * MONTH)}
+    assert closing(result, "2026-12")["RefundLiability"] == 6 * MONTH
