@@ -36,6 +36,10 @@ SOURCE_SQL = """
 select count(*) filter (where tieout_status = 'tied'), count(*)
 from marts.fct_invoice_source_tieout
 """
+USAGE_SQL = """
+select count(*) filter (where tieout_status = 'tied'), count(*), sum(source_quantity)
+from marts.fct_usage_source_tieout
+"""
 AR_SQL = """
     select reconciliation_status, count(*) from marts.fct_invoice_ar_reconciliation
     group by 1 order by 1
@@ -65,6 +69,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
             POSITIONS_SQL).fetchone()
         ar = conn.execute(AR_SQL).fetchall()
         source_tied, source_total = conn.execute(SOURCE_SQL).fetchone()
+        usage_tied, usage_total, usage_quantity = conn.execute(USAGE_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
 
     header = (
@@ -106,6 +111,11 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
     lines.append(
         f"Invoices vs Stripe's own totals (discounts, tax, total, paid, remaining): "
         f"{source_tied} of {source_total} tie in canonical and ledger"
+    )
+    lines.append(
+        f"Usage vs Stripe's meter and invoices (metered, invoiced, rated; amount): "
+        f"{usage_tied} of {usage_total} usage lines tie "
+        f"({int(usage_quantity or 0):,} units invoiced)"
     )
     lines.append("Open exceptions by owner and rule:")
     for owner, rule, count in exceptions:

@@ -13,7 +13,9 @@ class Usage(SourcedModel):
     usage_id: Series[str] = pa.Field(str_length={"min_value": 1})
     occurred_at: Series[pd.Timestamp]
     quantity: Series[float] = pa.Field(ge=0)
-    amount: Series[int] = pa.Field(ge=0, description="Rated amount, minor units.")
+    amount: Series[int] = pa.Field(description=(
+        "Rated amount, minor units: what the event adds to its billing period's amount "
+        "(negative only when a volume tier lowers the rate of every unit; usage_pricing)."))
     currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     contract_line_id: Series[str] = pa.Field(nullable=True)
     customer_id: Series[str] = pa.Field(nullable=True)

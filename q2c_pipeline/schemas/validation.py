@@ -400,6 +400,13 @@ def _reference_failures(
         held("customer_id", "customers")
         unknown("customer_id", "customers", "customer_id", "unknown_customer", True)
         unknown("product_code", "products", "product_code", "unknown_product_code", True)
+        if "_price_problem" in frame:
+            # the metered price cannot be rated exactly, or there is none: never rated at a guess
+            problem = frame["_price_problem"]
+            failures.add(
+                problem.notna(), "unpriced_usage", "amount",
+                lambda r: f"{label(r)}: cannot be rated: {r['_price_problem']}",
+            )
 
 
 @cache

@@ -70,7 +70,8 @@ def build_candidates(
     out["invoice_events"] = billing.map_invoice_events(invoices)
     out["usage"] = usage.map_usage(
         usage_events,
-        billing.map_usage_prices(stripe("prices"), stripe("products")),
+        billing.map_usage_prices(stripe("prices"), stripe("products"), stripe("subscriptions"),
+                                 stripe("billing_meters")),
         out["customers"],
         out["contract_lines"],
         out["invoice_lines"],

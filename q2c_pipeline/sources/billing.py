@@ -20,6 +20,12 @@ import numpy as np
 import pandas as pd
 
 from q2c_pipeline.core.rounding import distribute_by_weight
+from q2c_pipeline.sources.usage_pricing import (
+    UnsupportedPrice,
+    UsagePrice,
+    price_to_json,
+    usage_prices_of,
+)
 from q2c_pipeline.sources.wire import (
     PAYLOAD_COLUMN,
     build_frame,
@@ -46,7 +52,9 @@ CREDIT_NOTE_COLUMNS = column_spec("credit_notes")
 PAYMENT_COLUMNS = column_spec("payments")
 REFUND_COLUMNS = column_spec("refunds")
 INVOICE_EVENT_COLUMNS = column_spec("invoice_events")
-USAGE_PRICE_COLUMNS = ["product_code", "currency", "unit_amount"]
+# The price table usage is rated with (map_usage_prices; usage_pricing for the rules).
+USAGE_PRICE_COLUMNS = ["product_code", "currency", "contract_line_id", "price_id", "pricing",
+                       "problem", "anchor"]
 
 # Invoice status transitions that are canonical invoice events.
 _EVENT_TRANSITIONS = (("voided_at", "void"), ("marked_uncollectible_at", "uncollectible"))
@@ -415,36 +423,96 @@ def map_invoice_events(invoices: Iterable[Record]) -> pd.DataFrame:
     return build_frame(rows, INVOICE_EVENT_COLUMNS)
 
 
-def map_usage_prices(prices: Iterable[Record], products: Iterable[Record]) -> pd.DataFrame:
-    """Metered prices -> ``product_code, currency, unit_amount`` (minor units per unit).
+def map_usage_prices(prices: Iterable[Record], products: Iterable[Record],
+                     subscriptions: Iterable[Record] = (), meters: Iterable[Record] = ()
+                     ) -> pd.DataFrame:
+    """Metered prices -> the price table usage is rated with (``USAGE_PRICE_COLUMNS``).
 
-    The product code is the Stripe product's ``metadata.sf_product_code``. When several metered
-    prices exist for one code and currency, the active, most recently created one wins.
+    - One row per subscription item billing a metered price (``contract_line_id`` from its
+      ``metadata.sf_subscription_id``), in the subscription's currency: the price a customer's
+      usage is actually billed at. The price object listed under ``/v1/prices`` (with its
+      ``tiers`` and ``currency_options`` expanded) is preferred over the one embedded in the item.
+      ``anchor`` is the subscription's ``billing_cycle_anchor``: billing periods count from it.
+    - One catalog row per product code and currency (``contract_line_id`` null), for usage whose
+      contract line no subscription item names: the most recently created *active* metered
+      price for that code and currency (its own currency or one of its ``currency_options``);
+      an archived price never rates usage.
+    - A price whose meter aggregates other than by ``sum`` (``count``, ``last``), or with a legacy
+      ``aggregate_usage`` other than ``sum``, bills one reading, not the events' sum: unsupported.
+    ``pricing`` is the rating rule as JSON (``usage_pricing.price_to_json``); a price q2c cannot
+    rate exactly has a null ``pricing`` and the reason in ``problem`` (the usage it prices is
+    quarantined with that reason, never rated at a guess).
     """
     code_by_product = {
         product.get("id"): text_or_none((product.get("metadata") or {}).get("sf_product_code"))
         for product in products
     }
-    rows = []
-    for price in prices:
-        recurring = price.get("recurring") or {}
-        if recurring.get("usage_type") != "metered":
+    listed = _first_by_id(prices)
+    formula = {str(m.get("id")): str((m.get("default_aggregation") or {}).get("formula") or "sum")
+               for m in meters}
+
+    def variants_of(price: Record) -> list[UsagePrice | UnsupportedPrice]:
+        meter = (price.get("recurring") or {}).get("meter")
+        if formula.get(str(meter), "sum") != "sum":
+            error = UnsupportedPrice(f"price {price.get('id')!r}: meter {meter!r} aggregates by "
+                                     f"{formula[str(meter)]!r}, not by summing its events")
+            error.currency = upper_or_none(price.get("currency"))  # type: ignore[attr-defined]
+            return [error]
+        return usage_prices_of(price)
+
+    catalog, by_line = [], []
+    for price in listed.values():
+        if (price.get("recurring") or {}).get("usage_type") != "metered" \
+                or not price.get("active", True):
             continue
-        rows.append({
-            "product_code": code_by_product.get(price.get("product")),
-            "currency": upper_or_none(price.get("currency")),
-            "unit_amount": int_from_wire(price.get("unit_amount")),
-            "_active": bool(price.get("active")),
-            "_created": int_from_wire(price.get("created")) or 0,
-            "_id": str(price.get("id")),
-        })
-    frame = pd.DataFrame(rows, columns=[*USAGE_PRICE_COLUMNS, "_active", "_created", "_id"])
-    frame = frame.dropna(subset=["product_code", "currency", "unit_amount"])
-    frame = frame.sort_values(["_active", "_created", "_id"], ascending=[False, False, True])
+        code = code_by_product.get(_id_of(price.get("product")))
+        for variant in variants_of(price):
+            catalog.append({**_price_row(code, None, variant, str(price.get("id"))),
+                            "_active": bool(price.get("active")),
+                            "_created": int_from_wire(price.get("created")) or 0})
+    for subscription in subscriptions:
+        currency = upper_or_none(subscription.get("currency"))
+        for item in (subscription.get("items") or {}).get("data") or []:
+            embedded = item.get("price") if isinstance(item.get("price"), Mapping) else {}
+            price = listed.get(_id_of(item.get("price"))) or embedded
+            if (price.get("recurring") or {}).get("usage_type") != "metered":
+                continue
+            line = qualify("sf", normalize_salesforce_id(
+                (item.get("metadata") or {}).get("sf_subscription_id")))
+            if line is None:
+                continue
+            variants = [v for v in variants_of(price)
+                        if getattr(v, "currency", None) == currency]
+            if not variants:
+                variants = [UnsupportedPrice(
+                    f"price {price.get('id')!r} has no amounts in the subscription's currency "
+                    f"{currency!r} (neither its currency nor currency_options)")]
+                variants[0].currency = currency  # type: ignore[attr-defined]
+            by_line.append({**_price_row(code_by_product.get(_id_of(price.get("product"))),
+                                         line, variants[0], str(price.get("id"))),
+                            "anchor": int_from_wire(subscription.get("billing_cycle_anchor"))})
+    frame = pd.DataFrame(catalog, columns=[*USAGE_PRICE_COLUMNS, "_active", "_created"])
+    frame = frame.dropna(subset=["product_code", "currency"])
+    frame = frame.sort_values(["_active", "_created", "price_id"],
+                              ascending=[False, False, True], kind="mergesort")
     frame = frame.drop_duplicates(["product_code", "currency"], keep="first")
-    frame = frame[USAGE_PRICE_COLUMNS].sort_values(["product_code", "currency"])
-    frame["unit_amount"] = frame["unit_amount"].astype("int64")
-    return frame.reset_index(drop=True)
+    lines = pd.DataFrame(by_line, columns=USAGE_PRICE_COLUMNS).drop_duplicates(
+        ["contract_line_id"], keep="first")
+    out = pd.concat([lines, frame[USAGE_PRICE_COLUMNS]], ignore_index=True)
+    out = out.astype(object).where(out.notna(), None)
+    return out.sort_values(["contract_line_id", "product_code", "currency"], na_position="last",
+                           kind="mergesort").reset_index(drop=True)
+
+
+def _price_row(code: str | None, line: str | None, variant: UsagePrice | UnsupportedPrice,
+               price_id: str) -> dict[str, Any]:
+    if isinstance(variant, UnsupportedPrice):
+        return {"product_code": code, "currency": getattr(variant, "currency", None),
+                "contract_line_id": line, "price_id": price_id, "pricing": None,
+                "problem": str(variant), "anchor": None}
+    return {"product_code": code, "currency": variant.currency, "contract_line_id": line,
+            "price_id": price_id, "pricing": price_to_json(variant), "problem": None,
+            "anchor": None}
 
 
 def _invoice_contract_id(invoice: Record) -> str | None:

@@ -35,7 +35,9 @@ from q2c_pipeline.sources.billing_client import BillingExtractor
 from q2c_pipeline.sources.landing import (
     LandingResult,
     dump_canonical_json,
+    ensure_raw_table,
     land_records,
+    latest_records,
     validate_table_name,
 )
 from q2c_pipeline.sources.registry import STRIPE_RESOURCES, SourceObject
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 STATE_TABLE = "raw._extraction_state"
 EVENTS_OBJECT = "_events"  # the stripe events-feed cursor's row in the state table
 INVOICES = next(o for o in STRIPE_RESOURCES if o.name == "invoices")
+METER_SUMMARIES = "billing_meter_event_summaries"
 HELD_BY_UPSTREAM = "held_by_upstream"
 POSTED, PENDING, FAILED = "posted", "pending", "failed"
 PENDING_MESSAGE = "accepted; no journal lines yet"
@@ -297,15 +300,29 @@ def extract_billing_resources(
     for obj in objects:
         state = None if full_refresh else read_state(conn, "stripe", obj.name)
         mark = int(state.high_water_mark) if state is not None and state.high_water_mark else None
-        listed = extractor.extract(obj.name, created_gte=mark)
+        if obj.name == METER_SUMMARIES:
+            # whole days re-read each run (late events change a day's value); no mark
+            for table in ("stripe_billing_meters", "stripe_subscriptions"):
+                ensure_raw_table(conn, table)
+            listed = extractor.meter_event_summaries(
+                latest_records(conn, "stripe_billing_meters"),
+                latest_records(conn, "stripe_subscriptions"), extracted_at)
+            mark = None
+        elif obj.name == "billing_meters":
+            listed = extractor.extract(obj.name)  # few, and Stripe filters them by nothing
+            mark = None
+        else:
+            listed = extractor.extract(obj.name, created_gte=mark)
         changed = changes.objects.get(obj.name, [])
         deleted = changes.deleted_ids.get(obj.name, [])
         records = _merge_by_id(changed, listed.records)
         landing = land_records(
-            conn, obj.raw_table, records, id_field="id", modstamp_field="created",
+            conn, obj.raw_table, records, id_field="id", modstamp_field=obj.modstamp_field,
             extracted_at=extracted_at, request_id=request_id, deleted_ids=deleted,
         )
-        created = [int(r["created"]) for r in listed.records if r.get("created") is not None]
+        created = [int(r["created"]) for r in listed.records
+                   if r.get("created") is not None and obj.name != METER_SUMMARIES
+                   and obj.name != "billing_meters"]
         new_mark = str(max(created)) if created else (str(mark) if mark is not None else None)
         write_state(conn, "stripe", obj.name, ExtractionState(
             new_mark, None, len(records), len(listed.records), "list", extracted_at,

@@ -76,18 +76,15 @@ SALESFORCE_OBJECTS = (
     ),
 )
 
-STRIPE_RESOURCES = tuple(
-    SourceObject("stripe", name, f"stripe_{name}", ("id",), "created")
-    for name in (
-        "customers",
-        "products",
-        "prices",
-        "subscriptions",
-        "invoices",
-        "credit_notes",
-        "invoice_payments",
-        "refunds",
-    )
+STRIPE_RESOURCES = (
+    *(SourceObject("stripe", name, f"stripe_{name}", ("id",), "created")
+      for name in ("customers", "products", "prices", "subscriptions", "invoices",
+                   "credit_notes", "invoice_payments", "refunds")),
+    # Stripe's own count of metered usage: the meters, and per customer and UTC day what each
+    # meter aggregated (a summary is re-read whole until its day is invoiced; the newest wins)
+    SourceObject("stripe", "billing_meters", "stripe_billing_meters", ("id",), "updated"),
+    SourceObject("stripe", "billing_meter_event_summaries",
+                 "stripe_billing_meter_event_summaries", ("id",), "start_time"),
 )
 
 ERP_TABLES = (

@@ -92,7 +92,7 @@ SALESFORCE_OBJECTS = [
 ]
 STRIPE_RESOURCES = [
     "customers", "products", "prices", "subscriptions", "invoices", "credit_notes",
-    "invoice_payments", "refunds",
+    "invoice_payments", "refunds", "billing_meters", "billing_meter_event_summaries",
 ]
 ERP_TABLES = [
     "legal_entities", "chart_of_accounts", "accounting_periods", "products", "tax_codes",
@@ -160,6 +160,10 @@ SEAT_MONTHLY = {"USD": 10000, "GBP": 8000, "EUR": 9200}
 ONBOARDING = {"USD": 500000, "GBP": 400000, "EUR": 460000}
 PS_DAY = {"USD": 160000, "GBP": 128000, "EUR": 147000}
 API_CALL = {"USD": 2, "EUR": 2}  # no UK usage: VAT-inclusive metering would not rate exactly
+# EUR usage is priced per package of 1,000 calls, rounded up (Stripe transform_quantity): EUR
+# 20.00 per 1,000 calls, so 1,001 calls bill 40.00.
+API_CALL_PACKAGE = {"EUR": (2000, 1000)}
+API_METER = "mtr_1Q2cApiCallsMeter0000000"  # Stripe's billing meter for event_name api_call
 LEGACY_MONTHLY = 2500
 DISCOUNTS_BPS = [0, 750, 1000, 1500]
 PS_MONTHS = 3
@@ -292,6 +296,36 @@ class _CompanyBuilder:
             if deal.usage:
                 self._build_usage(index, deal)
             self._build_billing(index, deal)
+        self._build_meters()
+
+    def _build_meters(self) -> None:
+        """Stripe's billing meter for API calls and its daily event summaries per customer: what
+        Stripe itself counted, compared with q2c's rated usage and the invoiced quantity
+        (``fct_usage_source_tieout``). A summary names no customer; the extraction adds the
+        ``customer`` it asked for (``BillingExtractor.meter_event_summaries``)."""
+        if not self.usage_rows:
+            return
+        created = _unix(datetime(2026, 3, 20, 9, 0))
+        self.stripe["billing_meters"].append({
+            "id": API_METER, "object": "billing.meter", "created": created,
+            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+            "default_aggregation": {"formula": "sum"}, "display_name": "API calls",
+            "event_name": "api_call", "event_time_window": None, "livemode": False,
+            "status": "active", "status_transitions": {"deactivated_at": None},
+            "updated": created, "value_settings": {"event_payload_key": "value"},
+        })
+        by_day: dict[tuple[str, date], int] = {}
+        for row in self.usage_rows:
+            key = (row["stripe_customer_id"], row["timestamp"].date())
+            by_day[key] = by_day.get(key, 0) + int(row["quantity"])
+        for (customer, day), value in sorted(by_day.items()):
+            start = _unix(day)
+            self.stripe["billing_meter_event_summaries"].append({
+                "id": _stable_id("mtrusum", f"{customer}|{day.isoformat()}"),
+                "object": "billing.meter_event_summary", "aggregated_value": value,
+                "customer": customer, "end_time": start + 86_400, "livemode": False,
+                "meter": API_METER, "start_time": start,
+            })
 
     def _build_catalog(self) -> None:
         created = datetime(2025, 11, 3, 9, 0)
@@ -614,10 +648,12 @@ class _CompanyBuilder:
         return self._erp_number
 
     def _price(
-        self, code: str, currency: str, unit_amount: int, inclusive: bool, kind: str
+        self, code: str, currency: str, unit_amount: int, inclusive: bool, kind: str,
+        per: int = 1,
     ) -> dict[str, Any]:
-        """A Stripe price (created once per product, currency, amount, tax behaviour, kind)."""
-        key = (code, currency, unit_amount, inclusive, kind)
+        """A Stripe price (created once per product, currency, amount, tax behaviour, kind and
+        package size ``per``: a price per ``per`` units, rounded up)."""
+        key = (code, currency, unit_amount, inclusive, kind, per)
         if key not in self._prices:
             price_id = self.stripe_id("price")
             created = _unix(datetime(2025, 11, 3, 10, 0)) + len(self._prices)
@@ -625,7 +661,10 @@ class _CompanyBuilder:
             if kind != "one_time":
                 recurring = {"interval": "year" if kind == "licensed_yearly" else "month",
                              "interval_count": 1,
-                             "meter": self.stripe_id("mtr") if kind == "metered" else None,
+                             # one meter for API calls (Stripe: one active meter per event
+                             # name); the id drawn here keeps every later id as it was
+                             "meter": self.stripe_id("mtr") and API_METER
+                             if kind == "metered" else None,
                              "trial_period_days": None,
                              "usage_type": "metered" if kind == "metered" else "licensed"}
                 if kind == "licensed_yearly":
@@ -637,7 +676,7 @@ class _CompanyBuilder:
                 "nickname": f"{code} {currency} {unit_amount}",
                 "product": self._stripe_products[code], "recurring": recurring,
                 "tax_behavior": "inclusive" if inclusive else "exclusive", "tiers_mode": None,
-                "transform_quantity": None,
+                "transform_quantity": {"divide_by": per, "round": "up"} if per > 1 else None,
                 "type": "one_time" if kind == "one_time" else "recurring",
                 "unit_amount": unit_amount, "unit_amount_decimal": str(unit_amount),
             }
@@ -704,12 +743,15 @@ class _CompanyBuilder:
         if deal.unknown_product:
             recurring.append(("legacy", UNKNOWN_PRODUCT[0], _gross(LEGACY_MONTHLY, deal),
                               "licensed"))
+        per = {}
         if deal.usage:
-            recurring.append(("usage", "API-CALLS", API_CALL[currency], "metered"))
+            unit, per["usage"] = API_CALL_PACKAGE.get(currency, (API_CALL[currency], 1))
+            recurring.append(("usage", "API-CALLS", unit, "metered"))
         for role, code, unit, kind in recurring:
             deal.items[role] = {
                 "id": self.stripe_id("si"), "code": code, "unit": unit,
-                "price": self._price(code, currency, unit, inclusive, kind), "kind": kind,
+                "price": self._price(code, currency, unit, inclusive, kind, per.get(role, 1)),
+                "kind": kind,
             }
         if deal.coupon:
             self._add_coupon(deal)
@@ -811,7 +853,8 @@ class _CompanyBuilder:
         proration: bool = False, amount: int | None = None, standalone: bool = False,
     ) -> dict[str, Any]:
         if amount is None:
-            amount = price["unit_amount"] * quantity
+            per = (price.get("transform_quantity") or {}).get("divide_by", 1)
+            amount = price["unit_amount"] * -(-quantity // per)  # whole packages, rounded up
         # a coupon deal's seat: billed at list, the coupon's share in discount_amounts, tax on
         # what is charged (Stripe computes tax after discounts)
         net, discounts = amount, []
@@ -1130,7 +1173,8 @@ class _CompanyBuilder:
             counts[f"salesforce/{name}.json"] = _write_json(
                 out_dir / "salesforce" / f"{name}.json", ordered)
         for name, objects in self.stripe.items():
-            ordered = sorted(objects, key=lambda o: (-o["created"], o["id"]))
+            ordered = sorted(objects, key=lambda o: (-o.get("created", o.get("start_time", 0)),
+                                                      o["id"]))
             counts[f"stripe/{name}.json"] = _write_json(out_dir / "stripe" / f"{name}.json",
                                                         ordered)
         for name, rows in self._erp_tables().items():

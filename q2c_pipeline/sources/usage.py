@@ -2,10 +2,12 @@
 
 A raw event (``usage/usage_events_YYYY-MM-DD.parquet``) carries ``event_id``, ``event_name``,
 ``stripe_customer_id``, ``sf_subscription_id``, ``product_code``, ``quantity`` and ``timestamp``
-(UTC). Rating is integer math: ``amount = quantity x unit_amount`` in minor units of the customer's
-billing currency, with the unit price of the metered price for (product code, currency). A
-quantity that is not a whole non-negative number cannot be rated exactly and gets a null amount;
-an event whose customer or price is unknown keeps null links; validation rejects such rows.
+(UTC). Rating is exact integer math in minor units of the customer's billing currency, at the
+metered Stripe price of the event's subscription item (else the catalog's price for its product
+code and currency), with every shape Stripe prices usage with (``usage_pricing``): an event's
+amount is what its billing period bills with it less without it. A quantity that is not a whole
+non-negative number cannot be rated exactly and gets a null amount; an event whose customer or
+price is unknown keeps null links; validation rejects such rows (``unpriced_usage`` names why).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from q2c_pipeline.sources.usage_pricing import UsagePrice, price_from_json
 from q2c_pipeline.sources.wire import PAYLOAD_COLUMN, payloads_from_frame
 
 SOURCE_SYSTEM = "usage"
@@ -20,6 +23,8 @@ USAGE_COLUMNS = [
     "source_system", "source_id", "correlation_id", "usage_id", "occurred_at", "quantity",
     "amount", "currency", "contract_line_id", "customer_id", "product_code", "invoice_line_id",
 ]
+# Periods of usage no subscription anchors: calendar months and years, weeks from a Monday.
+CALENDAR_ANCHOR = pd.Timestamp("2001-01-01")
 EVENT_COLUMNS = [
     "event_id", "event_name", "stripe_customer_id", "sf_subscription_id", "product_code",
     "quantity", "timestamp",
@@ -35,7 +40,7 @@ def map_usage(
 ) -> pd.DataFrame:
     """Raw events -> canonical usage rows, one per event, in the events' order.
 
-    - ``usage_prices``: ``product_code, currency, unit_amount`` (``billing.map_usage_prices``).
+    - ``usage_prices``: the price table of ``billing.map_usage_prices``.
     - ``customers``: canonical customers; ``stripe:<stripe_customer_id>`` is matched against
       ``billing_customer_id`` to get ``customer_id`` and the billing ``currency``.
     - ``contract_lines`` (optional, canonical): gives the event's contract, its correlation id.
@@ -63,20 +68,16 @@ def map_usage(
         "product_code": product_code,
         "contract_line_id": contract_line_id,
         "occurred_at": occurred_at,
+        "event_id": event_id,
     })
     frame = frame.merge(_customer_keys(customers), on="billing_customer_id", how="left")
-    frame = frame.merge(_price_keys(usage_prices), on=["product_code", "currency"], how="left")
     frame = frame.merge(_contract_keys(contract_lines), on="contract_line_id", how="left")
+    frame = _attach_prices(frame, usage_prices)
     frame = frame.sort_values("_row", kind="stable").reset_index(drop=True)
 
-    rateable = quantity.notna() & (quantity >= 0) & (quantity == np.floor(quantity))
-    rateable &= frame["unit_amount"].notna().to_numpy()
-    units = quantity.where(rateable, 0).astype("int64")
-    amount = pd.array(
-        units.to_numpy() * frame["unit_amount"].fillna(0).astype("int64").to_numpy(),
-        dtype="Int64",
-    )
-    amount[~rateable.to_numpy()] = pd.NA
+    whole = quantity.notna() & (quantity >= 0) & (quantity == np.floor(quantity))
+    amount = _rate(frame, quantity.where(whole, 0).astype("int64"),
+                   whole.to_numpy() & frame["pricing"].notna().to_numpy())
 
     correlation = frame["contract_id"].where(frame["contract_id"].notna(), usage_id)
     out = pd.DataFrame({
@@ -95,10 +96,17 @@ def map_usage(
     })
     for column in ["correlation_id", "currency", "customer_id", "invoice_line_id"]:
         out[column] = out[column].where(out[column].notna(), None).astype(object)
+    # why an event with a customer and a product has no price (validation: unpriced_usage)
+    priced = frame["pricing"].notna()
+    problem = frame["problem"].where(frame["problem"].notna(), np.where(
+        frame["currency"].notna() & frame["product_code"].notna(),
+        "no metered Stripe price for product code " + frame["product_code"].astype(str)
+        + " in " + frame["currency"].astype(str), None))
+    out["_price_problem"] = problem.where(~priced & frame["currency"].notna(), None).astype(object)
     out[PAYLOAD_COLUMN] = pd.Series(payloads_from_frame(raw[EVENT_COLUMNS]), dtype=object)
     if n_rows == 0:
         out[PAYLOAD_COLUMN] = pd.Series([], dtype=object)
-    return out[[*USAGE_COLUMNS, PAYLOAD_COLUMN]]
+    return out[[*USAGE_COLUMNS, "_price_problem", PAYLOAD_COLUMN]]
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -124,16 +132,99 @@ def _customer_keys(customers: pd.DataFrame) -> pd.DataFrame:
     return keys.drop_duplicates("billing_customer_id", keep="first")
 
 
-def _price_keys(usage_prices: pd.DataFrame) -> pd.DataFrame:
-    keys = usage_prices[["product_code", "currency", "unit_amount"]].dropna()
-    return keys.drop_duplicates(["product_code", "currency"], keep="first")
+def _attach_prices(frame: pd.DataFrame, usage_prices: pd.DataFrame) -> pd.DataFrame:
+    """The price each event is rated at: its subscription item's (by contract line; the
+    subscription's currency is the currency billed, whatever the customer master says), else
+    the catalog's active metered price for its product code and the customer's currency."""
+    prices = usage_prices if len(usage_prices) else pd.DataFrame(
+        columns=["product_code", "currency", "contract_line_id", "pricing", "problem", "anchor"])
+    if "anchor" not in prices:
+        prices = prices.assign(anchor=None)
+    by_line = prices[prices["contract_line_id"].notna()].drop_duplicates(
+        "contract_line_id")[["contract_line_id", "currency", "pricing", "problem", "anchor"]]
+    catalog = prices[prices["contract_line_id"].isna()].drop_duplicates(
+        ["product_code", "currency"])[["product_code", "currency", "pricing", "problem"]]
+    frame = frame.merge(by_line.rename(columns={"currency": "line_currency"}),
+                        on="contract_line_id", how="left")
+    named = frame["pricing"].notna() | frame["problem"].notna()
+    frame["currency"] = frame["line_currency"].where(named, frame["currency"])
+    frame = frame.merge(catalog, on=["product_code", "currency"], how="left",
+                        suffixes=("", "_catalog"))
+    for column in ("pricing", "problem"):
+        frame[column] = frame[column].where(named, frame[f"{column}_catalog"])
+    anchor = pd.to_datetime(pd.to_numeric(frame["anchor"], errors="coerce"), unit="s")
+    frame["anchor"] = anchor.where(anchor.notna(), frame["service_start"])
+    return frame.drop(columns=["pricing_catalog", "problem_catalog", "line_currency"])
+
+
+def _rate(frame: pd.DataFrame, units: pd.Series, rateable: np.ndarray) -> pd.Series:
+    """Each event's amount: what its billing period's usage bills with it, less without it
+    (``usage_pricing``), so a period's events add up to the period's amount exactly.
+
+    The period is the price's interval counted from the subscription's
+    ``billing_cycle_anchor`` (to the second), else the contract line's service start, else
+    calendar periods (months and years from 1 January, weeks from Monday); events are taken in
+    time order (then event id) within (contract line or customer and product, currency)."""
+    amount = pd.array([pd.NA] * len(frame), dtype="Int64")
+    if not rateable.any():
+        return amount
+    rows = frame.loc[rateable, ["_row", "occurred_at", "pricing", "anchor", "currency",
+                                "contract_line_id", "billing_customer_id", "product_code",
+                                "event_id"]].copy()
+    rows["units"] = units.to_numpy()[rateable]
+    rows = rows[rows["occurred_at"].notna()]
+    for text, group in rows.groupby("pricing", sort=True):
+        price = price_from_json(text)
+        start = _period_start(group["occurred_at"], group["anchor"], price)
+        owner = group["contract_line_id"].where(
+            group["contract_line_id"].notna(),
+            group["billing_customer_id"].astype(str) + "|" + group["product_code"].astype(str))
+        ordered = group.assign(_owner=owner, _period=start).sort_values(
+            ["_owner", "currency", "_period", "occurred_at", "event_id", "_row"],
+            kind="mergesort")
+        cumulative = ordered.groupby(["_owner", "currency", "_period"], sort=False)[
+            "units"].cumsum().to_numpy(dtype="int64")
+        before = cumulative - ordered["units"].to_numpy(dtype="int64")
+        increase = price.amount(cumulative) - price.amount(before)
+        amount[ordered["_row"].to_numpy()] = increase
+    return amount
+
+
+def _period_start(moments: pd.Series, anchors: pd.Series, price: UsagePrice) -> pd.Series:
+    """The start of the billing period holding each moment (vectorized calendar arithmetic)."""
+    moment = pd.to_datetime(moments)
+    anchor = pd.to_datetime(anchors).where(anchors.notna(), CALENDAR_ANCHOR)
+    if price.interval in ("day", "week"):
+        length = pd.Timedelta(days=price.interval_count * (7 if price.interval == "week" else 1))
+        return anchor + ((moment - anchor) // length) * length
+    step = price.interval_count * (12 if price.interval == "year" else 1)
+    months = ((moment.dt.year - anchor.dt.year) * 12 + moment.dt.month - anchor.dt.month
+              ).to_numpy()
+    k = (months // step) * step
+    late = (_add_months(anchor, k) > moment).to_numpy()
+    return _add_months(anchor, np.where(late, k - step, k))
+
+
+def _add_months(anchor: pd.Series, months: np.ndarray) -> pd.Series:
+    """``anchor`` + ``months`` months, the day clamped to the month's end (as Stripe anchors),
+    at the anchor's time of day."""
+    total = anchor.dt.year.to_numpy() * 12 + anchor.dt.month.to_numpy() - 1 + months
+    year, month = total // 12, total % 12 + 1
+    first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1}))
+    last_day = first.dt.days_in_month.to_numpy()
+    day = np.minimum(anchor.dt.day.to_numpy(), last_day)
+    time_of_day = (anchor - anchor.dt.normalize()).to_numpy()
+    return pd.Series(first.to_numpy() + pd.to_timedelta(day - 1, unit="D").to_numpy()
+                     + time_of_day, index=anchor.index)
 
 
 def _contract_keys(contract_lines: pd.DataFrame | None) -> pd.DataFrame:
     if contract_lines is None:
         return pd.DataFrame({"contract_line_id": pd.Series([], dtype=object),
-                             "contract_id": pd.Series([], dtype=object)})
-    keys = contract_lines[["contract_line_id", "contract_id"]].dropna(subset=["contract_line_id"])
+                             "contract_id": pd.Series([], dtype=object),
+                             "service_start": pd.Series([], dtype="datetime64[ns]")})
+    keys = contract_lines[["contract_line_id", "contract_id", "service_start"]].dropna(
+        subset=["contract_line_id"])
     return keys.drop_duplicates("contract_line_id", keep="first")
 
 

@@ -699,3 +699,44 @@ def test_a_customer_balance_applied_in_stripe_only_fails_the_source_tie_test(tmp
         select invoice_id, source_remaining_minor, canonical_remaining_minor, tieout_status
         from marts.fct_invoice_source_tieout where tieout_status <> 'tied'
     """) == [("INV-3", 7_000, 10_000, "remaining_differs")]
+
+
+def test_every_usage_line_ties_to_the_meter_and_to_what_stripe_invoiced(built_warehouse):
+    path, result = built_warehouse
+    assert statuses_by_node(result)["assert_usage_ties_to_source"] == "pass"
+    # by hand from warehouse_rows: meter 3,000 + 2,000 = 5,000 = invoiced 5,000 = q2c's two
+    # events; 100.00 invoiced = 60.00 + 40.00 rated
+    assert query(path, """
+        select invoice_line_id, meter_quantity::bigint, source_quantity::bigint,
+               q2c_quantity::bigint, source_amount_minor, q2c_amount_minor, q2c_events,
+               tieout_status
+        from marts.fct_usage_source_tieout
+    """) == [("IL-3", 5_000, 5_000, 5_000, 10_000, 10_000, 2, "tied")]
+
+
+@pytest.mark.parametrize(("alter", "expected"), [
+    # Stripe's meter counted 100 calls more on 20 March than the invoice bills
+    ("update raw.stripe_billing_meter_event_summaries set payload = json_merge_patch(payload, "
+     "'{\"aggregated_value\": 2100}') where record_id = 'mtrusum_0320'",
+     ("meter_differs", 5_100, 5_000, 10_000)),
+    # q2c's usage file lost 500 calls of the 20 March event
+    ("update canonical.usage set quantity = 1500, amount = 3000 where usage_id = 'usage:mev_2'",
+     ("quantity_differs", 5_000, 4_500, 9_000)),
+    # same calls, rated at another price (a package size read wrong)
+    ("update canonical.usage set amount = 2000 where usage_id = 'usage:mev_2'",
+     ("amount_differs", 5_000, 5_000, 8_000)),
+])
+def test_usage_the_meter_or_the_invoice_states_differently_fails_the_usage_tie_test(
+        tmp_path, alter, expected):
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        con.execute(alter)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build", "--select", "+fct_usage_source_tieout+"], tmp_path)
+    assert failed_tests(result) == {"assert_usage_ties_to_source": 1}
+    assert query(path, """
+        select tieout_status, meter_quantity::bigint, q2c_quantity::bigint, q2c_amount_minor
+        from marts.fct_usage_source_tieout
+    """) == [expected]

@@ -451,6 +451,21 @@ def load_warehouse(path: str) -> None:
             [(record_id, json.dumps(payload, sort_keys=True), f"hash:{record_id}")
              for record_id, payload in STRIPE_INVOICES],
         )
+        # INV-3 bills metered API calls: Stripe's price, its meter's daily counts, q2c's rating
+        for table, rows in (("stripe_prices", [USAGE_PRICE]),
+                            ("stripe_billing_meter_event_summaries", METER_SUMMARIES)):
+            con.execute(f"create table raw.{table} as select * from raw.stripe_invoices "
+                        "where false")
+            con.executemany(
+                f"insert into raw.{table} values (?, ?, ?, null, false, '2026-04-01', null)",
+                [(row["id"], json.dumps(row, sort_keys=True), f"hash:{row['id']}")
+                 for row in rows])
+        con.executemany(
+            "insert into canonical.usage values (?, ?, ?, ?, 'USD', null, 'sf:001C', "
+            "'API-CALLS', 'IL-3', 'usage', ?, 'INV-3')",
+            [(f"usage:{event}", when, quantity, amount, event)
+             for event, when, quantity, amount in USAGE_EVENTS],
+        )
 
 
 def _stripe_invoice(invoice_id: str, currency: str, subtotal: int, tax: int, total: int,
@@ -470,9 +485,31 @@ def _stripe_invoice(invoice_id: str, currency: str, subtotal: int, tax: int, tot
 STRIPE_INVOICES = [
     _stripe_invoice("in_1", "usd", 1_200_000, 96_000, 1_296_000, 1_166_400, "paid"),
     _stripe_invoice("in_2", "eur", 150_000, 25_000, 150_000, 150_000, "paid", inclusive=True),
-    _stripe_invoice("in_3", "usd", 10_000, 0, 10_000, 0, "open"),
+    ("in_3", {**_stripe_invoice("in_3", "usd", 10_000, 0, 10_000, 0, "open")[1],
+              "customer": "cus_C", "lines": {"object": "list", "has_more": False, "data": [{
+                  "id": "il_3", "object": "line_item", "amount": 10_000, "quantity": 5_000,
+                  "period": {"start": 1772323200, "end": 1775001600},  # March 2026
+                  "pricing": {"type": "price_details",
+                              "price_details": {"price": "price_api", "product": "prod_api"}},
+              }]}}),
     _stripe_invoice("in_4", "usd", 60_000, 0, 60_000, 60_000, "paid"),
 ]
+
+
+# INV-3's line bills 5,000 API calls at USD 0.02 = 100.00. Stripe's meter counted 3,000 on
+# 3 March and 2,000 on 20 March; q2c rated two events of those sizes at 60.00 and 40.00.
+USAGE_PRICE = {"id": "price_api", "object": "price", "currency": "usd", "product": "prod_api",
+               "billing_scheme": "per_unit", "unit_amount": 2, "unit_amount_decimal": "2",
+               "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1,
+                             "meter": "mtr_api"}}
+METER_SUMMARIES = [
+    {"id": f"mtrusum_{day}", "object": "billing.meter_event_summary", "meter": "mtr_api",
+     "customer": "cus_C", "aggregated_value": value, "start_time": start,
+     "end_time": start + 86_400}
+    for day, start, value in (("0303", 1772496000, 3_000), ("0320", 1773964800, 2_000))
+]
+USAGE_EVENTS = [("mev_1", "2026-03-03 10:00:00", 3_000.0, 6_000),
+                ("mev_2", "2026-03-20 16:00:00", 2_000.0, 4_000)]
 
 
 def write_account_balances(con: duckdb.DuckDBPyConnection) -> None:

@@ -346,3 +346,28 @@ def test_a_cancelled_prepaid_year_is_refunded_through_the_refund_liability_once(
         "where revenue_contract_id = ? and period >= '2026-03' order by 1", [contract]).fetchall()
     assert positions == [("2026-03", 904_109, 0), ("2026-04", 0, 0), ("2026-05", 0, 0),
                          ("2026-06", 0, 0)]
+
+
+def test_usage_priced_per_1000_calls_is_rated_as_stripe_invoices_it_and_ties_to_the_meter(
+        warehouse):
+    # EUR usage is priced at 20.00 per 1,000 calls, rounded up (transform_quantity); USD at
+    # 0.02 a call. Stripe's meter, the invoice and q2c's rating agree on every usage line.
+    rows = warehouse.execute("""
+        select currency_code, meter_quantity::bigint, source_quantity::bigint,
+               q2c_quantity::bigint, source_amount_minor, q2c_amount_minor, tieout_status
+        from marts.fct_usage_source_tieout order by invoice_line_id
+    """).fetchall()
+    assert {r[0] for r in rows} == {"EUR", "USD"} and len(rows) == 8
+    for currency, meter, invoiced, rated, billed, amount, status in rows:
+        packages = -(-invoiced // 1000)  # whole packages of 1,000, the last one rounded up
+        expected = packages * 2000 if currency == "EUR" else invoiced * 2
+        assert (meter, rated, billed, amount, status) == (
+            invoiced, invoiced, expected, expected, "tied"), (currency, invoiced)
+    eur = [r for r in rows if r[0] == "EUR"]
+    # Mueller's April and May: 54,708 calls = 55 packages = 1,100.00; 50,709 = 51 = 1,020.00
+    assert sorted((r[2], r[4]) for r in eur) == [(50_709, 102_000), (54_708, 110_000)]
+    # nothing left for a true-up: the events of each billed period add up to its line
+    true_ups = warehouse.execute(
+        "select count(*) from finance.revenue_schedule where source_type = 'usage_true_up' "
+        "and amount <> 0").fetchone()[0]
+    assert true_ups == 0

@@ -28,8 +28,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 RESOURCES = (
     "customers", "products", "prices", "subscriptions", "invoices", "credit_notes",
-    "invoice_payments", "refunds", "events",
+    "invoice_payments", "refunds", "events", "billing_meters", "billing_meter_event_summaries",
 )
+# Price fields Stripe sends only when expanded (expand[]=data.tiers on a list, tiers on one).
+_INCLUDABLE = {"prices": ("tiers", "currency_options")}
 _LINED = {"invoices": "invoice", "credit_notes": "credit_note"}
 _FILTERS = ("customer", "subscription", "invoice", "status", "type", "product", "active")
 
@@ -136,8 +138,38 @@ class StripeFakeAccount:
         with self.lock:
             everything = sorted(self.objects[resource], key=_order_key, reverse=True)
         items = [o for o in everything if self._matches(resource, o, params)]
-        return self._page(f"/v1/{resource}", [self._present(resource, o) for o in items],
-                          params, resource, everything)
+        expanded = {e.removeprefix("data.") for e in params.get("expand") or []}
+        shown = [self._present(resource, o) for o in items]
+        for obj in shown:  # fields Stripe includes only on request
+            for name in _INCLUDABLE.get(resource, ()):
+                if name not in expanded:
+                    obj.pop(name, None)
+        path = "/v1/billing/meters" if resource == "billing_meters" else f"/v1/{resource}"
+        return self._page(path, shown, params, resource, everything)
+
+    def meter_event_summaries(self, meter_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /v1/billing/meters/{id}/event_summaries``: ``customer``, ``start_time`` and
+        ``end_time`` required (day-aligned for ``value_grouping_window=day``); the summaries
+        name no customer (Stripe's shape)."""
+        with self.lock:
+            if not any(m.get("id") == meter_id for m in self.objects["billing_meters"]):
+                raise _missing("billing_meters", meter_id)
+            stored = list(self.objects["billing_meter_event_summaries"])
+        for name in ("customer", "start_time", "end_time"):
+            if name not in params:
+                raise StripeFakeError(400, {"type": "invalid_request_error", "param": name,
+                                            "message": f"Missing required param: {name}."})
+        start, end = int(params["start_time"]), int(params["end_time"])
+        if params.get("value_grouping_window") == "day" and (start % 86_400 or end % 86_400):
+            raise StripeFakeError(400, {"type": "invalid_request_error",
+                                        "message": "start_time and end_time must be aligned "
+                                                   "to day boundaries (UTC)."})
+        items = [{k: v for k, v in o.items() if k != "customer"} for o in sorted(
+            stored, key=lambda o: (-int(o["start_time"]), o["id"]))
+            if o.get("meter") == meter_id and o.get("customer") == params["customer"]
+            and start <= int(o["start_time"]) and int(o["end_time"]) <= end]
+        return self._page(f"/v1/billing/meters/{meter_id}/event_summaries", items, params,
+                          "billing_meter_event_summaries", items)
 
     def lines(self, resource: str, object_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -262,6 +294,17 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             account.check(self.headers.get("Authorization"))
             segments = parts.path.strip("/").split("/")
+            if segments[:2] == ["v1", "billing"] and len(segments) >= 3 \
+                    and segments[2] == "meters":
+                if len(segments) == 3:
+                    body = account.list("billing_meters", params)
+                elif len(segments) == 5 and segments[4] == "event_summaries":
+                    body = account.meter_event_summaries(segments[3], params)
+                else:
+                    raise StripeFakeError(404, {"type": "invalid_request_error",
+                                                "message": "Unrecognized request URL"})
+                self._send(200, body, {"Request-Id": request_id})
+                return
             if len(segments) < 2 or segments[0] != "v1" or segments[1] not in RESOURCES:
                 raise StripeFakeError(404, {"type": "invalid_request_error",
                                             "message": f"Unrecognized request URL (GET: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pandera.errors
 import pytest
@@ -251,5 +253,8 @@ def test_usage_prices_keep_the_active_metered_price_per_code_and_currency():
     ]
     table = map_usage_prices(prices, PRODUCTS)
 
-    assert table.to_dict("records") == [
-        {"product_code": "API-CALLS", "currency": "USD", "unit_amount": 2}]
+    assert table[["product_code", "currency", "contract_line_id", "price_id", "problem"]
+                 ].to_dict("records") == [
+        {"product_code": "API-CALLS", "currency": "USD", "contract_line_id": None,
+         "price_id": "price_new", "problem": None}]
+    assert json.loads(table["pricing"].iloc[0])["unit"] == "2"

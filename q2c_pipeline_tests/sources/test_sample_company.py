@@ -332,7 +332,8 @@ def _map_snapshot(source: SnapshotSource) -> dict[str, pd.DataFrame]:
     events = pd.concat([source.usage_events(day) for day in source.usage_days()],
                        ignore_index=True)
     out["usage"] = usage.map_usage(
-        events, billing.map_usage_prices(stripe("prices"), stripe("products")), out["customers"],
+        events, billing.map_usage_prices(stripe("prices"), stripe("products"),
+                                         stripe("subscriptions")), out["customers"],
         out["contract_lines"], out["invoice_lines"])
     return out
 
@@ -343,9 +344,11 @@ def test_whole_snapshot_maps_and_only_the_planted_bad_records_fail_validation(so
     for table, frame in mapped.items():
         model = CANONICAL_TABLES[table][0]
         required = [c for c, col in model.to_schema().columns.items() if col.required]
-        assert list(frame.columns) == [*required, PAYLOAD_COLUMN], table
+        # a mapper may carry one private column: why a usage event has no price
+        private = ["_price_problem"] if table == "usage" else []
+        assert list(frame.columns) == [*required, *private, PAYLOAD_COLUMN], table
         try:
-            model.validate(frame.drop(columns=[PAYLOAD_COLUMN]), lazy=True)
+            model.validate(frame.drop(columns=[*private, PAYLOAD_COLUMN]), lazy=True)
         except pandera.errors.SchemaErrors as error:
             rows = error.failure_cases["index"].dropna().astype(int)
             failing[table] = set(frame.loc[rows, "source_id"])

@@ -7,16 +7,24 @@ import pandera.errors
 import pytest
 
 from q2c_pipeline.schemas import Usage
+from q2c_pipeline.sources.billing import map_usage_prices
 from q2c_pipeline.sources.usage import map_usage
 from q2c_pipeline.sources.wire import PAYLOAD_COLUMN
 
-PRICES = pd.DataFrame({"product_code": ["API-CALLS", "API-CALLS"], "currency": ["USD", "EUR"],
-                       "unit_amount": [2, 3]})
+PRICES = map_usage_prices(
+    [{"id": "price_usd", "object": "price", "product": "prod_api", "currency": "usd",
+      "unit_amount": 2, "unit_amount_decimal": "2", "billing_scheme": "per_unit", "active": True,
+      "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1}},
+     {"id": "price_eur", "object": "price", "product": "prod_api", "currency": "eur",
+      "unit_amount": 3, "unit_amount_decimal": "3", "billing_scheme": "per_unit", "active": True,
+      "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1}}],
+    [{"id": "prod_api", "metadata": {"sf_product_code": "API-CALLS"}}])
 CUSTOMERS = pd.DataFrame({
     "customer_id": ["sf:001A", "sf:001B"], "currency": ["USD", "EUR"],
     "legal_entity": ["US01", "UK01"], "billing_customer_id": ["stripe:cus_A", "stripe:cus_B"],
 })
-CONTRACT_LINES = pd.DataFrame({"contract_line_id": ["sf:a0XA"], "contract_id": ["sf:800A"]})
+CONTRACT_LINES = pd.DataFrame({"contract_line_id": ["sf:a0XA"], "contract_id": ["sf:800A"],
+                               "service_start": [pd.Timestamp("2026-04-01")]})
 INVOICE_LINES = pd.DataFrame({
     "invoice_line_id": ["stripe:il_apr"], "contract_line_id": ["sf:a0XA"],
     "service_start": [pd.Timestamp("2026-04-01")], "service_end": [pd.Timestamp("2026-05-01")],
@@ -43,7 +51,7 @@ def test_rated_amount_is_quantity_times_unit_price_in_the_customers_currency():
     assert list(usage["customer_id"]) == ["sf:001A", "sf:001B"]
     assert list(usage["contract_line_id"]) == ["sf:a0XA", "sf:a0XB"]
     assert usage.iloc[0]["occurred_at"] == pd.Timestamp("2026-04-30 23:59:59")
-    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN]))
+    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]))
 
 
 def test_usage_links_to_the_invoice_line_whose_half_open_period_contains_it():
@@ -74,7 +82,7 @@ def test_unknown_customer_and_fractional_quantity_come_through_unrated():
     assert pd.isna(usage.iloc[1]["amount"])  # 2.5 calls cannot be rated exactly
     assert usage.iloc[2]["amount"] == 6
     with pytest.raises(pandera.errors.SchemaErrors):
-        Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN]), lazy=True)
+        Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]), lazy=True)
 
 
 def test_payload_keeps_the_raw_event_as_sorted_json():
@@ -91,4 +99,4 @@ def test_no_events_give_an_empty_frame_with_the_canonical_columns():
 
     assert usage.empty
     assert list(usage.columns)[-1] == PAYLOAD_COLUMN
-    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN]))
+    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]))
