@@ -40,6 +40,10 @@ USAGE_SQL = """
 select count(*) filter (where tieout_status = 'tied'), count(*), sum(source_quantity)
 from marts.fct_usage_source_tieout
 """
+PENDING_SQL = """
+select count(*), string_agg(customer_name || ' ' || source_id, ', ' order by source_id)
+from canonical.pending_invoices
+"""
 AR_SQL = """
     select reconciliation_status, count(*) from marts.fct_invoice_ar_reconciliation
     group by 1 order by 1
@@ -70,6 +74,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         ar = conn.execute(AR_SQL).fetchall()
         source_tied, source_total = conn.execute(SOURCE_SQL).fetchone()
         usage_tied, usage_total, usage_quantity = conn.execute(USAGE_SQL).fetchone()
+        pending_count, pending_names = conn.execute(PENDING_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
 
     header = (
@@ -116,6 +121,10 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         f"Usage vs Stripe's meter and invoices (metered, invoiced, rated; amount): "
         f"{usage_tied} of {usage_total} usage lines tie "
         f"({int(usage_quantity or 0):,} units invoiced)"
+    )
+    lines.append(
+        f"Invoices awaiting finalization in Stripe (drafts, not posted): {pending_count}"
+        + (f" ({pending_names})" if pending_names else "")
     )
     lines.append("Open exceptions by owner and rule:")
     for owner, rule, count in exceptions:

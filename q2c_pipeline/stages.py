@@ -28,7 +28,7 @@ from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_s
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
-from q2c_pipeline.sources.assemble import build_candidates
+from q2c_pipeline.sources.assemble import PENDING_INVOICES, build_candidates
 from q2c_pipeline.sources.landing import LandingResult, land_records, latest_records
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
@@ -108,14 +108,22 @@ def load_raw(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, list[dict]], pd
 def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     """Map the latest raw records, validate them, write ``canonical.*`` and the quarantine."""
     raw, usage_events = load_raw(conn)
-    result = validate_canonical(build_candidates(raw, usage_events))
+    candidates = build_candidates(raw, usage_events)
+    pending = candidates.pop(PENDING_INVOICES)
+    result = validate_canonical(candidates)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
     replace_table(conn, "canonical", "quarantine", result.quarantine)
+    replace_table(conn, "canonical", PENDING_INVOICES, pending)
     counts = result.counts()
+    # pending: source records set aside before mapping (drafts and their lines), so that
+    # what landed = rows_in + pending, and rows_in = accepted + quarantined
+    set_aside = {"invoices": len(pending),
+                 "invoice_lines": int(pending["line_count"].fillna(0).sum())}
     audit = pd.DataFrame(
-        [{"source_table": t, **counts[t]} for t in VALIDATION_ORDER],
-        columns=["source_table", "rows_in", "accepted", "quarantined"],
+        [{"source_table": t, **counts[t], "pending": set_aside.get(t, 0)}
+         for t in VALIDATION_ORDER],
+        columns=["source_table", "rows_in", "accepted", "quarantined", "pending"],
     )
     replace_table(conn, "canonical", "load_audit", audit)
     return result

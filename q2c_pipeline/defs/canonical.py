@@ -9,6 +9,7 @@ from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
 from q2c_pipeline.stages import build_canonical
+from q2c_pipeline.warehouse import read_table
 
 RAW_KEYS = [
     dg.AssetKey(["raw", o.raw_table]) for o in (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES)
@@ -62,7 +63,21 @@ def _specs() -> list[dg.AssetSpec]:
             key=["canonical", "load_audit"],
             group_name="canonical",
             kinds={"python", "duckdb"},
-            description="One row per canonical table: rows in, accepted and quarantined.",
+            description=("One row per canonical table: rows in, accepted and quarantined, and "
+                         "the source records set aside as pending before mapping (drafts)."),
+            deps=RAW_KEYS,
+        )
+    )
+    specs.append(
+        dg.AssetSpec(
+            key=["canonical", "pending_invoices"],
+            group_name="canonical",
+            kinds={"python", "duckdb"},
+            description=(
+                "One row per Stripe invoice still in draft: awaiting finalization (Stripe may yet "
+                "change or delete it), with the customer, contract, amount and when Stripe "
+                "finalizes it. Never posted, never reported failed; a deleted draft leaves."
+            ),
             deps=RAW_KEYS,
         )
     )
@@ -74,6 +89,7 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """Map, validate and write every canonical table and the quarantine in one pass."""
     with warehouse.get_connection() as conn:
         result = build_canonical(conn)
+        pending = read_table(conn, "canonical", "pending_invoices")
     counts = result.counts()
     for table in VALIDATION_ORDER:
         c = counts[table]
@@ -97,6 +113,15 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "rows": len(quarantine),
             "by_owner": {k: int(v) for k, v in sorted(by_owner.items())},
             "by_rule": {k: int(v) for k, v in sorted(by_rule.items())},
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["canonical", "pending_invoices"],
+        metadata={
+            "awaiting_finalization": len(pending),
+            "invoices": ", ".join(
+                f"{r.source_id} ({r.customer_name})" for r in pending.itertuples(index=False)
+            ) or "none",
         },
     )
     yield dg.MaterializeResult(

@@ -311,6 +311,7 @@ def contract_posting_status(
             read_table(conn, "canonical", "contracts"),
             read_table(conn, "finance", "journal_lines"),
             read_table(conn, "canonical", "quarantine"),
+            read_table(conn, "canonical", "pending_invoices"),
         )
         replace_table(
             conn, "finance", "contract_posting_status", statuses,

@@ -297,6 +297,12 @@ def _reference_failures(
     quarantined_ids: Mapping[str, Mapping[str, str]], failures: _Failures, key_columns: list[str],
 ) -> None:
     """Cross-table rules: reference data known, parents present, currencies consistent."""
+    if "_shape_problem" in frame:
+        # a source object in another API version's shape: never read as if it were this one's
+        failures.add(
+            frame["_shape_problem"].notna(), "unsupported_api_version", None,
+            lambda r: f"{_label(table, r, key_columns)}: {r['_shape_problem']}",
+        )
 
     def empty(name: str, column: str) -> pd.Series:
         df = accepted.get(name)

@@ -46,6 +46,8 @@ SOURCE_SYSTEM = "stripe"
 ID_PREFIX = "stripe"
 BILLING_SYSTEM = "stripe"
 
+# A private column (not canonical): why a record is not in the pinned version's shape.
+SHAPE_COLUMN = "_shape_problem"
 INVOICE_COLUMNS = column_spec("invoices")
 INVOICE_LINE_COLUMNS = column_spec("invoice_lines")
 CREDIT_NOTE_COLUMNS = column_spec("credit_notes")
@@ -60,6 +62,30 @@ USAGE_PRICE_COLUMNS = ["product_code", "currency", "contract_line_id", "price_id
 _EVENT_TRANSITIONS = (("voided_at", "void"), ("marked_uncollectible_at", "uncollectible"))
 
 Record = Mapping[str, Any]
+
+
+def shape_problem(obj: Record) -> str | None:
+    """Why an invoice or credit note is not in the pinned version's shape, or None.
+
+    Objects rendered at an API version before 2025-03-31.basil (an event's ``data.object`` at
+    the account's older default version, a snapshot saved from such an account) state taxes in
+    ``tax_amounts`` / ``total_tax_amounts`` and prices in ``line.price``; read with this
+    version's mappers their tax would be unknown and their product and proration lost.
+    Validation quarantines them (``unsupported_api_version``); the extractor retrieves event
+    objects again at the pinned version, so only a saved file can carry one."""
+    found = []
+    if "total_taxes" not in obj and ("total_tax_amounts" in obj or "tax_amounts" in obj):
+        found.append("taxes in tax_amounts/total_tax_amounts, not total_taxes")
+    lines = (obj.get("lines") or {}).get("data") or []
+    if any("pricing" not in line and "price" in line for line in lines):
+        found.append("line prices in price, not pricing.price_details")
+    if obj.get("object") == "invoice" and "parent" not in obj and "subscription" in obj:
+        found.append("subscription at the top level, not parent.subscription_details")
+    if not found:
+        return None
+    return (f"{obj.get('object', 'object')} {obj.get('id')!r} is in the shape of a Stripe API "
+            f"version before 2025-03-31.basil ({'; '.join(found)}); q2c reads "
+            f"{STRIPE_API_VERSION}: retrieve it again at that version (or re-save the snapshot)")
 
 
 def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -89,9 +115,62 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
             "due_date": timestamp_from_unix(invoice.get("due_date")),
             "billing_system": BILLING_SYSTEM,
             "status": text_or_none(invoice.get("status")),
+            SHAPE_COLUMN: shape_problem(invoice),
             PAYLOAD_COLUMN: to_payload(invoice),
         })
-    return build_frame(rows, INVOICE_COLUMNS)
+    return _with_shape(build_frame(rows, INVOICE_COLUMNS), rows)
+
+
+PENDING_INVOICE_COLUMNS = [
+    "invoice_id", "source_id", "customer_id", "customer_name", "contract_id", "legal_entity",
+    "currency", "status", "created_at", "finalizes_at", "subtotal", "total", "line_count",
+    "billing_reason", "payload",
+]
+
+
+def split_drafts(invoices: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+    """(finalized invoices, drafts). A draft is not an invoice yet: Stripe may still change or
+    delete it (a subscription renewal sits in draft about an hour), so it never reaches the
+    canonical invoices, the revenue engine or the ledger; it waits in ``pending_invoices``."""
+    finalized, drafts = [], []
+    for invoice in invoices:
+        (drafts if invoice.get("status") == "draft" else finalized).append(invoice)
+    return finalized, drafts
+
+
+def map_pending_invoices(drafts: Iterable[Record], customers: pd.DataFrame | None = None
+                         ) -> pd.DataFrame:
+    """Draft invoices -> ``canonical.pending_invoices``: awaiting finalization in Stripe, with
+    the customer in words, the contract, what the draft would bill and when Stripe finalizes it
+    (``automatically_finalizes_at``; null when billing ops finalize it by hand)."""
+    by_billing_id = _customers_by_billing_id(customers)
+    rows = []
+    for invoice in drafts:
+        customer = by_billing_id.get(qualify(ID_PREFIX, _id_of(invoice.get("customer"))) or "",
+                                     {})
+        rows.append({
+            "invoice_id": qualify(ID_PREFIX, invoice.get("id")),
+            "source_id": text_or_none(invoice.get("id")),
+            "customer_id": customer.get("customer_id"),
+            "customer_name": text_or_none(invoice.get("customer_name")),
+            "contract_id": _invoice_contract_id(invoice),
+            "legal_entity": customer.get("legal_entity"),
+            "currency": upper_or_none(invoice.get("currency")),
+            "status": "awaiting_finalization",
+            "created_at": timestamp_from_unix(invoice.get("created")),
+            "finalizes_at": timestamp_from_unix(invoice.get("automatically_finalizes_at")),
+            "subtotal": int_from_wire(invoice.get("subtotal")),
+            "total": int_from_wire(invoice.get("total")),
+            "line_count": len((invoice.get("lines") or {}).get("data") or []),
+            "billing_reason": text_or_none(invoice.get("billing_reason")),
+            "payload": to_payload(invoice),
+        })
+    frame = pd.DataFrame(rows, columns=PENDING_INVOICE_COLUMNS)
+    for column in ("created_at", "finalizes_at"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    for column in ("subtotal", "total", "line_count"):
+        frame[column] = frame[column].astype("Int64")
+    return frame.sort_values("invoice_id", kind="mergesort").reset_index(drop=True)
 
 
 def map_invoice_lines(
@@ -135,6 +214,13 @@ def map_invoice_lines(
             rows.append(row)
     frame = build_frame(rows, INVOICE_LINE_COLUMNS)
     return _spread_invoice_discount(frame, spread)
+
+
+def _with_shape(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The frame with the private ``_shape_problem`` column before the payload."""
+    frame.insert(len(frame.columns) - 1, SHAPE_COLUMN,
+                 pd.Series([row[SHAPE_COLUMN] for row in rows], dtype=object))
+    return frame
 
 
 def _id_of(value: Any) -> str | None:
@@ -252,6 +338,7 @@ def map_credit_notes(
             "customer_id": customer.get("customer_id"),
             "reason": text_or_none(note.get("reason")),
             "voided_at": timestamp_from_unix(note.get("voided_at")),
+            SHAPE_COLUMN: shape_problem(note),
             PAYLOAD_COLUMN: to_payload(note),
         }
         if not lines:
@@ -291,7 +378,7 @@ def map_credit_notes(
                 "invoice_line_id": qualify(ID_PREFIX, line.get("invoice_line_item")),
                 "tax_amount": None if None in taxes else sum(taxes),
             })
-    return build_frame(rows, CREDIT_NOTE_COLUMNS)
+    return _with_shape(build_frame(rows, CREDIT_NOTE_COLUMNS), rows)
 
 
 def map_payments(

@@ -46,18 +46,30 @@ _RESOURCE_BY_OBJECT = {
     "customer": "customers", "product": "products", "price": "prices",
     "subscription": "subscriptions", "invoice": "invoices", "credit_note": "credit_notes",
     "invoice_payment": "invoice_payments", "refund": "refunds",
+    "billing.meter": "billing_meters",
 }
-# Event types that change an object the pipeline lands (Stripe accepts at most 20 `types`).
+# Event types that change an object the pipeline lands. Stripe's `types` filter takes at most
+# 20 names, so the feed is read in batches of 20 and merged in event order.
 CHANGE_EVENT_TYPES = (
     "invoice.created", "invoice.finalized", "invoice.updated", "invoice.paid",
     "invoice.voided", "invoice.marked_uncollectible", "invoice.payment_succeeded",
+    "invoice.deleted", "invoice.overdue", "invoice.payment_failed",
     "credit_note.created", "credit_note.updated", "credit_note.voided",
     "customer.created", "customer.updated", "customer.deleted",
     "customer.subscription.created", "customer.subscription.updated",
-    "customer.subscription.deleted", "refund.created", "refund.updated",
-    "invoice_payment.paid", "price.updated",
+    "customer.subscription.deleted", "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "refund.created", "refund.updated", "refund.failed",
+    "invoice_payment.paid",
+    "product.created", "product.updated", "product.deleted",
+    "price.created", "price.updated", "price.deleted",
+    "billing.meter.created", "billing.meter.updated", "billing.meter.deactivated",
+    "billing.meter.reactivated",
 )
-_DELETION_EVENTS = {"customer.deleted"}  # the object is gone; other *.deleted events are statuses
+MAX_TYPES_PER_REQUEST = 20
+# The object is gone (a deleted draft invoice, customer, product or price): tombstoned. A
+# subscription's *.deleted is a status (canceled), its object is kept.
+_DELETION_EVENTS = {"customer.deleted", "invoice.deleted", "product.deleted", "price.deleted"}
 
 
 @dataclass(frozen=True)
@@ -248,27 +260,21 @@ class BillingExtractor:
 
     def changes_since(self, cursor: str | int | datetime | None) -> BillingChanges:
         """Objects changed by events after `cursor`: an event id (`evt_...`, exclusive), a Unix
-        time or datetime (events created after it), or None (all retained events)."""
+        time or datetime (events created after it), or None (all retained events).
+
+        An event's `data.object` is rendered at the API version current when the event was
+        created (the event's `api_version`), not at the pinned one, and never changes. Any
+        object from an event at another version is therefore retrieved again, at the pinned
+        version, before it is landed; an object that no longer exists is deleted."""
         request_ids: list[str] = []
-        base: dict[str, Any] = {"types": list(CHANGE_EVENT_TYPES),
-                                "limit": self.config.page_size}
         chronological: list[dict[str, Any]] = []
-        if isinstance(cursor, str):
-            before = cursor
-            while True:  # ending_before walks towards newer events, one page at a time
-                page = self._get("/v1/events", {**base, "ending_before": before}, request_ids)
-                chronological.extend(reversed(page["data"]))
-                if not page.get("has_more") or not page["data"]:
-                    break
-                before = page["data"][0]["id"]
-        else:
-            params = dict(base)
-            since = _epoch(cursor)
-            if since is not None:
-                params["created"] = {"gt": since}
-            newest_first = self._page_all("/v1/events", params, request_ids)
-            chronological = list(reversed(newest_first))
+        for start in range(0, len(CHANGE_EVENT_TYPES), MAX_TYPES_PER_REQUEST):
+            types = list(CHANGE_EVENT_TYPES[start:start + MAX_TYPES_PER_REQUEST])
+            chronological.extend(self._events_since(cursor, types, request_ids))
+        # one feed in event order (ids break ties within a second, as Stripe lists them)
+        chronological.sort(key=lambda e: (int(e.get("created") or 0), str(e.get("id"))))
         latest: dict[tuple[str, str], dict[str, Any]] = {}
+        versions: dict[tuple[str, str], str | None] = {}
         deleted: dict[str, dict[str, None]] = {}
         for event in chronological:
             obj = (event.get("data") or {}).get("object") or {}
@@ -281,12 +287,24 @@ class BillingExtractor:
                 deleted.setdefault(resource, {})[key[1]] = None
             else:
                 latest[key] = obj
+                versions[key] = event.get("api_version")
                 deleted.get(resource, {}).pop(key[1], None)
         objects: dict[str, list[dict[str, Any]]] = {}
-        for (resource, _), obj in sorted(latest.items()):
+        retrieved = 0
+        for (resource, object_id), obj in sorted(latest.items()):
+            if versions[(resource, object_id)] != self.config.api_version:
+                current = self.retrieve(resource, object_id, request_ids)
+                retrieved += 1
+                if current is None:
+                    deleted.setdefault(resource, {})[object_id] = None
+                    continue
+                obj = current
             objects.setdefault(resource, []).append(
                 self.complete_lines(resource, obj, request_ids)
             )
+        if retrieved:
+            logger.info("stripe: %d objects from events at another API version retrieved "
+                        "again at %s", retrieved, self.config.api_version)
         new_cursor = chronological[-1]["id"] if chronological else cursor
         if isinstance(new_cursor, datetime):
             new_cursor = _epoch(new_cursor)
@@ -297,3 +315,38 @@ class BillingExtractor:
             cursor=new_cursor,
             request_ids=request_ids,
         )
+
+    def _events_since(self, cursor: str | int | datetime | None, types: list[str],
+                      request_ids: list[str]) -> list[dict[str, Any]]:
+        """Events of `types` after `cursor`, oldest first."""
+        base: dict[str, Any] = {"types": types, "limit": self.config.page_size}
+        if isinstance(cursor, str):
+            chronological: list[dict[str, Any]] = []
+            before = cursor
+            while True:  # ending_before walks towards newer events, one page at a time
+                page = self._get("/v1/events", {**base, "ending_before": before}, request_ids)
+                chronological.extend(reversed(page["data"]))
+                if not page.get("has_more") or not page["data"]:
+                    return chronological
+                before = page["data"][0]["id"]
+        params = dict(base)
+        since = _epoch(cursor)
+        if since is not None:
+            params["created"] = {"gt": since}
+        return list(reversed(self._page_all("/v1/events", params, request_ids)))
+
+    def retrieve(self, resource: str, object_id: str, request_ids: list[str]
+                 ) -> dict[str, Any] | None:
+        """One object as it is now, at the pinned API version (None when Stripe no longer has
+        it: 404 resource_missing, or a deleted object's `deleted: true` stub)."""
+        path = f"{_PATHS.get(resource, f'/v1/{resource}')}/{object_id}"
+        params: dict[str, Any] = {}
+        if resource in _EXPAND:
+            params["expand"] = [e.removeprefix("data.") for e in _EXPAND[resource]]
+        try:
+            obj = self._get(path, params, request_ids)
+        except stripe.InvalidRequestError as error:
+            if getattr(error, "http_status", None) == 404:
+                return None
+            raise
+        return None if obj.get("deleted") else obj

@@ -395,7 +395,8 @@ def affected_invoice_days(invoices: Iterable[Mapping[str, Any]]) -> dict[str, st
 
 
 def build_contract_posting_statuses(
-    contracts: pd.DataFrame, journal_lines: pd.DataFrame, quarantine: pd.DataFrame
+    contracts: pd.DataFrame, journal_lines: pd.DataFrame, quarantine: pd.DataFrame,
+    pending_invoices: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per Salesforce contract (``sf:`` ids, accepted or quarantined) with its posting
     status, sorted by contract_id:
@@ -405,6 +406,9 @@ def build_contract_posting_statuses(
       held_by_upstream when there are any) and the first such row's reason;
     - ``posted`` when it has journal lines and nothing of it is quarantined;
     - ``pending`` otherwise (accepted, nothing journaled yet, e.g. it starts after as_of).
+
+    A contract with a Stripe invoice in draft (``pending_invoices``) is never failed for it: its
+    message says which invoice awaits finalization, after the status it has otherwise.
     """
     accepted = set(contracts["contract_id"].dropna()) if len(contracts) else set()
     held = quarantine[quarantine["correlation_id"].notna()] if len(quarantine) else quarantine
@@ -416,7 +420,19 @@ def build_contract_posting_statuses(
     by_contract: dict[str, pd.DataFrame] = (
         {key: rows for key, rows in held.groupby("correlation_id", sort=True)} if len(held) else {}
     )
+    drafts: dict[str, list[str]] = {}
+    if pending_invoices is not None and len(pending_invoices):
+        for contract, source_id in pending_invoices[["contract_id", "source_id"]].dropna(
+                subset=["contract_id"]).itertuples(index=False):
+            drafts.setdefault(str(contract), []).append(str(source_id))
     rows = []
+
+    def awaiting(contract_id: str, message: str | None) -> str | None:
+        if contract_id not in drafts:
+            return message
+        note = f"Stripe invoice {', '.join(sorted(drafts[contract_id]))} awaiting finalization"
+        return note if message is None else f"{message}; {note}"
+
     for contract_id in universe:
         stuck = by_contract.get(contract_id)
         if stuck is not None and len(stuck):
@@ -428,9 +444,10 @@ def build_contract_posting_statuses(
             message = f"failed: quarantined {rules}; {roots['reason'].iloc[0]}"
             rows.append((contract_id, FAILED, message[:POSTING_MESSAGE_MAX]))
         elif contract_id in journaled:
-            rows.append((contract_id, POSTED, None))
+            rows.append((contract_id, POSTED, awaiting(contract_id, None)))
         else:
-            rows.append((contract_id, PENDING, PENDING_MESSAGE))
+            rows.append((contract_id, PENDING,
+                         awaiting(contract_id, PENDING_MESSAGE)[:POSTING_MESSAGE_MAX]))
     frame = pd.DataFrame(rows, columns=["contract_id", "status", "message"], dtype=object)
     frame.insert(1, "salesforce_id", frame["contract_id"].str.removeprefix("sf:"))
     return frame[STATUS_COLUMNS].reset_index(drop=True)

@@ -44,7 +44,9 @@ Catalog (ERP is the authority for revenue pattern and SSP):
 Salesforce prices are net of tax. US customers pay sales tax on top (CA 7.25%, TX 6.25%,
 Oregon none); UK customers pay 20% VAT included in the Stripe price (gross = net x 1.2); the EU
 customer is reverse-charged. API-call metering went live on 2026-04-01, so usage invoices start
-in May (April usage) and June usage is still unbilled at the as-of date.
+in May (April usage) and June usage is still unbilled at the as-of date. EUR usage is priced
+per 1,000 calls, rounded up (EUR 20.00 a package); Stripe's billing meter counts every call.
+The extraction ran at 00:30 on 1 July, when Contoso's July renewal invoice was still a draft.
 
 Named customers and what they exercise:
   Northwind Analytics (US01, USD)  signed 2025-12-22; onboarding invoiced 2025-12-30 in the closed
@@ -296,7 +298,26 @@ class _CompanyBuilder:
             if deal.usage:
                 self._build_usage(index, deal)
             self._build_billing(index, deal)
+        self._build_draft_renewal()
         self._build_meters()
+
+    def _build_draft_renewal(self) -> None:
+        """Contoso's July renewal invoice, drafted by Stripe when the period rolled over at
+        midnight and finalized about an hour later: the extraction (00:30) finds it in draft.
+        It is pending, never an invoice q2c posts or reports failed."""
+        index, deal = next((i, d) for i, d in enumerate(self.deals) if d.name == "Contoso Retail")
+        periods = _billing_periods(deal)
+        start = periods[-1][1]
+        invoice = self._cycle_invoice(index, deal, len(periods), start, _add_months(start, 1))
+        created = datetime.combine(start, datetime.min.time())
+        invoice.update(
+            status="draft", number=None, created=_unix(created), effective_at=None,
+            due_date=None, webhooks_delivered_at=None,
+            automatically_finalizes_at=_unix(created + timedelta(hours=1)),
+            amount_paid=0, amount_remaining=invoice["amount_due"], attempted=False,
+            attempt_count=0,
+        )
+        invoice["status_transitions"].update(finalized_at=None, paid_at=None)
 
     def _build_meters(self) -> None:
         """Stripe's billing meter for API calls and its daily event summaries per customer: what
@@ -1182,7 +1203,8 @@ class _CompanyBuilder:
         counts.update(self._write_usage(out_dir / "usage"))
         manifest = {
             "seed": self.seed, "scale": self.scale, "as_of": AS_OF.isoformat(),
-            "extracted_at": (AS_OF + timedelta(days=1)).isoformat() + "T00:00:00Z",
+            # half an hour into 1 July: Stripe has drafted July's renewal, not finalized it
+            "extracted_at": (AS_OF + timedelta(days=1)).isoformat() + "T00:30:00Z",
             "generator": "q2c_pipeline.sources.sample_company",
             "generator_version": GENERATOR_VERSION, "stripe_api_version": STRIPE_API_VERSION,
             "salesforce_api_version": SALESFORCE_API_VERSION,

@@ -371,3 +371,31 @@ def test_usage_priced_per_1000_calls_is_rated_as_stripe_invoices_it_and_ties_to_
         "select count(*) from finance.revenue_schedule where source_type = 'usage_true_up' "
         "and amount <> 0").fetchone()[0]
     assert true_ups == 0
+
+
+def test_the_draft_renewal_is_pending_never_an_invoice_an_exception_or_a_failure(warehouse):
+    # Contoso's July renewal was a draft at the extraction (00:30, finalizing 01:00)
+    pending = warehouse.execute("""
+        select customer_name, status, total, currency, created_at, finalizes_at, source_id
+        from canonical.pending_invoices
+    """).fetchall()
+    assert [row[:4] for row in pending] == [
+        ("Contoso Retail", "awaiting_finalization", 150_000, "USD")]
+    draft = pending[0][6]
+    assert str(pending[0][4]) == "2026-07-01 00:00:00"
+    assert str(pending[0][5]) == "2026-07-01 01:00:00"
+    for table in ("invoices", "invoice_lines"):
+        assert warehouse.execute(f"select count(*) from canonical.{table} where source_id = ? "
+                                 "or invoice_id = ?", [draft, f"stripe:{draft}"]).fetchone() \
+            == (0,), table
+    assert warehouse.execute("select count(*) from canonical.quarantine where payload like ?",
+                             [f'%"id":"{draft}"%']).fetchone() == (0,)
+    audit = dict(warehouse.execute(
+        "select source_table, pending from canonical.load_audit where pending > 0").fetchall())
+    assert audit == {"invoices": 1, "invoice_lines": 1}
+    status, message = warehouse.execute("""
+        select s.status, s.message from finance.contract_posting_status s
+        join canonical.pending_invoices p on p.contract_id = s.contract_id
+    """).fetchone()
+    assert status == "posted"
+    assert message == f"Stripe invoice {draft} awaiting finalization"

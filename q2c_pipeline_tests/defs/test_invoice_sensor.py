@@ -20,6 +20,7 @@ from q2c_pipeline.defs.sensors import (
     invoices_landed_sensor,
     parse_cursor,
 )
+from q2c_pipeline.sources.billing_client import BILLING_API_VERSION
 from q2c_pipeline.sources.extract import affected_invoice_days
 from q2c_pipeline_tests.defs.test_live_sources import RAW_ASSETS, Fakes, live_folder
 
@@ -55,6 +56,7 @@ def new_invoice(template: dict) -> dict:
 def publish(fakes: Fakes, event_id: str, kind: str, invoice: dict, at: int) -> None:
     fakes.account.objects["events"].append({
         "id": event_id, "object": "event", "type": kind, "created": at,
+        "api_version": BILLING_API_VERSION,  # rendered at the pinned version: landed as sent
         "data": {"object": copy.deepcopy(invoice)},
     })
 

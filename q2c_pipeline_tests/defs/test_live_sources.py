@@ -210,7 +210,8 @@ def test_expired_sessions_and_server_errors_are_retried_to_the_same_landing(
     assert fakes.org.logins >= 2  # logged in again after the session expired
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
     assert conn.execute("select count(*) from raw.salesforce_contracts").fetchone()[0] == 19
-    assert conn.execute("select count(*) from raw.stripe_invoices").fetchone()[0] == 88
+    # 88 invoices and the draft renewal
+    assert conn.execute("select count(*) from raw.stripe_invoices").fetchone()[0] == 89
 
 
 def test_billing_errors_beyond_the_retries_fail_loudly_and_leave_the_mark_where_it_was(
@@ -244,7 +245,8 @@ def test_billing_errors_beyond_the_retries_fail_loudly_and_leave_the_mark_where_
     fakes.account._faults.clear()  # noqa: SLF001 - the outage is over
     assert dg.materialize([billing_raw], resources=fakes.resources(warehouse)).success
     conn = duckdb.connect(str(warehouse))
-    assert conn.execute("select count(*) from raw.stripe_invoices").fetchone()[0] == 88
+    # 88 invoices and the draft renewal
+    assert conn.execute("select count(*) from raw.stripe_invoices").fetchone()[0] == 89
     conn.close()
 
 

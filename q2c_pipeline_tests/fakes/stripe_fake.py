@@ -298,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
                     and segments[2] == "meters":
                 if len(segments) == 3:
                     body = account.list("billing_meters", params)
+                elif len(segments) == 4:
+                    body = account.retrieve("billing_meters", segments[3])
                 elif len(segments) == 5 and segments[4] == "event_summaries":
                     body = account.meter_event_summaries(segments[3], params)
                 else:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from q2c_pipeline.sources.billing import map_credit_notes, map_invoice_lines, map_refunds
+from q2c_pipeline.schemas.validation import validate_canonical
+from q2c_pipeline.sources.billing import (
+    map_credit_notes,
+    map_invoice_lines,
+    map_invoices,
+    map_refunds,
+)
+from q2c_pipeline_tests.fixtures.canonical_rows import canonical_company
 
 FIXTURES = json.loads((Path(__file__).parents[1] / "fixtures" / "stripe_openapi"
                        / "fixtures3_dahlia.json").read_text())["resources"]
@@ -129,3 +136,42 @@ def test_an_invoice_discount_is_not_spread_over_lines_when_some_lines_are_missin
     mapped = map_invoice_lines([invoice])
     assert mapped["discount_amount"].tolist() == [100, 100]
     assert mapped["amount"].tolist() == [900, 900]
+
+
+def _pre_basil(invoice: dict) -> dict:
+    """Stripe's example invoice as an account on 2024-06-20 renders it (docs.stripe.com/
+    changelog/basil: line `price` and `tax_amounts`, invoice `total_tax_amounts`)."""
+    old = copy.deepcopy(invoice)
+    for line in old["lines"]["data"]:
+        details = (line.pop("pricing") or {}).get("price_details") or {}
+        line["price"] = {"id": details.get("price"), "product": details.get("product")}
+        line.pop("taxes", None)
+        line["tax_amounts"] = []
+    old.pop("total_taxes", None)
+    old["total_tax_amounts"] = []
+    return old
+
+
+def test_stripes_own_objects_in_the_pinned_shape_carry_no_shape_problem():
+    assert map_invoices([FIXTURES["invoice"]])["_shape_problem"].isna().all()
+    assert map_credit_notes([FIXTURES["credit_note"]])["_shape_problem"].isna().all()
+
+
+def test_an_invoice_in_an_older_api_versions_shape_is_quarantined_not_misread():
+    invoices = map_invoices([_pre_basil(FIXTURES["invoice"])])
+    problem = invoices["_shape_problem"].iloc[0]
+    assert "before 2025-03-31.basil" in problem and "total_tax_amounts" in problem
+    assert "price, not pricing.price_details" in problem
+    note = copy.deepcopy(FIXTURES["credit_note"])
+    note.pop("total_taxes", None)
+    note["tax_amounts"] = []
+    assert map_credit_notes([note])["_shape_problem"].notna().all()
+    # through validation: the invoice is held with the rule and its reason
+    company = canonical_company()
+    company["invoices"] = company["invoices"].assign(_shape_problem=None)
+    company["invoices"].loc[0, "_shape_problem"] = problem
+    result = validate_canonical(company)
+    held = result.quarantine[result.quarantine["rule"] == "unsupported_api_version"]
+    assert list(held["source_table"]) == ["invoices"]
+    assert held["owner"].iloc[0] == "billing_ops"
+    assert "retrieve it again at that version" in held["reason"].iloc[0]

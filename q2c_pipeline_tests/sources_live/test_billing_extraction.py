@@ -193,3 +193,96 @@ def test_changes_since_a_timestamp_and_with_nothing_new(stripe_server):
 
     assert since_time.event_ids == ["evt_004", "evt_005"]
     assert nothing.event_ids == [] and nothing.cursor == "evt_006" and nothing.objects == {}
+
+
+def _old_shape_invoice(invoice: dict) -> dict:
+    """The same invoice as an account on an older default API version (2022-11-15) renders it
+    inside an event: the line's price at `price`, tax in `tax_amounts`, no `pricing`/`taxes`."""
+    lines = [{key: value for key, value in line.items() if key not in ("pricing", "taxes",
+                                                                        "parent")}
+             | {"price": {"id": "price_seat", "product": "prod_seat"}, "tax_amounts": [],
+                "proration": False}
+             for line in invoice["lines"]["data"]]
+    return {**invoice, "lines": {**invoice["lines"], "data": lines}, "status": "open"}
+
+
+def test_an_object_from_an_event_at_another_api_version_is_retrieved_again_at_the_pinned_one():
+    # why: Stripe renders data.object at the event's own api_version and never re-renders it;
+    # mapping that shape with the endive mappers loses product codes, proration and taxes
+    old = {**_event(1, "invoice.updated", _old_shape_invoice(INVOICES[0])),
+           "api_version": "2022-11-15"}
+    account = StripeFakeAccount({"invoices": INVOICES, "events": [old]}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        changes = _extractor(server).changes_since(None)
+    finally:
+        server.stop()
+    (landed,) = changes.objects["invoices"]
+    assert landed == INVOICES[0]  # the pinned version's shape, as Stripe holds it now
+    assert landed["lines"]["data"][0]["pricing"]["price_details"]["product"] == "prod_seat"
+    assert ("/v1/invoices/in_001", {}) in account.requests
+
+
+def test_a_deleted_draft_is_tombstoned_and_an_object_gone_since_its_event_is_deleted_too():
+    draft = {**INVOICES[4], "status": "draft"}
+    events = [_event(1, "invoice.created", draft), _event(2, "invoice.deleted", draft),
+              # an older-version event for an invoice Stripe no longer has (404 on retrieve)
+              {**_event(3, "invoice.updated", {**INVOICES[3], "id": "in_gone"}),
+               "api_version": "2024-06-20"}]
+    account = StripeFakeAccount({"invoices": INVOICES[:4], "events": events}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        changes = _extractor(server).changes_since(None)
+    finally:
+        server.stop()
+    assert changes.objects == {}
+    assert changes.deleted_ids == {"invoices": ["in_005", "in_gone"]}
+
+
+def test_more_than_twenty_event_types_are_read_in_batches_stripe_accepts():
+    from q2c_pipeline.sources.billing_client import CHANGE_EVENT_TYPES, MAX_TYPES_PER_REQUEST
+
+    events = [_event(1, "product.updated", {"id": "prod_seat", "object": "product",
+                                            "created": T0, "metadata": {}}),
+              _event(2, "invoice.paid", INVOICES[0])]
+    account = StripeFakeAccount({"invoices": INVOICES, "events": events}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        changes = _extractor(server).changes_since(None)
+    finally:
+        server.stop()
+    assert len(CHANGE_EVENT_TYPES) > MAX_TYPES_PER_REQUEST
+    batches = [params["types"] for path, params in account.requests if path == "/v1/events"]
+    assert all(len(types) <= 20 for types in batches)
+    assert sorted(t for types in batches for t in types) == sorted(CHANGE_EVENT_TYPES)
+    assert changes.event_ids == ["evt_001", "evt_002"]  # merged in event order
+    assert [p["id"] for p in changes.objects["products"]] == ["prod_seat"]
+
+
+def test_meter_event_summaries_are_read_per_customer_and_meter_in_whole_days():
+    meter = {"id": "mtr_api", "object": "billing.meter", "created": T0, "status": "active",
+             "default_aggregation": {"formula": "sum"}, "event_name": "api_call"}
+    summaries = [{"id": f"mtrusum_{d}", "object": "billing.meter_event_summary",
+                  "meter": "mtr_api", "customer": "cus_acme", "aggregated_value": 10 * (d + 1),
+                  "start_time": T0 + d * DAY, "end_time": T0 + (d + 1) * DAY}
+                 for d in range(3)]
+    subscription = {"id": "sub_1", "object": "subscription", "customer": "cus_acme",
+                    "start_date": T0 + 3600, "created": T0, "items": {"data": [
+                        {"id": "si_1", "price": {"id": "price_api", "recurring": {
+                            "usage_type": "metered", "meter": "mtr_api"}}}]}}
+    account = StripeFakeAccount({"billing_meters": [meter],
+                                 "billing_meter_event_summaries": summaries}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        extractor = _extractor(server)
+        meters = extractor.extract("billing_meters").records
+        # the third day is not over at the extraction (T0 + 2.5 days): only whole days
+        result = extractor.meter_event_summaries(meters, [subscription], T0 + 2 * DAY + DAY // 2)
+    finally:
+        server.stop()
+    assert [m["id"] for m in meters] == ["mtr_api"]
+    assert sorted((s["id"], s["aggregated_value"], s["customer"]) for s in result.records) == [
+        ("mtrusum_0", 10, "cus_acme"), ("mtrusum_1", 20, "cus_acme")]
+    (path, params), = [r for r in account.requests if "event_summaries" in r[0]][:1]
+    assert path == "/v1/billing/meters/mtr_api/event_summaries"
+    assert (params["start_time"], params["end_time"]) == (str(T0), str(T0 + 2 * DAY))
