@@ -175,3 +175,40 @@ def test_an_invoice_in_an_older_api_versions_shape_is_quarantined_not_misread():
     assert list(held["source_table"]) == ["invoices"]
     assert held["owner"].iloc[0] == "billing_ops"
     assert "retrieve it again at that version" in held["reason"].iloc[0]
+
+
+ACACIA = json.loads((Path(__file__).parents[1] / "fixtures" / "stripe_openapi"
+                     / "fixtures3_acacia.json").read_text())["resources"]
+
+
+def test_stripes_own_acacia_invoice_and_credit_note_are_refused_by_shape_not_misread():
+    # what an event created under an account on an acacia default version carries: its line has
+    # `price` and `tax_amounts`, the invoice `total_tax_amounts`
+    problem = map_invoices([ACACIA["invoice"]])["_shape_problem"].iloc[0]
+    assert problem.startswith("invoice 'in_1Pgc6tB7WZ01zgkWu9fdqL6I' is in the shape of a "
+                              "Stripe API version before 2025-03-31.basil")
+    assert map_credit_notes([ACACIA["credit_note"]])["_shape_problem"].notna().all()
+
+
+def test_stripes_example_prices_rate_usage_as_their_fields_say():
+    from q2c_pipeline.sources.billing import map_usage_prices
+    from q2c_pipeline.sources.usage_pricing import price_from_json
+
+    products = [{"id": "prod_QXg1hqf4jFNsqG", "metadata": {"sf_product_code": "API-CALLS"}}]
+    # dahlia's example: 2,000 per package of 1,592,560,163 units, rounded down, and a
+    # custom_unit_amount whose fields are all null (no custom amount); acacia's: 2,000 a unit
+    cases = ((FIXTURES, 2 * 1_592_560_163 + 5, 2 * 2000), (ACACIA, 3, 3 * 2000))
+    for fixtures, quantity, expected in cases:
+        price = {**fixtures["price"], "recurring": {**fixtures["price"]["recurring"],
+                                                   "usage_type": "metered"}}
+        (row,) = map_usage_prices([price], products).to_dict("records")
+        assert row["problem"] is None
+        assert price_from_json(row["pricing"]).amount([quantity]).tolist() == [expected]
+
+
+def test_the_meter_objects_stripe_publishes_are_the_shapes_the_extraction_lands():
+    for fixtures in (FIXTURES, ACACIA):
+        summary = fixtures["billing.meter_event_summary"]
+        assert {"aggregated_value", "start_time", "end_time", "meter"} <= set(summary)
+        assert "customer" not in summary  # Stripe names no customer: the extraction adds it
+        assert fixtures["billing.meter"]["default_aggregation"]["formula"] == "sum"
