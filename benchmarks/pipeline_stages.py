@@ -34,7 +34,7 @@ def stage_generate(work: Path, scale: int) -> int:
 def stage_land(work: Path, scale: int) -> int:
     from datetime import datetime
 
-    from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
+    from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
     from q2c_pipeline.sources.snapshot import SnapshotSource
     from q2c_pipeline.stages import land_source_objects, land_usage_events, snapshot_records
     from q2c_pipeline.warehouse import connect
@@ -45,7 +45,7 @@ def stage_land(work: Path, scale: int) -> int:
 
     with connect(work / "warehouse.duckdb") as conn:
         landed = land_source_objects(
-            conn, (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES),
+            conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
             lambda obj: snapshot_records(source, obj),
             request_id="benchmark", extracted_at=extracted_at,
         )

@@ -32,7 +32,7 @@ from q2c_pipeline.sources.assemble import PENDING_INVOICES, build_candidates
 from q2c_pipeline.sources.landing import LandingResult, land_records, latest_records
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
-    SALESFORCE_OBJECTS,
+    SALESFORCE_SOURCES,
     STRIPE_RESOURCES,
     SourceObject,
 )
@@ -100,7 +100,7 @@ def load_raw(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, list[dict]], pd
     """Latest non-deleted version of every landed record, keyed by raw table, plus usage events."""
     raw = {
         o.raw_table: latest_records(conn, o.raw_table)
-        for o in (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES)
+        for o in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES)
     }
     return raw, read_table(conn, "raw", "usage_events")
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 import pytest
 
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
+from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
@@ -27,7 +27,7 @@ AS_OF = date(2026, 6, 30)
 
 def _land_snapshot(conn, source: SnapshotSource, extracted_at: datetime) -> None:
     land_source_objects(
-        conn, (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES),
+        conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
         lambda obj: snapshot_records(source, obj),
         request_id="test", extracted_at=extracted_at,
     )

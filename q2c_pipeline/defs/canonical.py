@@ -7,12 +7,12 @@ import dagster as dg
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_OBJECTS, STRIPE_RESOURCES
+from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
 from q2c_pipeline.stages import build_canonical
 from q2c_pipeline.warehouse import read_table
 
 RAW_KEYS = [
-    dg.AssetKey(["raw", o.raw_table]) for o in (*SALESFORCE_OBJECTS, *STRIPE_RESOURCES, *ERP_TABLES)
+    dg.AssetKey(["raw", o.raw_table]) for o in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES)
 ] + [dg.AssetKey(["raw", "usage_events"])]
 
 CANONICAL_DOCS = {

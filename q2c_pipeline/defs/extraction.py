@@ -34,6 +34,7 @@ from q2c_pipeline.sources.extract import (
     build_contract_posting_statuses,
     extract_billing_resources,
     extract_salesforce_objects,
+    extract_salesforce_org,
     fetch_invoice_day,
     invoices_created_on,
     land_invoice_day,
@@ -42,6 +43,8 @@ from q2c_pipeline.sources.extract import (
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
     SALESFORCE_OBJECTS,
+    SALESFORCE_ORG,
+    SALESFORCE_SOURCES,
     STRIPE_RESOURCES,
     SourceObject,
 )
@@ -140,8 +143,10 @@ def _live_results(context: dg.AssetExecutionContext, extractions):
 
 @dg.multi_asset(
     specs=[
-        _spec(o, f"Salesforce {o.name} records as the REST API returns them.")
-        for o in SALESFORCE_OBJECTS
+        *(_spec(o, f"Salesforce {o.name} records as the REST API returns them.")
+          for o in SALESFORCE_OBJECTS),
+        _spec(SALESFORCE_ORG, "The Salesforce org as SOAP getUserInfo states it: multi-currency "
+              "or not, its default currency, the time zone."),
     ],
     can_subset=False,
     pool="warehouse",
@@ -159,10 +164,13 @@ def salesforce_raw(
     if salesforce.is_live:
         extractor = salesforce.get_extractor()
         with warehouse.get_connection() as conn:
+            extracted_at = _now()
             extractions = extract_salesforce_objects(
-                conn, extractor, SALESFORCE_OBJECTS, extracted_at=_now(),
+                conn, extractor, SALESFORCE_OBJECTS, extracted_at=extracted_at,
                 request_id=context.run_id, full_refresh=config.full_refresh,
             )
+            extractions.append(extract_salesforce_org(
+                conn, extractor, extracted_at=extracted_at, request_id=context.run_id))
         yield from _live_results(context, extractions)
         return
     source = salesforce.get_source()
@@ -175,7 +183,7 @@ def salesforce_raw(
             extracted_at=extracted_at, request_id=request_id,
         )
     yield from _land(
-        context, warehouse, SALESFORCE_OBJECTS, lambda o: snapshot_records(source, o),
+        context, warehouse, SALESFORCE_SOURCES, lambda o: snapshot_records(source, o),
         request_id, extracted_at,
     )
 

@@ -50,8 +50,11 @@ def build_candidates(
         "products": erp.map_products(ref("products")),
     }
     subscriptions = sf("subscriptions")
-    out["customers"] = salesforce.map_customers(sf("accounts"), ref("customers"))
-    out["contracts"] = salesforce.map_contracts(sf("contracts"), subscriptions, out["customers"])
+    # a single-currency org has no CurrencyIsoCode: its records are in the org's currency
+    org_default = salesforce.org_currency(sf("user_info"))
+    out["customers"] = salesforce.map_customers(sf("accounts"), ref("customers"), org_default)
+    out["contracts"] = salesforce.map_contracts(sf("contracts"), subscriptions, out["customers"],
+                                                org_default)
     out["contract_lines"] = salesforce.map_contract_lines(
         subscriptions,
         sf("contracts"),
@@ -59,6 +62,7 @@ def build_candidates(
         opportunities=sf("opportunities"),
         opportunity_line_items=sf("opportunity_line_items"),
         product2=sf("products"),
+        org_default=org_default,
     )
     invoices, drafts = billing.split_drafts(stripe("invoices"))
     payments = stripe("invoice_payments")

@@ -40,7 +40,7 @@ from q2c_pipeline.sources.landing import (
     latest_records,
     validate_table_name,
 )
-from q2c_pipeline.sources.registry import STRIPE_RESOURCES, SourceObject
+from q2c_pipeline.sources.registry import SALESFORCE_ORG, STRIPE_RESOURCES, SourceObject
 from q2c_pipeline.sources.retry import call_with_backoff
 from q2c_pipeline.sources.salesforce_client import (
     POSTING_MESSAGE_MAX,
@@ -244,6 +244,22 @@ def extract_salesforce_objects(
             source_count, new_mark, result.path, result.available,
         ))
     return out
+
+
+def extract_salesforce_org(
+    conn: duckdb.DuckDBPyConnection,
+    extractor: SalesforceExtractor,
+    *,
+    extracted_at: datetime,
+    request_id: str,
+) -> ObjectExtraction:
+    """Land the org as getUserInfo states it (one record; a changed org lands a new version)."""
+    record = extractor.user_info()
+    landing = land_records(
+        conn, SALESFORCE_ORG.raw_table, [record], id_field="organizationId", modstamp_field=None,
+        extracted_at=extracted_at, request_id=request_id,
+    )
+    return ObjectExtraction(SALESFORCE_ORG, 1, 0, landing, 1, 1, None, "soap")
 
 
 def record_snapshot_counts(

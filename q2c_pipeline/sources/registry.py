@@ -76,6 +76,14 @@ SALESFORCE_OBJECTS = (
     ),
 )
 
+# The org itself, as SOAP getUserInfo states it (SalesforceExtractor.user_info): whether it is
+# multi-currency, its default currency (the currency of every record of a single-currency org,
+# whose objects have no CurrencyIsoCode) and the time zone. One record, keyed by the org id.
+SALESFORCE_ORG = SourceObject("salesforce", "UserInfo", "salesforce_user_info",
+                              ("organizationId",), None)
+# Everything landed from Salesforce: the objects queried with SOQL, and the org.
+SALESFORCE_SOURCES = (*SALESFORCE_OBJECTS, SALESFORCE_ORG)
+
 STRIPE_RESOURCES = (
     *(SourceObject("stripe", name, f"stripe_{name}", ("id",), "created")
       for name in ("customers", "products", "prices", "subscriptions", "invoices",

@@ -48,7 +48,26 @@ CONTRACT_LINE_COLUMNS = column_spec("contract_lines")
 Record = Mapping[str, Any]
 
 
-def map_customers(accounts: Iterable[Record], erp_customers: pd.DataFrame) -> pd.DataFrame:
+def org_currency(user_info: Iterable[Record]) -> str | None:
+    """The currency of every record of a single-currency org (getUserInfo's
+    ``orgDefaultCurrencyIsoCode`` when ``organizationMultiCurrency`` is false), else None: a
+    multi-currency org states ``CurrencyIsoCode`` on each record."""
+    for org in user_info:
+        if org.get("organizationMultiCurrency") is False:
+            return upper_or_none(org.get("orgDefaultCurrencyIsoCode"))
+    return None
+
+
+def _currency(record: Record, org_default: str | None) -> str | None:
+    """A record's currency: its ``CurrencyIsoCode``; in a single-currency org (where the field
+    does not exist) the org's default currency."""
+    if "CurrencyIsoCode" in record:
+        return upper_or_none(record.get("CurrencyIsoCode"))
+    return org_default
+
+
+def map_customers(accounts: Iterable[Record], erp_customers: pd.DataFrame,
+                  org_default: str | None = None) -> pd.DataFrame:
     """Accounts joined to the ERP customer master -> canonical customers, one row per Account.
 
     The legal entity (and billing currency, country, tax region) comes from the ERP master keyed by
@@ -68,8 +87,7 @@ def map_customers(accounts: Iterable[Record], erp_customers: pd.DataFrame) -> pd
             "customer_id": customer_id,
             "name": text_or_none(account.get("Name")),
             "legal_entity": erp.get("legal_entity") or "",
-            "currency": upper_or_none(erp.get("currency"))
-            or upper_or_none(account.get("CurrencyIsoCode")),
+            "currency": upper_or_none(erp.get("currency")) or _currency(account, org_default),
             "parent_customer_id": qualify(
                 ID_PREFIX, normalize_salesforce_id(account.get("ParentId"))
             ),
@@ -102,6 +120,7 @@ def map_contracts(
     contracts: Iterable[Record],
     subscriptions: Iterable[Record] = (),
     customers: pd.DataFrame | None = None,
+    org_default: str | None = None,
 ) -> pd.DataFrame:
     """Contracts -> canonical contracts, one row per contract VERSION.
 
@@ -142,7 +161,7 @@ def map_contracts(
                 "contract_id": contract_id,
                 "customer_id": customer_id,
                 "legal_entity": legal_entity,
-                "currency": upper_or_none(contract.get("CurrencyIsoCode")),
+                "currency": _currency(contract, org_default),
                 "signed_date": signed,
                 "effective_date": effective,
                 "transaction_price": None,
@@ -204,6 +223,7 @@ def map_contract_lines(
     opportunities: Iterable[Record] = (),
     opportunity_line_items: Iterable[Record] = (),
     product2: Iterable[Record] = (),
+    org_default: str | None = None,
 ) -> pd.DataFrame:
     """CPQ subscriptions (or, without CPQ, contracted opportunity lines) -> contract lines.
 
@@ -225,13 +245,14 @@ def map_contract_lines(
     if subscriptions:
         versions = amendment_versions(subscriptions, contracts_by_id.values())
         rows = [
-            _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product, versions)
+            _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product, versions,
+                               org_default)
             for row in subscriptions
         ]
     else:
         rows = _opportunity_lines(
             contracts_by_id, opportunities, opportunity_line_items, pattern_by_code,
-            code_by_product,
+            code_by_product, org_default,
         )
     return build_frame(rows, CONTRACT_LINE_COLUMNS)
 
@@ -253,13 +274,12 @@ def _subscription_line(
     pattern_by_code: Mapping[str, str],
     code_by_product: Mapping[str | None, str | None],
     versions: Mapping[str, Mapping[tuple[pd.Timestamp, pd.Timestamp], int]],
+    org_default: str | None = None,
 ) -> dict[str, Any]:
     line_sf_id = normalize_salesforce_id(row.get("Id"))
     contract_sf_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
     contract = contracts_by_id.get(contract_sf_id, {})
-    currency = upper_or_none(row.get("CurrencyIsoCode")) or upper_or_none(
-        contract.get("CurrencyIsoCode")
-    )
+    currency = _currency(row, org_default) or _currency(contract, org_default)
     product_code = text_or_none(row.get("SBQQ__ProductCode__c")) or code_by_product.get(
         normalize_salesforce_id(row.get("SBQQ__Product__c"))
     )
@@ -315,6 +335,7 @@ def _opportunity_lines(
     opportunity_line_items: Iterable[Record],
     pattern_by_code: Mapping[str, str],
     code_by_product: Mapping[str | None, str | None],
+    org_default: str | None = None,
 ) -> list[dict[str, Any]]:
     """No CPQ: each line item of a contracted opportunity is a contract line.
 
@@ -340,9 +361,7 @@ def _opportunity_lines(
         if contract_sf_id is None:
             continue
         contract = contracts_by_id.get(contract_sf_id, {})
-        currency = upper_or_none(item.get("CurrencyIsoCode")) or upper_or_none(
-            contract.get("CurrencyIsoCode")
-        )
+        currency = _currency(item, org_default) or _currency(contract, org_default)
         amount = minor_from_wire(item.get("TotalPrice"), currency) if currency else None
         if amount is None:
             amount = _stated_amount(item.get("UnitPrice"), item.get("Quantity"), currency)

@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape as xml_escape
 
 import requests
 from simple_salesforce import Salesforce
@@ -171,6 +173,32 @@ def build_salesforce(config: SalesforceConfig, session: requests.Session) -> Sal
     raise ValueError(f"unknown auth mode {config.auth_mode!r}")
 
 
+_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+
+def parse_user_info(text: str) -> dict[str, Any]:
+    """A SOAP ``getUserInfoResponse`` (or a login response's ``userInfo``) -> a flat record:
+    element names as keys, ``true``/``false`` as booleans, ``xsi:nil`` as None."""
+    root = ElementTree.fromstring(text)
+    result = None
+    for element in root.iter():
+        name = element.tag.rsplit("}", 1)[-1]
+        if name in ("userInfo", "result") and any(
+                child.tag.endswith("organizationId") for child in element):
+            result = element
+            break
+    if result is None:
+        raise ValueError("not a getUserInfo response: no organizationId in it")
+    out: dict[str, Any] = {}
+    for child in result:
+        name = child.tag.rsplit("}", 1)[-1]
+        value: Any = None if child.get(_XSI_NIL) == "true" else (child.text or "").strip()
+        if value in ("true", "false"):
+            value = value == "true"
+        out[name] = value
+    return out
+
+
 def format_soql_datetime(moment: datetime) -> str:
     """A SOQL datetime literal in UTC, truncated to whole seconds: 2024-04-01T10:15:00Z."""
     if moment.tzinfo is not None:
@@ -254,6 +282,36 @@ class SalesforceExtractor:
         result = self._call(what, fn)
         self.check_api_budget()
         return result
+
+    # ------------------------------------------------------------------ the org
+    def user_info(self) -> dict[str, Any]:
+        """The org as SOAP ``getUserInfo`` states it, on the current session (any auth mode):
+        ``organizationId``, ``organizationName``, ``organizationMultiCurrency``,
+        ``orgDefaultCurrencyIsoCode`` (the currency of every record in a single-currency org,
+        which has no ``CurrencyIsoCode`` field; nil in a multi-currency one) and
+        ``userTimeZone``. Landed as ``raw.salesforce_user_info`` (record id: the org id)."""
+        url = f"https://{self.sf.sf_instance}/services/Soap/u/{self.config.api_version}"
+        envelope = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Header><urn:SessionHeader>'
+            f"<urn:sessionId>{xml_escape(self.sf.session_id)}</urn:sessionId>"
+            "</urn:SessionHeader></soapenv:Header><soapenv:Body><urn:getUserInfo/>"
+            "</soapenv:Body></soapenv:Envelope>")
+
+        def call() -> dict[str, Any]:
+            response = self.session.post(url, data=envelope.encode(), headers={
+                "Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "getUserInfo"},
+                timeout=60)
+            if "INVALID_SESSION_ID" in response.text:
+                raise SalesforceExpiredSession(url, response.status_code, "getUserInfo",
+                                               response.text[:200])
+            if response.status_code >= 500:
+                raise SalesforceGeneralError(url, response.status_code, "getUserInfo",
+                                             response.text[:200])
+            return parse_user_info(response.text)
+
+        return self._call("getUserInfo", call)
 
     # ------------------------------------------------------------------ describe
     def object_names(self) -> set[str]:

@@ -92,6 +92,14 @@ SALESFORCE_OBJECTS = [
     "Account", "Product2", "Opportunity", "OpportunityLineItem", "Contract",
     "SBQQ__Subscription__c",
 ]
+# The org as getUserInfo states it: multi-currency (each record names its CurrencyIsoCode, so
+# no org default currency), Pacific time.
+SALESFORCE_USER_INFO = {
+    "organizationId": "00DHp000002Q2cSAAS", "organizationName": "Q2C Software",
+    "organizationMultiCurrency": True, "orgDefaultCurrencyIsoCode": None,
+    "userDefaultCurrencyIsoCode": "USD", "userId": "005Hp00000Q2cOwIAF",
+    "userTimeZone": "America/Los_Angeles",
+}
 STRIPE_RESOURCES = [
     "customers", "products", "prices", "subscriptions", "invoices", "credit_notes",
     "invoice_payments", "refunds", "billing_meters", "billing_meter_event_summaries",
@@ -1193,6 +1201,8 @@ class _CompanyBuilder:
             ordered = sorted(records, key=lambda r: (r["SystemModstamp"], r["Id"]))
             counts[f"salesforce/{name}.json"] = _write_json(
                 out_dir / "salesforce" / f"{name}.json", ordered)
+        counts["salesforce/UserInfo.json"] = _write_json(
+            out_dir / "salesforce" / "UserInfo.json", [SALESFORCE_USER_INFO])
         for name, objects in self.stripe.items():
             ordered = sorted(objects, key=lambda o: (-o.get("created", o.get("start_time", 0)),
                                                       o["id"]))

@@ -118,6 +118,8 @@ class SalesforceFakeOrg:
         api_limit: int = 15000,
         cpq_installed: bool = True,
         multi_currency: bool = True,
+        default_currency: str = "USD",
+        time_zone: str = "America/Los_Angeles",
         bulk_in_progress_polls: int = 1,
         extra_fields: Mapping[str, Mapping[str, str]] | None = None,
         clock: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -140,6 +142,8 @@ class SalesforceFakeOrg:
         self.api_limit = api_limit
         self.cpq_installed = cpq_installed
         self.multi_currency = multi_currency
+        self.default_currency = default_currency
+        self.time_zone = time_zone
         self.bulk_in_progress_polls = bulk_in_progress_polls
         self.extra_fields = {name: dict(fields) for name, fields in (extra_fields or {}).items()}
         self.clock = clock
@@ -180,6 +184,21 @@ class SalesforceFakeOrg:
         self._tokens.add(token)
         self.logins += 1
         return token
+
+    def soap_user_info(self, body: str) -> tuple[int, str]:
+        """SOAP ``getUserInfo`` (session in the SessionHeader): the org's currency and time zone
+        as Salesforce states them (``orgDefaultCurrencyIsoCode`` only in a single-currency org,
+        nil otherwise; developer.salesforce.com getUserInfoResult)."""
+        session = re.search(r"<(?:\w+:)?sessionId>(.*?)</(?:\w+:)?sessionId>", body, re.S)
+        with self.lock:
+            if session is None or session.group(1) not in self._tokens:
+                return 500, _SOAP_INVALID_SESSION
+        currency = ('<orgDefaultCurrencyIsoCode xsi:nil="true"/>' if self.multi_currency
+                    else f"<orgDefaultCurrencyIsoCode>{self.default_currency}"
+                         "</orgDefaultCurrencyIsoCode>")
+        return 200, _SOAP_USER_INFO.format(
+            org=ORG_ID, currency=currency, multi="true" if self.multi_currency else "false",
+            time_zone=self.time_zone, user_id=USER_ID)
 
     def soap_login(self, body: str) -> tuple[int, str]:
         username = re.search(r"<(?:\w+:)?username>(.*?)</(?:\w+:)?username>", body, re.S)
@@ -684,6 +703,27 @@ xmlns="urn:partner.soap.sforce.com">
   <userId>{user_id}</userId>
  </result></loginResponse></soapenv:Body></soapenv:Envelope>"""
 
+_SOAP_USER_INFO = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" \
+xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body><getUserInfoResponse><result>
+  <accessibilityMode>false</accessibilityMode><currencySymbol>$</currencySymbol>
+  {currency}
+  <organizationId>{org}</organizationId>
+  <organizationMultiCurrency>{multi}</organizationMultiCurrency>
+  <organizationName>Q2C Software</organizationName>
+  <userDefaultCurrencyIsoCode xsi:nil="true"/>
+  <userId>{user_id}</userId>
+  <userTimeZone>{time_zone}</userTimeZone>
+ </result></getUserInfoResponse></soapenv:Body></soapenv:Envelope>"""
+
+_SOAP_INVALID_SESSION = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" \
+xmlns:sf="urn:fault.partner.soap.sforce.com">
+ <soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode>
+  <faultstring>INVALID_SESSION_ID: Invalid Session ID found in SessionHeader</faultstring>
+ </soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+
 _SOAP_FAULT = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" \
 xmlns:sf="urn:fault.partner.soap.sforce.com">
@@ -740,7 +780,9 @@ class _Handler(BaseHTTPRequestHandler):
             org.request_log.append((method, parts.path))
         try:
             if method == "POST" and parts.path.startswith("/services/Soap/u/"):
-                status, text = org.soap_login(self._body().decode())
+                body = self._body().decode()
+                status, text = (org.soap_user_info(body) if "getUserInfo" in body
+                                else org.soap_login(body))
                 self._send(status, text, content_type="text/xml;charset=UTF-8")
                 return
             if method == "POST" and parts.path == "/services/oauth2/token":

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from q2c_pipeline.sources.retry import RetriesExhausted
+from q2c_pipeline.sources.salesforce import org_currency
 from q2c_pipeline.sources.salesforce_client import (
     AuthMode,
     IncompleteExtraction,
     SalesforceApiBudgetExhausted,
     SalesforceExtractor,
     SalesforceObjectUnavailable,
+    parse_user_info,
 )
 from q2c_pipeline_tests.fakes.salesforce_fake import SalesforceFakeOrg
 from q2c_pipeline_tests.sources_live.conftest import password_config
@@ -265,3 +268,32 @@ def test_fewer_rows_than_reported_fails_loudly(sf_server, monkeypatch):
 
     with pytest.raises(IncompleteExtraction, match="reported 2 rows, received 1"):
         extractor.extract("Account", ["Name"])
+
+
+def test_getuserinfo_states_a_multi_currency_org_and_a_single_currency_orgs_currency(
+        make_sf_server, rsa_key_pair):
+    multi = make_sf_server(page_size=2)
+    single = make_sf_server(page_size=2, multi_currency=False, default_currency="GBP",
+                            time_zone="Europe/London")
+    multi_info = SalesforceExtractor(password_config(), multi.session()).user_info()
+    assert (multi_info["organizationMultiCurrency"], multi_info["orgDefaultCurrencyIsoCode"],
+            multi_info["userTimeZone"]) == (True, None, "America/Los_Angeles")
+    # any auth mode: the call runs on the session, not on the login response
+    config = password_config(auth_mode=AuthMode.JWT, consumer_key="3MVG9fake.consumer.key",
+                             private_key=rsa_key_pair[0], password=None, security_token=None)
+    single_info = SalesforceExtractor(config, single.session()).user_info()
+    assert (single_info["organizationMultiCurrency"], single_info["orgDefaultCurrencyIsoCode"],
+            single_info["userTimeZone"]) == (False, "GBP", "Europe/London")
+    assert org_currency([single_info]) == "GBP" and org_currency([multi_info]) is None
+
+
+def test_simple_salesforces_own_login_response_carries_the_same_user_info():
+    # simple-salesforce's tests/__init__.py login success (enterprise namespace), verbatim
+    text = (Path(__file__).parents[1] / "fixtures" / "salesforce"
+            / "ssf_login_response_success.xml").read_text()
+    info = parse_user_info(text)
+    assert (info["organizationId"], info["organizationMultiCurrency"],
+            info["orgDefaultCurrencyIsoCode"], info["userDefaultCurrencyIsoCode"],
+            info["userTimeZone"]) == ("00Di0000000icUBEAY", False, "USD", None,
+                                      "America/Los_Angeles")
+    assert org_currency([info]) == "USD"

@@ -5,7 +5,7 @@ serves both paths."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -38,9 +38,20 @@ def _first_per_id(objects: list[dict]) -> list[dict]:
 @pytest.fixture
 def salesforce_snapshot(sample_company):
     snapshot = _snapshot(sample_company, "salesforce")
-    server = SalesforceFakeServer(SalesforceFakeOrg(snapshot, page_size=5)).start()
+    (org,) = snapshot.pop("UserInfo")  # the org itself, not an sObject
+    server = SalesforceFakeServer(SalesforceFakeOrg(
+        snapshot, page_size=5, multi_currency=org["organizationMultiCurrency"],
+        time_zone=org["userTimeZone"])).start()
     yield snapshot, server
     server.stop()
+
+
+def test_the_org_states_what_the_snapshots_user_info_says(salesforce_snapshot, sample_company):
+    _, server = salesforce_snapshot
+    (saved,) = json.loads((sample_company / "salesforce" / "UserInfo.json").read_text())
+    info = SalesforceExtractor(password_config(), server.session()).user_info()
+    for field in ("organizationMultiCurrency", "orgDefaultCurrencyIsoCode", "userTimeZone"):
+        assert info[field] == saved[field], field
 
 
 @pytest.mark.parametrize("bulk_threshold", [10_000, 1], ids=["rest", "bulk"])
@@ -72,6 +83,13 @@ def test_stripe_extracts_equal_the_snapshot_objects(sample_company):
             result = extractor.extract(resource)
             assert _by_id(result.records, "id") == _by_id(snapshot.get(resource, []), "id"), \
                 resource
+        # Stripe's meter counts, read per customer and meter as the extraction reads them
+        summaries = extractor.meter_event_summaries(
+            snapshot["billing_meters"], snapshot["subscriptions"],
+            int(datetime(2026, 7, 1, 0, 30, tzinfo=timezone.utc).timestamp()))
+        assert _by_id(summaries.records, "id") == _by_id(
+            snapshot["billing_meter_event_summaries"], "id")
+        assert len(summaries.records) > 100
     finally:
         server.stop()
 
