@@ -122,9 +122,15 @@ def build_stripe_client(config: BillingConfig) -> stripe.StripeClient:
 
 
 def _is_retryable(error: BaseException) -> bool:
+    """429, connection faults (a body cut mid-transfer included), 5xx the client left over, and
+    a response whose JSON stops half-way."""
+    if isinstance(error, json.JSONDecodeError):
+        return True
     if isinstance(error, (stripe.RateLimitError, stripe.APIConnectionError)):
         return True
     if isinstance(error, stripe.APIError):
+        if "Invalid response body from API" in str(error):
+            return True  # stripe-python could not parse what arrived (a body stopped half-way)
         return error.http_status is None or int(error.http_status) >= 500
     return False
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -37,6 +38,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceGeneralError,
+    SalesforceMalformedRequest,
     SalesforceRefusedRequest,
 )
 
@@ -82,6 +84,10 @@ class SalesforceConfig:
     query_batch_size: int = 2_000  # Sforce-Query-Options batchSize for REST pages
     bulk_poll_wait: float = 2.0  # seconds simple-salesforce sleeps before polling a bulk job
     limit_floor_pct: float = 10.0  # stop when less than this share of the daily API quota is left
+    # each window starts this long before the stored mark: a change committed after the previous
+    # window was read, with a SystemModstamp before its end, is read again (landing keeps one
+    # version per content, so what was already landed is not duplicated)
+    overlap_seconds: int = 300
     max_retries: int = 5
     backoff_base: float = 1.0
 
@@ -218,6 +224,11 @@ def is_managed_package_name(name: str) -> bool:
 
 
 def _is_retryable(error: BaseException) -> bool:
+    """Transient faults: 5xx, REQUEST_LIMIT_EXCEEDED, an expired session, a connection that
+    dropped or timed out, a body cut mid-transfer, a response whose JSON stops half-way."""
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError,
+                          requests.exceptions.ContentDecodingError, json.JSONDecodeError)):
+        return True
     if isinstance(error, SalesforceGeneralError):
         return int(error.status) >= 500
     if isinstance(error, SalesforceRefusedRequest):
@@ -396,9 +407,11 @@ class SalesforceExtractor:
                 return ExtractResult(object_name, [], [], high_water_mark, 0, [], [], "none", False)
             raise SalesforceObjectUnavailable(f"{object_name} is not in the org's describe")
         selected = self.select_fields(object_name, fields)
+        since = (high_water_mark - timedelta(seconds=self.config.overlap_seconds)
+                 if high_water_mark is not None else None)
         where = (
-            f" WHERE SystemModstamp >= {format_soql_datetime(high_water_mark)}"
-            if high_water_mark is not None
+            f" WHERE SystemModstamp >= {format_soql_datetime(since)}"
+            if since is not None
             else ""
         )
         count = self._rest(
@@ -407,16 +420,18 @@ class SalesforceExtractor:
                                   include_deleted=True),
         )
         reported_total = int(count["totalSize"])
-        soql = (
-            f"SELECT {', '.join(selected)} FROM {object_name}{where} ORDER BY SystemModstamp, Id"
-        )
+        soql = f"SELECT {', '.join(selected)} FROM {object_name}{where}"
         if reported_total > self.config.bulk_threshold:
+            # no ORDER BY on Bulk 2.0: it disables PK chunking and risks time-outs on exactly
+            # the large objects (Salesforce, Bulk API 2.0 query considerations); rows are
+            # sorted after they arrive (_deduplicate)
             rows, request_ids = self._call(
                 f"bulk query {object_name}", lambda: self._bulk_rows(object_name, soql)
             )
             path = "bulk"
         else:
-            rows, request_ids, reported_total = self._rest_rows(soql)
+            rows, request_ids, reported_total = self._rest_rows(
+                f"{soql} ORDER BY SystemModstamp, Id")
             path = "rest"
         if len(rows) < reported_total:
             raise IncompleteExtraction(
@@ -426,7 +441,8 @@ class SalesforceExtractor:
         deleted_ids = [str(r["Id"]) for r in records if r.get("IsDeleted") is True]
         stamps = [parse_salesforce_datetime(r["SystemModstamp"]) for r in records
                   if r.get("SystemModstamp")]
-        new_mark = max(stamps, default=None) or high_water_mark
+        new_mark = max([*stamps, *([high_water_mark] if high_water_mark else [])],
+                       default=None)  # the overlap never moves the mark back
         logger.info(
             "salesforce: %s %d rows (%d deleted) via %s, reported %d",
             object_name, len(records), len(deleted_ids), path, reported_total,
@@ -453,6 +469,21 @@ class SalesforceExtractor:
                                      if r.get("SystemModstamp") else datetime.min, str(r["Id"])))
 
     def _rest_rows(self, soql: str) -> tuple[list[dict[str, Any]], list[str], int]:
+        """Every page of a REST queryAll. A query locator that expires before its last page
+        (INVALID_QUERY_LOCATOR: Salesforce keeps a cursor about 15 minutes, and only so many
+        per user) cannot be resumed: the query starts again, a bounded number of times."""
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                return self._rest_pages(soql)
+            except SalesforceMalformedRequest as error:
+                if "INVALID_QUERY_LOCATOR" not in str(error.content) \
+                        or attempt == self.config.max_retries:
+                    raise
+                logger.warning("salesforce: query locator expired; querying again (%d/%d)",
+                               attempt + 1, self.config.max_retries)
+        raise AssertionError("unreachable")
+
+    def _rest_pages(self, soql: str) -> tuple[list[dict[str, Any]], list[str], int]:
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_batch_size}"}
         page = self._rest("query", lambda: self.sf.query(soql, include_deleted=True,
                                                          headers=headers))

@@ -84,7 +84,7 @@ def _json_default(value: Any) -> Any:
 class _Fault:
     after: int
     remaining: int
-    kind: str  # "500", "503", "403"
+    kind: str  # "500", "503", "403", "cut", "truncated", "locator"
 
 
 @dataclass
@@ -159,6 +159,8 @@ class SalesforceFakeOrg:
         self._job_counter = itertools.count(1)
         self._expire_after: int | None = None
         self._faults: list[_Fault] = []
+        self.transport_fault: str | None = None
+        self.bulk_queries: list[str] = []  # the SOQL of every Bulk 2.0 job created
 
     @staticmethod
     def _strip(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,8 +174,11 @@ class SalesforceFakeOrg:
 
     def inject_faults(self, kind: str, count: int, *, after: int = 0) -> None:
         """After `after` more data calls, the next `count` fail: kind "500" (UNKNOWN_EXCEPTION
-        JSON), "503" (HTML body) or "403" (REQUEST_LIMIT_EXCEEDED)."""
-        if kind not in ("500", "503", "403"):
+        JSON), "503" (HTML body), "403" (REQUEST_LIMIT_EXCEEDED), "cut" (the body ends before
+        its Content-Length and the connection closes), "truncated" (a 200 whose JSON stops
+        half-way) or "locator" (the query's cursor has expired: INVALID_QUERY_LOCATOR on the
+        next page)."""
+        if kind not in ("500", "503", "403", "cut", "truncated", "locator"):
             raise ValueError(f"unknown fault kind {kind!r}")
         with self.lock:
             self._faults.append(_Fault(after=after, remaining=count, kind=kind))
@@ -292,6 +297,12 @@ class SalesforceFakeOrg:
                 if fault.remaining > 0:
                     fault.remaining -= 1
                     self._faults = [f for f in self._faults if f.remaining > 0]
+                    if fault.kind in ("cut", "truncated"):
+                        self.transport_fault = fault.kind  # applied to this response's body
+                        break
+                    if fault.kind == "locator":
+                        self._cursors.clear()  # every open query locator expires
+                        break
                     if fault.kind == "500":
                         raise SalesforceFakeError(
                             500,
@@ -573,6 +584,8 @@ class SalesforceFakeOrg:
         operation = body.get("operation")
         if operation not in ("query", "queryAll"):
             raise _error(400, "INVALIDJOB", f"unsupported operation {operation!r}")
+        with self.lock:
+            self.bulk_queries.append(str(body.get("query", "")))
         query, rows = self.run_query(str(body.get("query", "")),
                                      include_deleted=operation == "queryAll")
         if query.is_count:
@@ -752,9 +765,19 @@ class _Handler(BaseHTTPRequestHandler):
             payload = str(body).encode()
             if content_type.startswith("application/json"):
                 content_type = "text/html"
+        org = self.server.org
+        with org.lock:
+            fault, org.transport_fault = org.transport_fault, None
+        length = len(payload)
+        if fault == "truncated":  # a complete response whose JSON stops half-way
+            payload = payload[: max(1, len(payload) // 2)]
+            length = len(payload)
+        elif fault == "cut":  # the connection drops before the announced length arrives
+            payload = payload[: max(1, len(payload) // 2)]
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(length))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()

@@ -57,7 +57,7 @@ def _missing(resource: str, object_id: str) -> StripeFakeError:
 class _Fault:
     after: int
     remaining: int
-    status: int
+    status: int | str
     should_retry: bool | None
 
 
@@ -76,11 +76,13 @@ class StripeFakeAccount:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._faults: list[_Fault] = []
         self._request_ids = itertools.count(1)
+        self.truncate_next = False
 
-    def inject_faults(self, status: int, count: int, *, after: int = 0,
+    def inject_faults(self, status: int | str, count: int, *, after: int = 0,
                       should_retry: bool | None = None) -> None:
         """After `after` more requests, fail the next `count` with `status` (429 or 5xx),
-        sending `Stripe-Should-Retry` when `should_retry` is not None."""
+        sending `Stripe-Should-Retry` when `should_retry` is not None; status "truncated"
+        sends a 200 whose JSON stops half-way."""
         with self.lock:
             self._faults.append(_Fault(after, count, status, should_retry))
 
@@ -101,6 +103,9 @@ class StripeFakeAccount:
                     break
                 fault.remaining -= 1
                 self._faults = [f for f in self._faults if f.remaining > 0]
+                if fault.status == "truncated":
+                    self.truncate_next = True
+                    return
                 headers = {}
                 if fault.should_retry is not None:
                     headers["Stripe-Should-Retry"] = "true" if fault.should_retry else "false"
@@ -276,6 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
         payload = json.dumps(body).encode()
+        account = self.server.account
+        with account.lock:
+            truncate, account.truncate_next = account.truncate_next, False
+        if truncate:
+            payload = payload[: len(payload) // 2]
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

@@ -286,3 +286,14 @@ def test_meter_event_summaries_are_read_per_customer_and_meter_in_whole_days():
     (path, params), = [r for r in account.requests if "event_summaries" in r[0]][:1]
     assert path == "/v1/billing/meters/mtr_api/event_summaries"
     assert (params["start_time"], params["end_time"]) == (str(T0), str(T0 + 2 * DAY))
+
+
+def test_a_page_whose_json_stops_half_way_is_retried_to_the_same_objects(stripe_server):
+    clean = _extractor(stripe_server).extract("invoices").records
+    stripe_server.account.inject_faults("truncated", 1, after=1)  # the second invoice page
+    retried = _extractor(stripe_server).extract("invoices")
+    assert retried.records == clean
+    # and it was a real fault: with no retries it fails loudly
+    stripe_server.account.inject_faults("truncated", 1, after=1)
+    with pytest.raises(RetriesExhausted):
+        _extractor(stripe_server, max_retries=0).extract("invoices")

@@ -297,3 +297,58 @@ def test_simple_salesforces_own_login_response_carries_the_same_user_info():
             info["userTimeZone"]) == ("00Di0000000icUBEAY", False, "USD", None,
                                       "America/Los_Angeles")
     assert org_currency([info]) == "USD"
+
+
+def test_bulk_queries_carry_no_order_by_and_the_rows_are_sorted_after_they_arrive(sf_server):
+    # why: ORDER BY disables PK chunking on Bulk 2.0 and risks time-outs on large objects
+    bulk = SalesforceExtractor(password_config(bulk_threshold=1, bulk_page_size=2),
+                               sf_server.session()).extract("Contract", CONTRACT_FIELDS)
+    (soql,) = sf_server.org.bulk_queries
+    assert "ORDER BY" not in soql.upper()
+    assert [r["Id"] for r in bulk.records] == ALL_CONTRACTS  # by (SystemModstamp, Id)
+
+
+def _commit_late(org, record_id: str, stamp: str, **fields) -> None:
+    """A change whose SystemModstamp is before the last window's end but which committed after
+    that window was read (a long transaction)."""
+    with org.lock:
+        record = next(r for r in org.records["Contract"] if r["Id"] == record_id)
+        record.update(fields, SystemModstamp=stamp)
+
+
+@pytest.mark.parametrize(("overlap", "caught"), [(300, True), (0, False)])
+def test_each_window_rereads_an_overlap_before_the_mark_and_catches_a_late_commit(
+        sf_server, overlap, caught):
+    config = password_config(overlap_seconds=overlap)
+    first = SalesforceExtractor(config, sf_server.session()).extract("Contract", CONTRACT_FIELDS)
+    mark = first.new_high_water_mark
+    assert mark == datetime(2026, 1, 6, 8, 0)
+    # contract 2 changed at 07:59:59, committed after the first window was read
+    _commit_late(sf_server.org, "800000000000002AAA", "2026-01-06T07:59:59.000+0000",
+                 ContractTerm=36)
+    second = SalesforceExtractor(config, sf_server.session()).extract(
+        "Contract", CONTRACT_FIELDS, high_water_mark=mark)
+    terms = {r["Id"]: r["ContractTerm"] for r in second.records}
+    assert (terms.get("800000000000002AAA") == 36) is caught
+    assert second.new_high_water_mark == mark  # the overlap never moves the mark back
+
+
+@pytest.mark.parametrize("fault", ["cut", "truncated", "locator"])
+def test_a_cut_body_truncated_json_or_an_expired_locator_is_retried_to_the_same_rows(
+        sf_server, fault):
+    extractor = SalesforceExtractor(password_config(), sf_server.session())
+    # global, Contract and Account describes, COUNT(), page 1 | the second page breaks
+    sf_server.org.inject_faults(fault, 1, after=5)
+    result = extractor.extract("Contract", CONTRACT_FIELDS)
+    assert [r["Id"] for r in result.records] == ALL_CONTRACTS
+    assert result.reported_total == 5
+
+
+@pytest.mark.parametrize("fault", ["cut", "truncated", "locator"])
+def test_the_same_fault_without_retries_fails_the_window_loudly(sf_server, fault):
+    # the fault above is real: with no retries left it fails the extraction, landing nothing
+    extractor = SalesforceExtractor(password_config(max_retries=0), sf_server.session())
+    sf_server.org.inject_faults(fault, 1, after=5)
+    with pytest.raises(Exception) as failure:
+        extractor.extract("Contract", CONTRACT_FIELDS)
+    assert not isinstance(failure.value, AssertionError)
