@@ -32,6 +32,7 @@ from q2c_pipeline.defs.resources import (
 from q2c_pipeline.sources.extract import (
     INVOICES,
     build_contract_posting_statuses,
+    compare_salesforce_ids,
     extract_billing_resources,
     extract_salesforce_objects,
     extract_salesforce_org,
@@ -60,6 +61,9 @@ class ExtractionConfig(dg.Config):
     """Run-time knobs of a live extraction."""
 
     full_refresh: bool = False  # ignore the stored high-water marks and re-read everything
+    # after the windows, compare every Salesforce Id + SystemModstamp with what was landed and
+    # land what the windows missed (salesforce_id_comparison_schedule runs it weekly)
+    compare_ids: bool = False
 
 
 def _now() -> datetime:
@@ -117,7 +121,8 @@ def _land(
         )
 
 
-def _live_results(context: dg.AssetExecutionContext, extractions):
+def _live_results(context: dg.AssetExecutionContext, extractions,
+                  extra: dict[str, dict] | None = None):
     for item in extractions:
         obj, landing = item.source, item.landing
         context.log.info(
@@ -138,6 +143,7 @@ def _live_results(context: dg.AssetExecutionContext, extractions):
             metadata["source_count"] = item.source_count
         if not item.available:
             metadata["available"] = False
+        metadata.update((extra or {}).get(obj.raw_table, {}))
         yield dg.MaterializeResult(asset_key=["raw", obj.raw_table], metadata=metadata)
 
 
@@ -171,7 +177,24 @@ def salesforce_raw(
             )
             extractions.append(extract_salesforce_org(
                 conn, extractor, extracted_at=extracted_at, request_id=context.run_id))
-        yield from _live_results(context, extractions)
+            compared = {}
+            if config.compare_ids:
+                for obj in SALESFORCE_OBJECTS:
+                    if obj.name not in extractor.object_names():
+                        continue  # a package the org lacks
+                    found = compare_salesforce_ids(conn, extractor, obj,
+                                                   extracted_at=extracted_at,
+                                                   request_id=context.run_id)
+                    compared[obj.raw_table] = found
+                    context.log.info(
+                        f"salesforce.{obj.name}: Id comparison over {found.checked} records: "
+                        f"{found.missing} missing, {found.stale} stale, {found.vanished} "
+                        f"vanished, {found.landing.inserted} versions landed")
+        yield from _live_results(context, extractions, {
+            table: {"id_comparison_checked": found.checked,
+                    "id_comparison_missing": found.missing, "id_comparison_stale": found.stale,
+                    "id_comparison_vanished": found.vanished}
+            for table, found in compared.items()})
         return
     source = salesforce.get_source()
     manifest = source.manifest()

@@ -452,6 +452,27 @@ class SalesforceExtractor:
             selected, path,
         )
 
+    def id_stamps(self, object_name: str) -> dict[str, tuple[str | None, bool]]:
+        """Every record of the object Salesforce holds (deleted ones in the recycle bin too):
+        Id -> (SystemModstamp, IsDeleted), through the same window code as an extraction (REST
+        or Bulk 2.0 by size), so the periodic comparison costs a few pages of ids."""
+        result = self.extract(object_name, [])
+        return {str(r["Id"]): (r.get("SystemModstamp"), r.get("IsDeleted") is True)
+                for r in result.records}
+
+    def extract_ids(self, object_name: str, fields: Sequence[str] | None, ids: Sequence[str]
+                    ) -> list[dict[str, Any]]:
+        """The records with these Ids (queryAll, 200 Ids a query), deleted ones included."""
+        selected = self.select_fields(object_name, fields)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 200):
+            chunk = list(ids[start:start + 200])
+            soql = (f"SELECT {', '.join(selected)} FROM {object_name} "
+                    f"WHERE Id IN ({_soql_id_list(chunk)})")
+            found, _, _ = self._rest_rows(soql)
+            rows.extend(found)
+        return self._deduplicate(rows)
+
     @staticmethod
     def _deduplicate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """One row per Id (the latest SystemModstamp; the later row on ties), ordered by

@@ -326,3 +326,24 @@ def test_snapshot_resources_are_bound_when_no_credentials_are_set(monkeypatch):
     # secrets are bound as EnvVar references, resolved at run time, never as literal values
     assert isinstance(salesforce.password, dg.EnvVar) or "EnvVar" in repr(salesforce.password)
     assert "sk_live_from_env" not in repr(billing.api_key)
+
+
+def test_the_weekly_id_comparison_repairs_a_restored_record_without_a_full_refresh(
+        fakes, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    resources = fakes.resources(warehouse)
+    assert dg.materialize([salesforce_raw], resources=resources).success
+    restored = dict(fakes.org.records["Contract"][0], Id="800Hp00000ZZZZZIAA",
+                    ContractNumber="00009999",
+                    SystemModstamp=rest_datetime("2025-12-01T00:00:00Z"))
+    fakes.org.records["Contract"].append(restored)
+    compared = dg.materialize(
+        [salesforce_raw, *completeness_checks], resources=resources,
+        run_config={"ops": {"salesforce_raw": {"config": {"compare_ids": True}}}})
+    assert compared.success
+    checks = _check_results(compared)
+    assert checks["salesforce_contracts"].passed  # 20 in Salesforce, 20 landed
+    landed = compared.asset_materializations_for_node("salesforce_raw")
+    contracts = next(m for m in landed if m.asset_key.path[-1] == "salesforce_contracts")
+    assert contracts.metadata["id_comparison_missing"].value == 1
+    assert contracts.metadata["id_comparison_checked"].value == 20

@@ -96,3 +96,36 @@ def test_status_ids_that_are_not_salesforce_ids_are_refused(sf_server):
     with pytest.raises(ValueError, match="not a Salesforce id"):
         write_contract_statuses(extractor.sf, [
             {"contract_id": "800' OR Id != '", "status": "Posted", "message": None}])
+
+
+def test_the_id_comparison_lands_what_the_windows_missed_and_tombstones_what_is_gone(sf_server):
+    from q2c_pipeline.sources.extract import compare_salesforce_ids
+    from q2c_pipeline.sources.registry import SourceObject
+
+    contract = SourceObject("salesforce", "Contract", "salesforce_contracts", ("Id",),
+                            "SystemModstamp", tuple(FIELDS))
+    conn = duckdb.connect(":memory:")
+    extractor = SalesforceExtractor(password_config(), sf_server.session())
+    _land(conn, extractor.extract("Contract", FIELDS), datetime(2026, 1, 7))
+    org = sf_server.org
+    with org.lock:
+        records = org.records["Contract"]
+        # 1: changed with a stamp older than anything a window would re-read (a restore)
+        first = next(r for r in records if r["Id"] == "800000000000001AAA")
+        first.update(Status="Expired", SystemModstamp=rest_datetime("2026-01-05T10:00:01Z"))
+        # 2: hard-deleted (gone from the recycle bin too)
+        records.remove(next(r for r in records if r["Id"] == "800000000000002AAA"))
+        # 6: created long ago, never seen by a window (a bulk import with an old stamp)
+        records.append({**first, "Id": "800000000000006AAA", "ContractNumber": "00000106",
+                        "Status": "Activated",
+                        "SystemModstamp": rest_datetime("2025-12-01T09:00:00Z")})
+    found = compare_salesforce_ids(conn, extractor, contract, extracted_at=datetime(2026, 1, 9),
+                                   request_id="compare")
+    assert (found.checked, found.missing, found.stale, found.vanished) == (5, 1, 1, 1)
+    latest = {r["Id"]: r["Status"] for r in latest_records(conn, "salesforce_contracts")}
+    assert latest == {"800000000000001AAA": "Expired", "800000000000003AAA": "Activated",
+                      "800000000000004AAA": "Activated", "800000000000006AAA": "Activated"}
+    # a second comparison finds nothing left to do
+    again = compare_salesforce_ids(conn, extractor, contract, extracted_at=datetime(2026, 1, 10),
+                                   request_id="compare")
+    assert (again.missing, again.stale, again.vanished, again.landing.inserted) == (0, 0, 0, 0)
