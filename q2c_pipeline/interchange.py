@@ -175,11 +175,7 @@ def _read_raw(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]:
             problems.append(Problem(path.name, 1, column, "missing_column",
                                     f"is a required column of {name} and is missing{hint}"))
         for column in frame.columns:
-            if name == "legal_entities" and column == "timezone":
-                problems.append(Problem(path.name, 1, column, "unsupported_column",
-                                        "entity time zones are not supported yet: q2c dates "
-                                        "every timestamp in UTC"))
-            elif column not in columns:
+            if column not in columns:
                 near = get_close_matches(column, sorted(columns), 1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 problems.append(Problem(path.name, 1, column, "unknown_column",

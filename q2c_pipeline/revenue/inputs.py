@@ -23,6 +23,59 @@ _EVENT_DATES = {
 }
 
 
+# Instants that date an accounting event: they are read as the entity's local time (its
+# legal_entities.timezone; UTC when empty). Service periods and contract dates are dates already.
+_LOCAL_INSTANTS = {
+    "invoices": ("finalized_at", "due_date"), "credit_notes": ("issued_at", "voided_at"),
+    "payments": ("paid_at",), "refunds": ("refunded_at",), "invoice_events": ("occurred_at",),
+    "usage": ("occurred_at",),
+}
+
+
+def localize_instants(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Event instants (naive UTC in the canonical model) as the wall-clock time of the entity
+    they book in, so every date, month and cut-off after this is the entity's local one: an
+    invoice finalized at 02:00 UTC on 1 February is a 31 January invoice of a Los Angeles
+    entity. The entity is the invoice's (else its customer's) for billing and settlements, the
+    customer's for usage. DECISIONLOG.md "Accounting dates are the entity's local dates"."""
+    entities = t["legal_entities"]
+    if "timezone" not in entities.columns:
+        return t
+    zones = {str(e): str(z) for e, z in zip(entities["legal_entity"], entities["timezone"],
+                                             strict=True)
+             if isinstance(z, str) and z.strip() and z.strip() not in ("UTC", "Etc/UTC")}
+    if not zones:
+        return t
+    of_customer = t["customers"].drop_duplicates("customer_id").set_index(
+        "customer_id")["legal_entity"]
+    invoices = t["invoices"]
+    of_invoice = invoices.drop_duplicates("invoice_id").set_index("invoice_id")["legal_entity"]
+    of_invoice = of_invoice.where(of_invoice.notna(), invoices.drop_duplicates(
+        "invoice_id").set_index("invoice_id")["customer_id"].map(of_customer))
+    for name, columns in _LOCAL_INSTANTS.items():
+        frame = t[name]
+        if not len(frame):
+            continue
+        if name == "invoices":
+            entity = frame["legal_entity"].where(frame["legal_entity"].notna(),
+                                                 frame["customer_id"].map(of_customer))
+        elif name == "usage":
+            entity = frame["customer_id"].map(of_customer)
+        else:
+            entity = frame["invoice_id"].map(of_invoice)
+            if "customer_id" in frame.columns:
+                entity = entity.where(entity.notna(), frame["customer_id"].map(of_customer))
+        for code, zone in sorted(zones.items()):
+            rows = (entity == code).to_numpy()
+            if not rows.any():
+                continue
+            for column in columns:
+                values = pd.to_datetime(frame.loc[rows, column])
+                frame.loc[rows, column] = values.dt.tz_localize("UTC").dt.tz_convert(
+                    zone).dt.tz_localize(None)
+    return t
+
+
 def cutoff_of(as_of: date) -> pd.Timestamp:
     """The first instant after ``as_of`` (everything dated before it is known)."""
     return pd.Timestamp(as_of) + pd.Timedelta(days=1)
@@ -130,7 +183,7 @@ def prepare_inputs(tables: Mapping[str, pd.DataFrame], as_of: date) -> dict[str,
     ``accounting_date``; ``contract_lines`` carries each line's ``version`` and the dates of that
     version (``version_effective``, ``version_accounting``).
     """
-    t = complete_tables(tables)
+    t = localize_instants(complete_tables(tables))
     cutoff = cutoff_of(as_of)
     versions = contract_versions(t["contracts"])
     lines = assign_line_versions(t["contract_lines"], versions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Optional
 
 import pandas as pd
@@ -9,6 +10,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from q2c_pipeline.schemas.base import CURRENCY_PATTERN, CanonicalModel
+
+TIME_ZONES = sorted(zoneinfo.available_timezones())
 
 
 class LegalEntities(CanonicalModel):
@@ -18,6 +21,10 @@ class LegalEntities(CanonicalModel):
     functional_currency: Series[str] = pa.Field(str_matches=CURRENCY_PATTERN)
     country: Series[str] = pa.Field(nullable=True)
     calendar: Series[str] = pa.Field(nullable=True)
+    timezone: Optional[Series[str]] = pa.Field(
+        nullable=True, isin=TIME_ZONES,
+        description="IANA time zone of the entity's books (empty = UTC): event times are dated "
+        "in it (an invoice finalized 02:00 UTC on 1 February is January's in Los Angeles).")
     settlement_currencies: Optional[Series[str]] = pa.Field(
         nullable=True, str_matches=r"^[A-Z]{3}( [A-Z]{3})*$",
         description="Currencies the entity holds cash in, space-separated (empty = its "

@@ -53,8 +53,10 @@ def build_candidates(
     # a single-currency org has no CurrencyIsoCode: its records are in the org's currency
     org_default = salesforce.org_currency(sf("user_info"))
     out["customers"] = salesforce.map_customers(sf("accounts"), ref("customers"), org_default)
+    # dates of Salesforce instants (activation, amendment signing) in the entity's time zone
+    zones = salesforce.contract_zones(sf("contracts"), out["customers"], out["legal_entities"])
     out["contracts"] = salesforce.map_contracts(sf("contracts"), subscriptions, out["customers"],
-                                                org_default)
+                                                org_default, zones)
     out["contract_lines"] = salesforce.map_contract_lines(
         subscriptions,
         sf("contracts"),
@@ -63,6 +65,7 @@ def build_candidates(
         opportunity_line_items=sf("opportunity_line_items"),
         product2=sf("products"),
         org_default=org_default,
+        zones=zones,
     )
     invoices, drafts = billing.split_drafts(stripe("invoices"))
     payments = stripe("invoice_payments")

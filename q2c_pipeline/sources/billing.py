@@ -296,7 +296,10 @@ def _invoice_line(
             "sf", normalize_salesforce_id(metadata.get("sf_subscription_id"))
         ),
         "product_code": code_by_product.get(price_details.get("product")),
-        "quantity": float_from_wire(line.get("quantity")),
+        # quantity_decimal is the full quantity; quantity is it truncated to an integer
+        "quantity": float_from_wire(line.get("quantity_decimal")
+                                    if line.get("quantity_decimal") is not None
+                                    else line.get("quantity")),
         "tax_amount": None if None in tax_amounts else sum(tax_amounts),
         "tax_inclusive": any(tax.get("tax_behavior") == "inclusive" for tax in taxes),
         "service_start": start,

@@ -152,10 +152,12 @@ class BillingExtractor:
         client: stripe.StripeClient | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.client = client or build_stripe_client(config)
         self._sleep = sleep
+        self._clock = clock
 
     def _get(self, path: str, params: Mapping[str, Any], request_ids: list[str]) -> dict[str, Any]:
         def call() -> dict[str, Any]:
@@ -274,11 +276,16 @@ class BillingExtractor:
         version, before it is landed; an object that no longer exists is deleted."""
         request_ids: list[str] = []
         chronological: list[dict[str, Any]] = []
+        # every batch reads the same slice of the feed: events created before the second this
+        # read began. Without that bound an event arriving between two batches could fall
+        # behind the cursor the newest batch sets, and never be read.
+        before = int(self._clock())
         for start in range(0, len(CHANGE_EVENT_TYPES), MAX_TYPES_PER_REQUEST):
             types = list(CHANGE_EVENT_TYPES[start:start + MAX_TYPES_PER_REQUEST])
-            chronological.extend(self._events_since(cursor, types, request_ids))
-        # one feed in event order (ids break ties within a second, as Stripe lists them)
-        chronological.sort(key=lambda e: (int(e.get("created") or 0), str(e.get("id"))))
+            chronological.extend(self._events_since(cursor, types, before, request_ids))
+        # one feed in event order; within a second Stripe's own list order is kept (a stable
+        # sort of each batch, already oldest first): ids carry no order
+        chronological.sort(key=lambda e: int(e.get("created") or 0))
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         versions: dict[tuple[str, str], str | None] = {}
         deleted: dict[str, dict[str, None]] = {}
@@ -323,22 +330,23 @@ class BillingExtractor:
         )
 
     def _events_since(self, cursor: str | int | datetime | None, types: list[str],
-                      request_ids: list[str]) -> list[dict[str, Any]]:
-        """Events of `types` after `cursor`, oldest first."""
-        base: dict[str, Any] = {"types": types, "limit": self.config.page_size}
+                      before: int, request_ids: list[str]) -> list[dict[str, Any]]:
+        """Events of `types` after `cursor` and created before `before`, oldest first."""
+        base: dict[str, Any] = {"types": types, "limit": self.config.page_size,
+                                "created": {"lt": before}}
         if isinstance(cursor, str):
             chronological: list[dict[str, Any]] = []
-            before = cursor
+            newest = cursor
             while True:  # ending_before walks towards newer events, one page at a time
-                page = self._get("/v1/events", {**base, "ending_before": before}, request_ids)
+                page = self._get("/v1/events", {**base, "ending_before": newest}, request_ids)
                 chronological.extend(reversed(page["data"]))
                 if not page.get("has_more") or not page["data"]:
                     return chronological
-                before = page["data"][0]["id"]
+                newest = page["data"][0]["id"]
         params = dict(base)
         since = _epoch(cursor)
         if since is not None:
-            params["created"] = {"gt": since}
+            params["created"] = {"gt": since, "lt": before}
         return list(reversed(self._page_all("/v1/events", params, request_ids)))
 
     def retrieve(self, resource: str, object_id: str, request_ids: list[str]
@@ -352,7 +360,10 @@ class BillingExtractor:
         try:
             obj = self._get(path, params, request_ids)
         except stripe.InvalidRequestError as error:
-            if getattr(error, "http_status", None) == 404:
+            # only Stripe's own "no such object" is a deletion; any other 404 (a wrong account
+            # or mode, an unknown URL) fails the run rather than deleting what was landed
+            if getattr(error, "http_status", None) == 404 \
+                    and getattr(error, "code", None) == "resource_missing":
                 return None
             raise
         return None if obj.get("deleted") else obj

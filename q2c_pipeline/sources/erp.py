@@ -34,7 +34,12 @@ def map_legal_entities(df: pd.DataFrame) -> pd.DataFrame:
     """``legal_entities.csv`` -> canonical legal entities (currency upper-cased)."""
     text = _text_columns(df, LEGAL_ENTITY_COLUMNS)
     text["functional_currency"] = _upper(text["functional_currency"])
-    return _finish(text, df, LEGAL_ENTITY_COLUMNS)
+    columns = dict(LEGAL_ENTITY_COLUMNS)
+    if "timezone" in df.columns:  # optional: the entity's IANA time zone (empty = UTC)
+        zone = df["timezone"].astype("string").str.strip()
+        text["timezone"] = zone.where(zone.notna() & (zone != ""), None).astype(object)
+        columns["timezone"] = STR
+    return _finish(text, df, columns)
 
 
 def map_chart_of_accounts(df: pd.DataFrame) -> pd.DataFrame:

@@ -291,9 +291,12 @@ def compare_salesforce_ids(
                       if record_id not in source and not deleted)
     records = extractor.extract_ids(obj.name, list(obj.fields) or None, [*missing, *stale]) \
         if missing or stale else []
+    # queryAll returns the recycle bin too: a record deleted there lands as deleted, as the
+    # windows land it
+    in_bin = [str(r["Id"]) for r in records if r.get("IsDeleted") is True]
     landing = land_records(
         conn, obj.raw_table, records, id_field="Id", modstamp_field="SystemModstamp",
-        extracted_at=extracted_at, request_id=request_id, deleted_ids=vanished,
+        extracted_at=extracted_at, request_id=request_id, deleted_ids=[*in_bin, *vanished],
     )
     if missing or stale or vanished:
         logger.warning("salesforce %s: the Id comparison found %d missing, %d stale and %d "

@@ -121,6 +121,7 @@ def map_contracts(
     subscriptions: Iterable[Record] = (),
     customers: pd.DataFrame | None = None,
     org_default: str | None = None,
+    zones: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Contracts -> canonical contracts, one row per contract VERSION.
 
@@ -134,7 +135,7 @@ def map_contracts(
     """
     subscriptions = list(subscriptions)
     contracts = list(contracts)
-    versions = amendment_versions(subscriptions, contracts)
+    versions = amendment_versions(subscriptions, contracts, zones)
     entity_by_customer = _column_by_customer(customers, "legal_entity")
     rows = []
     for contract in contracts:
@@ -143,7 +144,7 @@ def map_contracts(
         customer_id = qualify(ID_PREFIX, normalize_salesforce_id(contract.get("AccountId")))
         activated = timestamp_from_wire(contract.get("ActivatedDate"))
         first_signed = (
-            activated.normalize() if activated is not None
+            local_date(activated, (zones or {}).get(contract_sf_id)) if activated is not None
             else timestamp_from_wire(contract.get("StartDate"))
         )
         dated = [(first_signed, None)] + [
@@ -183,11 +184,43 @@ def _is_amendment_row(row: Record, activated: pd.Timestamp | None) -> bool:
         created.normalize() > activated.normalize() + timedelta(days=1))
 
 
-def amendment_versions(subscriptions: Iterable[Record], contracts: Iterable[Record]
+def local_date(moment: pd.Timestamp | None, zone: str | None) -> pd.Timestamp | None:
+    """The calendar day of a UTC instant in the entity's time zone (UTC when None): a contract
+    activated 31 December 18:00 in Los Angeles (02:00 UTC on 1 January) is signed on the 31st."""
+    if moment is None or pd.isna(moment):
+        return None
+    if zone:
+        moment = moment.tz_localize("UTC").tz_convert(zone).tz_localize(None)
+    return moment.normalize()
+
+
+def contract_zones(contracts: Iterable[Record], customers: pd.DataFrame | None,
+                   legal_entities: pd.DataFrame | None) -> dict[str, str]:
+    """Salesforce contract id -> the time zone of the entity it books in (its
+    ``Q2C_Legal_Entity__c``, else its customer's ERP entity), for entities that have one."""
+    if legal_entities is None or "timezone" not in legal_entities.columns:
+        return {}
+    zone_of = {str(e): str(z) for e, z in zip(legal_entities["legal_entity"],
+                                               legal_entities["timezone"], strict=True)
+               if isinstance(z, str) and z}
+    entity_by_customer = _column_by_customer(customers, "legal_entity")
+    out = {}
+    for contract in contracts:
+        entity = text_or_none(contract.get(CONTRACT_LEGAL_ENTITY_FIELD)) or entity_by_customer.get(
+            qualify(ID_PREFIX, normalize_salesforce_id(contract.get("AccountId"))) or "", "")
+        contract_id = normalize_salesforce_id(contract.get("Id"))
+        if contract_id and entity in zone_of:
+            out[contract_id] = zone_of[entity]
+    return out
+
+
+def amendment_versions(subscriptions: Iterable[Record], contracts: Iterable[Record],
+                       zones: Mapping[str, str] | None = None,
                        ) -> dict[str, dict[tuple[pd.Timestamp, pd.Timestamp], int]]:
     """Per contract, each amendment (effective day, signing day) -> its version number (2, 3,
     ...), in order of effective then signing day. An amendment is the set of amendment rows with
-    the same start date and creation day."""
+    the same start date and creation day (the day in the contract entity's time zone,
+    ``zones``)."""
     activated = {
         normalize_salesforce_id(c.get("Id")): timestamp_from_wire(c.get("ActivatedDate"))
         for c in contracts}
@@ -200,7 +233,8 @@ def amendment_versions(subscriptions: Iterable[Record], contracts: Iterable[Reco
         created = timestamp_from_wire(row.get("CreatedDate"))
         if effective is None:
             continue
-        signed = created.normalize() if created is not None else effective
+        signed = local_date(created, (zones or {}).get(contract_id)) \
+            if created is not None else effective
         found.setdefault(contract_id, set()).add((effective, signed))
     return {contract_id: {key: number for number, key in enumerate(sorted(keys), start=2)}
             for contract_id, keys in found.items()}
@@ -224,6 +258,7 @@ def map_contract_lines(
     opportunity_line_items: Iterable[Record] = (),
     product2: Iterable[Record] = (),
     org_default: str | None = None,
+    zones: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """CPQ subscriptions (or, without CPQ, contracted opportunity lines) -> contract lines.
 
@@ -243,7 +278,7 @@ def map_contract_lines(
         for product in product2
     }
     if subscriptions:
-        versions = amendment_versions(subscriptions, contracts_by_id.values())
+        versions = amendment_versions(subscriptions, contracts_by_id.values(), zones)
         rows = [
             _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product, versions,
                                org_default)

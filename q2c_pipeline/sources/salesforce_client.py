@@ -317,6 +317,10 @@ class SalesforceExtractor:
             if "INVALID_SESSION_ID" in response.text:
                 raise SalesforceExpiredSession(url, response.status_code, "getUserInfo",
                                                response.text[:200])
+            fault = re.search(r"<faultstring>(.*?)</faultstring>", response.text, re.S)
+            if fault is not None:  # SOAP faults come as HTTP 500 but say what they are
+                raise SalesforceObjectUnavailable(
+                    f"getUserInfo refused: {fault.group(1).strip()[:200]}")
             if response.status_code >= 500:
                 raise SalesforceGeneralError(url, response.status_code, "getUserInfo",
                                              response.text[:200])

@@ -141,9 +141,10 @@ def test_sensor_requests_only_the_changed_day_once_and_again_after_a_void(fakes,
 def test_sensor_keeps_today_pending_until_its_partition_exists(fakes, tmp_path):
     template = next(i for i in fakes.account.objects["invoices"] if i["status"] == "paid")
     invoice = new_invoice(template)
-    tomorrow = int(datetime.now(timezone.utc).timestamp()) + 86_400
-    invoice["created"] = tomorrow
-    publish(fakes, "evt_0001", "invoice.finalized", invoice, tomorrow)
+    now = int(datetime.now(timezone.utc).timestamp())
+    tomorrow = now + 86_400
+    invoice["created"] = tomorrow  # a day whose partition does not exist yet
+    publish(fakes, "evt_0001", "invoice.finalized", invoice, now - 5)
     with dg.instance_for_test() as instance:
         result, _ = evaluate(billing_invoice_sensor, instance, None,
                              fakes.resources(tmp_path / "w.duckdb"))

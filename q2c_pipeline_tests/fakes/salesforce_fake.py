@@ -161,6 +161,8 @@ class SalesforceFakeOrg:
         self._faults: list[_Fault] = []
         self.transport_fault: str | None = None
         self.bulk_queries: list[str] = []  # the SOQL of every Bulk 2.0 job created
+        self.user_info_fault: str | None = None  # a lasting SOAP fault code for getUserInfo
+        self.user_info_calls = 0
 
     @staticmethod
     def _strip(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,8 +198,14 @@ class SalesforceFakeOrg:
         nil otherwise; developer.salesforce.com getUserInfoResult)."""
         session = re.search(r"<(?:\w+:)?sessionId>(.*?)</(?:\w+:)?sessionId>", body, re.S)
         with self.lock:
+            self.user_info_calls += 1
             if session is None or session.group(1) not in self._tokens:
                 return 500, _SOAP_INVALID_SESSION
+            if self.user_info_fault:
+                return 500, _SOAP_INVALID_SESSION.replace(
+                    "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader",
+                    f"{self.user_info_fault}: API is not enabled for this Organization").replace(
+                    "sf:INVALID_SESSION_ID", f"sf:{self.user_info_fault}")
         currency = ('<orgDefaultCurrencyIsoCode xsi:nil="true"/>' if self.multi_currency
                     else f"<orgDefaultCurrencyIsoCode>{self.default_currency}"
                          "</orgDefaultCurrencyIsoCode>")

@@ -212,3 +212,9 @@ def test_the_meter_objects_stripe_publishes_are_the_shapes_the_extraction_lands(
         assert {"aggregated_value", "start_time", "end_time", "meter"} <= set(summary)
         assert "customer" not in summary  # Stripe names no customer: the extraction adds it
         assert fixtures["billing.meter"]["default_aggregation"]["formula"] == "sum"
+
+
+def test_a_decimal_quantity_is_read_whole_not_truncated():
+    invoice = copy.deepcopy(FIXTURES["invoice"])
+    invoice["lines"]["data"][0].update(quantity=3, quantity_decimal="3.75")
+    assert map_invoice_lines([invoice])["quantity"].iloc[0] == 3.75

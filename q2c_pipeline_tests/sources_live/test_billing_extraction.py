@@ -91,7 +91,8 @@ def _extractor(server: StripeFakeServer, **overrides: object) -> BillingExtracto
                       "max_network_retries": 0, "max_retries": 3, "backoff_base": 0.0}
     settings.update(overrides)
     sleep = settings.pop("sleep", lambda seconds: None)
-    return BillingExtractor(BillingConfig(**settings), sleep=sleep)
+    clock = settings.pop("clock", lambda: T0 + 400 * DAY)  # after every event of these tests
+    return BillingExtractor(BillingConfig(**settings), sleep=sleep, clock=clock)
 
 
 def test_extract_pages_every_invoice_newest_first_with_all_lines(stripe_server):
@@ -297,3 +298,46 @@ def test_a_page_whose_json_stops_half_way_is_retried_to_the_same_objects(stripe_
     stripe_server.account.inject_faults("truncated", 1, after=1)
     with pytest.raises(RetriesExhausted):
         _extractor(stripe_server, max_retries=0).extract("invoices")
+
+
+def test_every_batch_reads_the_same_slice_of_the_feed_so_no_event_falls_behind_the_cursor():
+    # why: with one cursor over several type batches, an invoice.voided created after batch 1
+    # was read but before batch 2 ran would sit behind batch 2's newer cursor for ever
+    voided = {**_event(1, "invoice.voided", {**INVOICES[2], "status": "void"}),
+              "created": T0 + 10 * DAY + 100}
+    product = {**_event(2, "product.updated", {"id": "prod_seat", "object": "product",
+                                                "created": T0, "metadata": {}}),
+               "created": T0 + 10 * DAY + 50}
+    account = StripeFakeAccount({"invoices": INVOICES, "events": [product, voided]},
+                                api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        # the read starts at +75 s: the void (at +100 s) is not in this slice for any batch
+        first = _extractor(server, clock=lambda: T0 + 10 * DAY + 75).changes_since(None)
+        later = _extractor(server, clock=lambda: T0 + 10 * DAY + 200).changes_since(first.cursor)
+    finally:
+        server.stop()
+    assert first.event_ids == ["evt_002"] and first.cursor == "evt_002"
+    assert later.event_ids == ["evt_001"]
+    assert later.objects["invoices"][0]["status"] == "void"
+
+
+def test_a_404_that_is_not_resource_missing_fails_rather_than_deleting():
+    old = {**_event(1, "refund.updated", {"id": "re_1", "object": "refund", "created": T0}),
+           "api_version": "2024-06-20"}
+    account = StripeFakeAccount({"events": [old]}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    original = account.retrieve
+
+    def unrecognized(resource, object_id):
+        from q2c_pipeline_tests.fakes.stripe_fake import StripeFakeError
+        raise StripeFakeError(404, {"type": "invalid_request_error",
+                                    "message": "Unrecognized request URL"})
+
+    account.retrieve = unrecognized
+    try:
+        with pytest.raises(stripe.InvalidRequestError):
+            _extractor(server).changes_since(None)
+    finally:
+        account.retrieve = original
+        server.stop()

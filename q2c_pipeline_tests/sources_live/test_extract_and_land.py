@@ -119,9 +119,13 @@ def test_the_id_comparison_lands_what_the_windows_missed_and_tombstones_what_is_
         records.append({**first, "Id": "800000000000006AAA", "ContractNumber": "00000106",
                         "Status": "Activated",
                         "SystemModstamp": rest_datetime("2025-12-01T09:00:00Z")})
+        # 7: never landed, and in the recycle bin: it lands as deleted, not as a live contract
+        records.append({**first, "Id": "800000000000007AAA", "ContractNumber": "00000107",
+                        "IsDeleted": True,
+                        "SystemModstamp": rest_datetime("2025-12-02T09:00:00Z")})
     found = compare_salesforce_ids(conn, extractor, contract, extracted_at=datetime(2026, 1, 9),
                                    request_id="compare")
-    assert (found.checked, found.missing, found.stale, found.vanished) == (5, 1, 1, 1)
+    assert (found.checked, found.missing, found.stale, found.vanished) == (6, 2, 1, 1)
     latest = {r["Id"]: r["Status"] for r in latest_records(conn, "salesforce_contracts")}
     assert latest == {"800000000000001AAA": "Expired", "800000000000003AAA": "Activated",
                       "800000000000004AAA": "Activated", "800000000000006AAA": "Activated"}

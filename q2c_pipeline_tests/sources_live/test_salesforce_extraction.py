@@ -352,3 +352,11 @@ def test_the_same_fault_without_retries_fails_the_window_loudly(sf_server, fault
     with pytest.raises(Exception) as failure:
         extractor.extract("Contract", CONTRACT_FIELDS)
     assert not isinstance(failure.value, AssertionError)
+
+
+def test_a_lasting_soap_fault_on_getuserinfo_fails_at_once_naming_it(sf_server):
+    sf_server.org.user_info_fault = "API_DISABLED_FOR_ORG"
+    extractor = SalesforceExtractor(password_config(), sf_server.session())
+    with pytest.raises(SalesforceObjectUnavailable, match="API_DISABLED_FOR_ORG"):
+        extractor.user_info()
+    assert sf_server.org.user_info_calls == 1  # not retried: a fault is not a transient 500
