@@ -196,6 +196,18 @@ class BillingExtractor:
         all_lines = self._page_all(f"/v1/{resource}/{obj['id']}/lines", {}, request_ids)
         return {**obj, "lines": {**lines, "data": all_lines, "has_more": False}}
 
+    def complete_tiers(self, price: dict[str, Any], request_ids: list[str]) -> dict[str, Any]:
+        """A tiered price with every currency's tiers: Stripe sends ``currency_options.<ccy>.
+        tiers`` only when that very path is expanded (a list cannot expand it for every
+        currency), so such a price is retrieved again with one expansion per currency."""
+        options = price.get("currency_options")
+        if price.get("billing_scheme") != "tiered" or not isinstance(options, Mapping) \
+                or all("tiers" in (option or {}) for option in options.values()):
+            return price
+        expand = ["tiers", "currency_options",
+                  *(f"currency_options.{code}.tiers" for code in sorted(options))]
+        return self._get(f"/v1/prices/{price['id']}", {"expand": expand}, request_ids)
+
     def extract(
         self,
         resource: str,
@@ -226,6 +238,8 @@ class BillingExtractor:
             for record in self._page_all(_PATHS.get(resource, f"/v1/{resource}"), params,
                                          request_ids)
         ]
+        if resource == "prices":
+            records = [self.complete_tiers(price, request_ids) for price in records]
         logger.info("stripe: %s %d objects in %d requests", resource, len(records),
                     len(request_ids))
         return BillingExtract(resource, records, request_ids)

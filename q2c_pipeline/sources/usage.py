@@ -76,8 +76,8 @@ def map_usage(
     frame = frame.sort_values("_row", kind="stable").reset_index(drop=True)
 
     whole = quantity.notna() & (quantity >= 0) & (quantity == np.floor(quantity))
-    amount = _rate(frame, quantity.where(whole, 0).astype("int64"),
-                   whole.to_numpy() & frame["pricing"].notna().to_numpy())
+    amount, refused = _rate(frame, quantity.where(whole, 0).astype("int64"),
+                            whole.to_numpy() & frame["pricing"].notna().to_numpy())
 
     correlation = frame["contract_id"].where(frame["contract_id"].notna(), usage_id)
     out = pd.DataFrame({
@@ -102,7 +102,8 @@ def map_usage(
         frame["currency"].notna() & frame["product_code"].notna(),
         "no metered Stripe price for product code " + frame["product_code"].astype(str)
         + " in " + frame["currency"].astype(str), None))
-    out["_price_problem"] = problem.where(~priced & frame["currency"].notna(), None).astype(object)
+    problem = problem.where(~priced & frame["currency"].notna(), None)
+    out["_price_problem"] = refused.where(refused.notna(), problem).astype(object)
     out[PAYLOAD_COLUMN] = pd.Series(payloads_from_frame(raw[EVENT_COLUMNS]), dtype=object)
     if n_rows == 0:
         out[PAYLOAD_COLUMN] = pd.Series([], dtype=object)
@@ -157,17 +158,24 @@ def _attach_prices(frame: pd.DataFrame, usage_prices: pd.DataFrame) -> pd.DataFr
     return frame.drop(columns=["pricing_catalog", "problem_catalog", "line_currency"])
 
 
-def _rate(frame: pd.DataFrame, units: pd.Series, rateable: np.ndarray) -> pd.Series:
+def _rate(frame: pd.DataFrame, units: pd.Series, rateable: np.ndarray
+          ) -> tuple[pd.Series, pd.Series]:
     """Each event's amount: what its billing period's usage bills with it, less without it
     (``usage_pricing``), so a period's events add up to the period's amount exactly.
 
     The period is the price's interval counted from the subscription's
     ``billing_cycle_anchor`` (to the second), else the contract line's service start, else
     calendar periods (months and years from 1 January, weeks from Monday); events are taken in
-    time order (then event id) within (contract line or customer and product, currency)."""
+    time order (then event id) within (contract line or customer and product, currency).
+
+    Refused (the second series, the reason; the amount stays null): usage before the billing
+    anchor (a period Stripe never bills), and usage on volume tiers whose billing period is not
+    a calendar month (its rate depends on a total q2c would have to estimate;
+    DECISIONLOG.md "Usage rated at what the period bills")."""
     amount = pd.array([pd.NA] * len(frame), dtype="Int64")
+    refused = pd.Series([None] * len(frame), dtype=object)
     if not rateable.any():
-        return amount
+        return amount, refused
     rows = frame.loc[rateable, ["_row", "occurred_at", "pricing", "anchor", "currency",
                                 "contract_line_id", "billing_customer_id", "product_code",
                                 "event_id"]].copy()
@@ -187,7 +195,23 @@ def _rate(frame: pd.DataFrame, units: pd.Series, rateable: np.ndarray) -> pd.Ser
         before = cumulative - ordered["units"].to_numpy(dtype="int64")
         increase = price.amount(cumulative) - price.amount(before)
         amount[ordered["_row"].to_numpy()] = increase
-    return amount
+        anchor = pd.to_datetime(ordered["anchor"])
+        early = (anchor.notna() & (ordered["occurred_at"] < anchor)).to_numpy()
+        refuse = np.full(len(ordered), None, dtype=object)
+        refuse[early] = ("dated before its subscription's billing starts ("
+                         + anchor[early].dt.strftime("%Y-%m-%d %H:%M").to_numpy().astype(object)
+                         + " UTC): a period Stripe never bills")
+        if price.scheme == "volume":
+            calendar = (price.interval == "month" and price.interval_count == 1) & (
+                ordered["_period"] == ordered["_period"].dt.to_period("M").dt.to_timestamp())
+            refuse[(~calendar).to_numpy() & ~early] = (
+                f"price {price.price_id!r}: volume tiers over a billing period that is not a "
+                "calendar month reprice earlier months' usage by a total still to come; q2c "
+                "does not estimate it (ASC 606-10-55-216..220)")
+        rows = ordered["_row"].to_numpy()
+        refused.iloc[rows] = refuse
+        amount[rows[pd.notna(refuse)]] = pd.NA
+    return amount, refused
 
 
 def _period_start(moments: pd.Series, anchors: pd.Series, price: UsagePrice) -> pd.Series:

@@ -132,11 +132,13 @@ class StripeFakeAccount:
             }
         return out
 
-    def retrieve(self, resource: str, object_id: str) -> dict[str, Any]:
+    def retrieve(self, resource: str, object_id: str,
+                 params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         with self.lock:
             for obj in self.objects[resource]:
                 if obj.get("id") == object_id:
-                    return self._present(resource, obj)
+                    expanded = set((params or {}).get("expand") or [])
+                    return _includable(resource, self._present(resource, obj), expanded)
         raise _missing(resource, object_id)
 
     def list(self, resource: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,11 +146,7 @@ class StripeFakeAccount:
             everything = sorted(self.objects[resource], key=_order_key, reverse=True)
         items = [o for o in everything if self._matches(resource, o, params)]
         expanded = {e.removeprefix("data.") for e in params.get("expand") or []}
-        shown = [self._present(resource, o) for o in items]
-        for obj in shown:  # fields Stripe includes only on request
-            for name in _INCLUDABLE.get(resource, ()):
-                if name not in expanded:
-                    obj.pop(name, None)
+        shown = [_includable(resource, self._present(resource, o), expanded) for o in items]
         path = "/v1/billing/meters" if resource == "billing_meters" else f"/v1/{resource}"
         return self._page(path, shown, params, resource, everything)
 
@@ -252,6 +250,20 @@ class StripeFakeAccount:
         return {"object": "list", "url": url, "has_more": has_more, "data": page}
 
 
+def _includable(resource: str, obj: dict[str, Any], expanded: set[str]) -> dict[str, Any]:
+    """Drop the fields Stripe sends only when expanded: a price's ``tiers`` and
+    ``currency_options``, and each option's ``tiers`` (``currency_options.<ccy>.tiers``)."""
+    for name in _INCLUDABLE.get(resource, ()):
+        if name not in expanded:
+            obj.pop(name, None)
+    options = obj.get("currency_options")
+    if isinstance(options, dict):
+        for code, option in options.items():
+            if isinstance(option, dict) and f"currency_options.{code}.tiers" not in expanded:
+                option.pop("tiers", None)
+    return obj
+
+
 def _order_key(obj: Mapping[str, Any]) -> tuple[int, str]:
     return int(obj.get("created") or 0), str(obj.get("id"))
 
@@ -325,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             if len(segments) == 2:
                 body = account.list(resource, params)
             elif len(segments) == 3:
-                body = account.retrieve(resource, segments[2])
+                body = account.retrieve(resource, segments[2], params)
             elif len(segments) == 4 and segments[3] == "lines" and resource in _LINED:
                 body = account.lines(resource, segments[2], params)
             else:

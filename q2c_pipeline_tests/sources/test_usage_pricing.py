@@ -101,10 +101,36 @@ def test_volume_tiers_reprice_every_unit_and_the_event_crossing_into_a_cheaper_t
     price = _price(billing_scheme="tiered", tiers_mode="volume", tiers=[
         {"up_to": 1000, "unit_amount_decimal": "2"},
         {"up_to": "inf", "unit_amount_decimal": "1"}])
-    amounts = _rate(price, (800, "2026-04-20T10:00:00Z"), (700, "2026-04-21T10:00:00Z"))
+    # billed by calendar month (the line starts on 1 April): the period is the reporting month
+    amounts = _rate(price, (800, "2026-04-20T10:00:00Z"), (700, "2026-04-21T10:00:00Z"),
+                    line="a0XB")
     # 800 x 2 = 1,600; at 1,500 every call is 1: 1,500, so the second event adds -100
     assert amounts == [1600, -100]
     assert sum(amounts) == 1500
+
+
+def test_volume_tiers_over_a_period_crossing_a_month_end_are_not_rated_at_a_guess():
+    # the accountant's case: periods 15th to 15th; 800 calls on 20 April, 700 on 5 May. April's
+    # rate depends on May's calls (1,600 if the period stays under 1,000, 800 if it passes it):
+    # q2c would have to estimate the period's volume (Example 24), so it refuses, naming why
+    price = _price(billing_scheme="tiered", tiers_mode="volume", tiers=[
+        {"up_to": 1000, "unit_amount_decimal": "2"},
+        {"up_to": "inf", "unit_amount_decimal": "1"}])
+    prices = map_usage_prices([price], PRODUCTS)
+    usage = map_usage(_events((800, "2026-04-20T10:00:00Z"), (700, "2026-05-05T10:00:00Z")),
+                      prices, CUSTOMERS, CONTRACT_LINES)
+    assert usage["amount"].isna().all()
+    assert usage["_price_problem"].str.contains("not a calendar month").all()
+    assert usage["_price_problem"].str.contains("606-10-55-216").all()
+
+
+def test_usage_before_the_billing_anchor_is_refused_not_rated_into_a_period_never_billed():
+    price = _price(unit_amount=2, unit_amount_decimal="2")
+    usage = map_usage(_events((10, "2026-04-14T10:00:00Z"), (10, "2026-04-16T10:00:00Z")),
+                      map_usage_prices([price], PRODUCTS), CUSTOMERS, CONTRACT_LINES)
+    assert pd.isna(usage["amount"].iloc[0]) and usage["amount"].iloc[1] == 20
+    assert "before its subscription's billing starts (2026-04-15 00:00 UTC)" in \
+        usage["_price_problem"].iloc[0]
 
 
 def test_currency_options_rate_a_customer_billed_in_another_currency():

@@ -329,7 +329,7 @@ def test_a_404_that_is_not_resource_missing_fails_rather_than_deleting():
     server = StripeFakeServer(account).start()
     original = account.retrieve
 
-    def unrecognized(resource, object_id):
+    def unrecognized(resource, object_id, params=None):
         from q2c_pipeline_tests.fakes.stripe_fake import StripeFakeError
         raise StripeFakeError(404, {"type": "invalid_request_error",
                                     "message": "Unrecognized request URL"})
@@ -341,3 +341,31 @@ def test_a_404_that_is_not_resource_missing_fails_rather_than_deleting():
     finally:
         account.retrieve = original
         server.stop()
+
+
+def test_a_tiered_price_in_several_currencies_is_read_with_every_currencys_tiers():
+    from q2c_pipeline.sources.billing import map_usage_prices
+    from q2c_pipeline.sources.usage_pricing import price_from_json
+
+    tiers = [{"up_to": 1000, "unit_amount_decimal": "2"}, {"up_to": None,
+                                                            "unit_amount_decimal": "1"}]
+    eur = [{"up_to": 1000, "unit_amount_decimal": "1.8"}, {"up_to": None,
+                                                            "unit_amount_decimal": "0.9"}]
+    price = {"id": "price_api", "object": "price", "product": "prod_api", "currency": "usd",
+             "active": True, "created": T0, "billing_scheme": "tiered",
+             "tiers_mode": "graduated", "tiers": tiers,
+             "currency_options": {"usd": {"tiers": tiers}, "eur": {"tiers": eur}},
+             "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1}}
+    account = StripeFakeAccount({"prices": [price]}, api_key=API_KEY)
+    server = StripeFakeServer(account).start()
+    try:
+        (read,) = _extractor(server).extract("prices").records
+    finally:
+        server.stop()
+    assert read["currency_options"]["eur"]["tiers"] == eur  # retrieved with the expansion
+    table = map_usage_prices([read], [{"id": "prod_api",
+                                       "metadata": {"sf_product_code": "API-CALLS"}}])
+    rated = {row["currency"]: price_from_json(row["pricing"]).amount([1500]).tolist()[0]
+             for row in table.to_dict("records")}
+    # EUR: 1,000 x 1.8 + 500 x 0.9 = 2,250; USD: 1,000 x 2 + 500 x 1 = 2,500
+    assert rated == {"EUR": 2250, "USD": 2500}
