@@ -72,6 +72,11 @@ MAX_TYPES_PER_REQUEST = 20
 _DELETION_EVENTS = {"customer.deleted", "invoice.deleted", "product.deleted", "price.deleted"}
 
 
+class EventCursorExpired(RuntimeError):
+    """The stored event cursor names an event Stripe no longer keeps (events are retained 30
+    days): what changed since cannot be read from the feed."""
+
+
 @dataclass(frozen=True)
 class BillingConfig:
     """Stripe connection settings. `api_key` is excluded from repr."""
@@ -296,7 +301,16 @@ class BillingExtractor:
         before = int(self._clock())
         for start in range(0, len(CHANGE_EVENT_TYPES), MAX_TYPES_PER_REQUEST):
             types = list(CHANGE_EVENT_TYPES[start:start + MAX_TYPES_PER_REQUEST])
-            chronological.extend(self._events_since(cursor, types, before, request_ids))
+            try:
+                chronological.extend(self._events_since(cursor, types, before, request_ids))
+            except stripe.InvalidRequestError as error:
+                if isinstance(cursor, str) and getattr(error, "code", None) == "resource_missing":
+                    raise EventCursorExpired(
+                        f"the stored Stripe event cursor {cursor!r} is no longer kept by Stripe "
+                        "(events are retained 30 days), so changes since it cannot be read from "
+                        "the feed: run billing_raw with config full_refresh: true to read every "
+                        "object again") from error
+                raise
         # one feed in event order; within a second Stripe's own list order is kept (a stable
         # sort of each batch, already oldest first): ids carry no order
         chronological.sort(key=lambda e: int(e.get("created") or 0))

@@ -369,3 +369,10 @@ def test_a_tiered_price_in_several_currencies_is_read_with_every_currencys_tiers
              for row in table.to_dict("records")}
     # EUR: 1,000 x 1.8 + 500 x 0.9 = 2,250; USD: 1,000 x 2 + 500 x 1 = 2,500
     assert rated == {"EUR": 2250, "USD": 2500}
+
+
+def test_an_expired_event_cursor_says_what_to_do(stripe_server):
+    from q2c_pipeline.sources.billing_client import EventCursorExpired
+
+    with pytest.raises(EventCursorExpired, match="full_refresh: true"):
+        _extractor(stripe_server).changes_since("evt_gone_after_30_days")
