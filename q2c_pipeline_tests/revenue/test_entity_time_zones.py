@@ -81,3 +81,21 @@ def test_a_contract_activated_late_evening_pacific_is_signed_that_day_not_the_ne
     moment = pd.Timestamp("2027-01-01T02:00:00")
     assert local_date(moment, "America/Los_Angeles") == pd.Timestamp("2026-12-31")
     assert local_date(moment, None) == pd.Timestamp("2027-01-01")
+
+
+def test_the_salesforce_mapper_signs_a_late_evening_activation_on_the_entitys_day():
+    from q2c_pipeline.sources.salesforce import contract_zones, map_contracts
+
+    contract = {"Id": "800Hp00000LATEPIAA", "AccountId": "001Hp00000LATEPIAA",
+                "ActivatedDate": "2027-01-01T02:00:00.000+0000", "StartDate": "2027-01-01",
+                "CurrencyIsoCode": "USD", "Status": "Activated"}
+    customers = pd.DataFrame({"customer_id": ["sf:001Hp00000LATEPIAA"],
+                              "legal_entity": ["US01"]})
+    entities = pd.DataFrame({"legal_entity": ["US01", "UK01"],
+                             "timezone": ["America/Los_Angeles", None]})
+    zones = contract_zones([contract], customers, entities)
+    assert zones == {"800Hp00000LATEPIAA": "America/Los_Angeles"}
+    local = map_contracts([contract], customers=customers, zones=zones)
+    utc = map_contracts([contract], customers=customers)
+    assert str(local["signed_date"].iloc[0].date()) == "2026-12-31"
+    assert str(utc["signed_date"].iloc[0].date()) == "2027-01-01"
