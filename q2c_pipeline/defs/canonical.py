@@ -3,7 +3,9 @@ validated with pandera and reference-data rules; what fails goes to ``canonical.
 
 
 import dagster as dg
+import pandas as pd
 
+from q2c_pipeline.core.money import from_minor
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
@@ -84,6 +86,20 @@ def _specs() -> list[dg.AssetSpec]:
     return specs
 
 
+def _pending_table(pending) -> str:
+    """The drafts in words: who, which contract, how much, when Stripe finalizes them."""
+    if not len(pending):
+        return "No Stripe invoice is awaiting finalization."
+    rows = ["| invoice | customer | entity | total | drafted (UTC) | finalizes (UTC) |",
+            "|---|---|---|---:|---|---|"]
+    for r in pending.itertuples(index=False):
+        total = "" if pd.isna(r.total) else f"{r.currency} {from_minor(int(r.total), r.currency)}"
+        finalizes = "by hand" if pd.isna(r.finalizes_at) else str(r.finalizes_at)[:16]
+        rows.append(f"| {r.source_id} | {r.customer_name} | {r.legal_entity or ''} | {total} | "
+                    f"{str(r.created_at)[:16]} | {finalizes} |")
+    return "\n".join(rows)
+
+
 @dg.multi_asset(specs=_specs(), can_subset=False, pool="warehouse")
 def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Map, validate and write every canonical table and the quarantine in one pass."""
@@ -119,9 +135,7 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         asset_key=["canonical", "pending_invoices"],
         metadata={
             "awaiting_finalization": len(pending),
-            "invoices": ", ".join(
-                f"{r.source_id} ({r.customer_name})" for r in pending.itertuples(index=False)
-            ) or "none",
+            "invoices": dg.MetadataValue.md(_pending_table(pending)),
         },
     )
     yield dg.MaterializeResult(

@@ -173,3 +173,32 @@ def canonical_rows_conserved(warehouse: WarehouseResource) -> dg.AssetCheckResul
         total_in = conn.execute(
             "select coalesce(sum(rows_in), 0) from canonical.load_audit").fetchone()[0]
     return _result(not failures, failures, columns, rows_in=int(total_in))
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["marts", "fct_usage_source_tieout"]),
+    description=("Every usage invoice line ties three ways: the quantity Stripe's billing meter "
+                 "counted, the quantity and amount Stripe invoiced, and q2c's rating of the raw "
+                 "usage events. Fails on any line that differs, naming it."),
+)
+def usage_ties_to_stripe(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The usage tie-out in words for the UI: lines tied, units and amounts invoiced."""
+    with warehouse.get_connection() as conn:
+        rows = conn.execute("""
+            select invoice_line_id, stripe_customer_id, currency_code, period_start_at,
+                   meter_quantity, source_quantity, q2c_quantity, source_amount_minor,
+                   q2c_amount_minor, tieout_status
+            from marts.fct_usage_source_tieout order by invoice_line_id""").fetchall()
+    columns = ["invoice_line_id", "stripe_customer_id", "currency", "period_start",
+               "meter_quantity", "invoiced_quantity", "q2c_quantity", "invoiced_amount_minor",
+               "q2c_amount_minor", "status"]
+    failing = [tuple(str(v) for v in r) for r in rows if r[-1] != "tied"]
+    by_currency: dict[str, int] = {}
+    for r in rows:
+        by_currency[r[2]] = by_currency.get(r[2], 0) + int(r[7] or 0)
+    return _result(
+        not failing, failing, columns,
+        usage_lines=len(rows), tied=len(rows) - len(failing),
+        units_invoiced=int(sum(int(r[5] or 0) for r in rows)),
+        invoiced_minor_by_currency=dg.MetadataValue.json(dict(sorted(by_currency.items()))),
+    )

@@ -399,3 +399,17 @@ def test_the_draft_renewal_is_pending_never_an_invoice_an_exception_or_a_failure
     """).fetchone()
     assert status == "posted"
     assert message == f"Stripe invoice {draft} awaiting finalization"
+
+
+def test_the_ui_states_the_usage_tie_out_and_the_drafts_in_words(closed_warehouse):
+    _, result, _ = closed_warehouse
+    (usage,) = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "usage_ties_to_stripe"]
+    assert usage.passed
+    assert (usage.metadata["usage_lines"].value, usage.metadata["tied"].value) == (8, 8)
+    assert usage.metadata["units_invoiced"].value == 415_319
+    pending = next(m for m in result.asset_materializations_for_node("canonical_tables")
+                   if m.asset_key.path == ["canonical", "pending_invoices"])
+    assert pending.metadata["awaiting_finalization"].value == 1
+    assert "| Contoso Retail | US01 | USD 1500.00 | 2026-07-01 00:00 | 2026-07-01 01:00 |" \
+        in pending.metadata["invoices"].value

@@ -39,7 +39,7 @@ rated as (
     select
         invoice_line_id,
         cast(sum(quantity) as decimal(38, 12)) as q2c_quantity,
-        sum(amount_minor) as q2c_amount_minor,
+        cast(sum(amount_minor) as bigint) as q2c_amount_minor,
         count(*) as events
     from {{ ref('stg_canonical__usage') }}
     where invoice_line_id is not null
