@@ -40,6 +40,12 @@ USAGE_SQL = """
 select count(*) filter (where tieout_status = 'tied'), count(*), sum(source_quantity)
 from marts.fct_usage_source_tieout
 """
+CONTRACT_SQL = """
+select count(*) filter (where tieout_status = 'tied'),
+       count(*) filter (where tieout_status <> 'no_opportunity'),
+       count(*) filter (where tieout_status = 'no_opportunity')
+from marts.fct_contract_source_tieout
+"""
 PENDING_SQL = """
 select count(*), string_agg(customer_name || ' ' || source_id, ', ' order by source_id)
 from canonical.pending_invoices
@@ -75,6 +81,8 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         source_tied, source_total = conn.execute(SOURCE_SQL).fetchone()
         usage_tied, usage_total, usage_quantity = conn.execute(USAGE_SQL).fetchone()
         pending_count, pending_names = conn.execute(PENDING_SQL).fetchone()
+        contracts_tied, contracts_compared, contracts_alone = conn.execute(
+            CONTRACT_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
 
     header = (
@@ -121,6 +129,11 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         f"Usage vs Stripe's meter and invoices (metered, invoiced, rated; amount): "
         f"{usage_tied} of {usage_total} usage lines tie "
         f"({int(usage_quantity or 0):,} units invoiced)"
+    )
+    alone = f" ({contracts_alone} without an opportunity)" if contracts_alone else ""
+    lines.append(
+        f"Contracts vs Salesforce's own opportunity and amendment amounts: {contracts_tied} of "
+        f"{contracts_compared} tie{alone}"
     )
     lines.append(
         f"Invoices awaiting finalization in Stripe (drafts, not posted): {pending_count}"

@@ -740,3 +740,53 @@ def test_usage_the_meter_or_the_invoice_states_differently_fails_the_usage_tie_t
         select tieout_status, meter_quantity::bigint, q2c_quantity::bigint, q2c_amount_minor
         from marts.fct_usage_source_tieout
     """) == [expected]
+
+
+def _contract_warehouse(tmp_path, amount: str, amendment: str | None = None):
+    """800A with a 12,000.00 seat line (and, when given, a 1,000.00 upsell delta), and the
+    opportunities Salesforce holds for it."""
+    path = tmp_path / "warehouse.duckdb"
+    load_warehouse(str(path))
+    with duckdb.connect(str(path)) as con:
+        con.execute("insert into canonical.contract_lines values ('sf:a0X1', 'sf:800A', "
+                    "'PLAT-SEAT', 10, 1200000, null, '2026-01-01', '2027-01-01', 'ratable', "
+                    "null, null, null, 'salesforce', 'a0X1', 'sf:800A')")
+        con.execute("insert into canonical.contract_lines values ('sf:a0X2', 'sf:800A', "
+                    "'PLAT-SEAT', 1, 100000, null, '2026-07-01', '2027-01-01', 'ratable', "
+                    "'sf:a0X1', '2026-07-01', null, 'salesforce', 'a0X2', 'sf:800A')")
+        rows = [("800A", {"Id": "800A", "SBQQ__Opportunity__c": "006A"}, "salesforce_contracts"),
+                ("006A", {"Id": "006A", "Type": "New Business", "Amount": amount,
+                          "CurrencyIsoCode": "USD", "IsWon": True}, "salesforce_opportunities")]
+        if amendment is not None:
+            rows.append(("006B", {"Id": "006B", "Type": "Amendment", "Amount": amendment,
+                                  "SBQQ__AmendedContract__c": "800A", "CurrencyIsoCode": "USD"},
+                         "salesforce_opportunities"))
+        for record_id, payload, table in rows:
+            con.execute(f"insert into raw.{table} values (?, ?, ?, null, false, '2026-01-02', "
+                        "null)", [record_id, json.dumps(payload), f"hash:{record_id}"])
+    return path
+
+
+@pytest.mark.parametrize(("amount", "amendment", "expected"), [
+    # by hand: 10 seats x 1,200.00 = 12,000.00 original; +1 seat for half a year = 1,000.00
+    (12000.00, 1000.00, ("tied", 1_200_000, 1_200_000, 100_000, 100_000)),
+    # sales edited the deal to 12,500.00 after it was contracted: q2c holds 12,000.00
+    (12500.00, 1000.00, ("original_differs", 1_250_000, 1_200_000, 100_000, 100_000)),
+    # the amendment opportunity says 1,200.00 but the delta line is 1,000.00
+    (12000.00, 1200.00, ("amendments_differs", 1_200_000, 1_200_000, 120_000, 100_000)),
+])
+def test_contracts_tie_to_what_salesforce_states_the_deal_is_worth(
+        tmp_path, amount, amendment, expected):
+    path = _contract_warehouse(tmp_path, amount, amendment)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("Q2C_DUCKDB_PATH", str(path))
+        result = invoke_dbt(["build", "--select", "+fct_contract_source_tieout+"], tmp_path)
+    tied = expected[0] == "tied"
+    assert failed_tests(result) == ({} if tied else {"assert_contracts_tie_to_salesforce": 1})
+    rows = query(path, """
+        select contract_id, tieout_status, source_original_minor, canonical_original_minor,
+               source_amendments_minor, canonical_amendments_minor
+        from marts.fct_contract_source_tieout order by contract_id""")
+    assert rows[0] == ("sf:800A", *expected)
+    # the contracts Salesforce names no opportunity for are shown, not compared
+    assert {r[1] for r in rows[1:]} == {"no_opportunity"}

@@ -452,10 +452,14 @@ def load_warehouse(path: str) -> None:
              for record_id, payload in STRIPE_INVOICES],
         )
         # INV-3 bills metered API calls: Stripe's price, its meter's daily counts, q2c's rating
+        # (and Salesforce's own opportunities, of which this warehouse holds none)
         for table, rows in (("stripe_prices", [USAGE_PRICE]),
-                            ("stripe_billing_meter_event_summaries", METER_SUMMARIES)):
+                            ("stripe_billing_meter_event_summaries", METER_SUMMARIES),
+                            ("salesforce_opportunities", []), ("salesforce_contracts", [])):
             con.execute(f"create table raw.{table} as select * from raw.stripe_invoices "
                         "where false")
+            if not rows:
+                continue
             con.executemany(
                 f"insert into raw.{table} values (?, ?, ?, null, false, '2026-04-01', null)",
                 [(row["id"], json.dumps(row, sort_keys=True), f"hash:{row['id']}")

@@ -413,3 +413,18 @@ def test_the_ui_states_the_usage_tie_out_and_the_drafts_in_words(closed_warehous
     assert pending.metadata["awaiting_finalization"].value == 1
     assert "| Contoso Retail | US01 | USD 1500.00 | 2026-07-01 00:00 | 2026-07-01 01:00 |" \
         in pending.metadata["invoices"].value
+
+
+def test_every_contract_ties_to_what_salesforce_states_the_deal_is_worth(warehouse):
+    statuses = dict(warehouse.execute(
+        "select tieout_status, count(*) from marts.fct_contract_source_tieout group by 1"
+    ).fetchall())
+    assert statuses == {"tied": 16}
+    # Initech: 12 seats at GBP 80.00 a month for 12 months, 10% off = 10,368.00 both in the
+    # opportunity Salesforce states and in the lines q2c holds
+    assert warehouse.execute("""
+        select t.source_original_minor, t.canonical_original_minor
+        from marts.fct_contract_source_tieout t
+        join canonical.contracts c using (contract_id)
+        join canonical.customers u using (customer_id)
+        where u.name = 'Initech Ltd' and c.version = 1""").fetchone() == (1_036_800, 1_036_800)
