@@ -6,9 +6,9 @@ functions, so what is measured is what runs. No dagster import here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import duckdb
 import pandas as pd
@@ -29,64 +29,21 @@ from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
 from q2c_pipeline.sources.assemble import PENDING_INVOICES, build_candidates
-from q2c_pipeline.sources.landing import LandingResult, land_records, latest_records
+from q2c_pipeline.sources.landing import latest_records
+from q2c_pipeline.sources.protocol import (  # noqa: F401 - the landing stage, re-exported
+    LandedObject,
+    land_source_objects,
+    snapshot_records,
+)
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
     SALESFORCE_SOURCES,
     STRIPE_RESOURCES,
-    SourceObject,
 )
 from q2c_pipeline.warehouse import read_table, replace_table
 
 FINANCE_OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances",
                    "contract_positions")
-
-
-@dataclass(frozen=True)
-class LandedObject:
-    source: SourceObject
-    received: int
-    result: LandingResult
-
-
-def snapshot_records(source, obj: SourceObject) -> list[dict]:
-    """Records of one source object from a snapshot folder (``SnapshotSource``), as received."""
-    if obj.system == "salesforce":
-        return source.salesforce_records(obj.name)
-    if obj.system == "stripe":
-        return source.billing_objects(obj.name)
-    frame = source.erp_table(obj.name)
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def land_source_objects(
-    conn: duckdb.DuckDBPyConnection,
-    objects: Iterable[SourceObject],
-    fetch: Callable[[SourceObject], list[dict]],
-    *,
-    request_id: str,
-    extracted_at: datetime,
-) -> list[LandedObject]:
-    """Append every object's new record versions to its ``raw`` table."""
-    landed = []
-    for obj in objects:
-        records = fetch(obj)
-        if len(obj.id_fields) > 1:
-            records = [{**r, "_key": "|".join(str(r[f]) for f in obj.id_fields)} for r in records]
-            id_field = "_key"
-        else:
-            id_field = obj.id_fields[0]
-        result = land_records(
-            conn,
-            obj.raw_table,
-            records,
-            id_field=id_field,
-            modstamp_field=obj.modstamp_field,
-            extracted_at=extracted_at,
-            request_id=request_id,
-        )
-        landed.append(LandedObject(obj, len(records), result))
-    return landed
 
 
 def land_usage_events(conn: duckdb.DuckDBPyConnection, frames: Iterable[pd.DataFrame]) -> int:

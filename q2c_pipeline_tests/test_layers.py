@@ -38,3 +38,27 @@ def test_package_never_imports_the_layers_it_must_not_know(package):
             if parts[0] == "dagster" or parts[0].startswith("dagster_"):
                 offending.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert offending == []
+
+
+def test_no_asset_asks_whether_a_source_is_live():
+    # live and snapshot sources implement one protocol (q2c_pipeline/sources/protocol.py); only
+    # the resources choose which one a run gets
+    asking = [str(path.relative_to(PACKAGE)) for path in sorted((PACKAGE / "defs").rglob("*.py"))
+              if path.name != "resources.py" and ".is_live" in path.read_text(encoding="utf-8")]
+    assert asking == []
+
+
+def test_live_and_snapshot_sources_answer_the_same_calls():
+    import inspect
+
+    from q2c_pipeline.sources import protocol
+
+    for interface, implementations in (
+            (protocol.SalesforceSource, (protocol.LiveSalesforce, protocol.SnapshotSalesforce)),
+            (protocol.BillingSource, (protocol.LiveBilling, protocol.SnapshotBilling))):
+        calls = {name for name, _ in inspect.getmembers(interface, inspect.isfunction)
+                 if not name.startswith("_")}
+        for implementation in implementations:
+            for name in calls:
+                assert inspect.signature(getattr(implementation, name)) == inspect.signature(
+                    getattr(interface, name)), (implementation.__name__, name)

@@ -18,8 +18,6 @@ date the billing list API filters on, so re-running a day re-reads exactly its i
 """
 
 
-from datetime import datetime, timezone
-
 import dagster as dg
 
 from q2c_pipeline.defs.partitions import invoice_daily_partitions
@@ -32,25 +30,17 @@ from q2c_pipeline.defs.resources import (
 from q2c_pipeline.sources.extract import (
     INVOICES,
     build_contract_posting_statuses,
-    compare_salesforce_ids,
-    extract_billing_resources,
-    extract_salesforce_objects,
-    extract_salesforce_org,
-    fetch_invoice_day,
-    invoices_created_on,
     land_invoice_day,
-    record_snapshot_counts,
 )
+from q2c_pipeline.sources.protocol import land_snapshot_objects
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
     SALESFORCE_OBJECTS,
     SALESFORCE_ORG,
-    SALESFORCE_SOURCES,
     STRIPE_RESOURCES,
     SourceObject,
 )
-from q2c_pipeline.sources.salesforce_client import write_contract_statuses
-from q2c_pipeline.stages import land_source_objects, land_usage_events, snapshot_records
+from q2c_pipeline.stages import land_usage_events
 from q2c_pipeline.warehouse import read_table, replace_table
 
 INVOICES_DAILY_KEY = dg.AssetKey(["raw", "stripe_invoices_daily"])
@@ -66,14 +56,6 @@ class ExtractionConfig(dg.Config):
     compare_ids: bool = False
 
 
-def _now() -> datetime:
-    """Extraction time of a live run (wiring only: the pure code takes it as an argument)."""
-    return datetime.now(timezone.utc)
-
-
-def _snapshot_request_id(manifest: dict) -> str:
-    return f"snapshot:{manifest.get('seed')}:{manifest.get('scale')}"
-
 RAW_KINDS = {"python", "duckdb"}
 
 
@@ -87,42 +69,9 @@ def _spec(obj: SourceObject, description: str) -> dg.AssetSpec:
     )
 
 
-def _extracted_at(manifest: dict) -> datetime:
-    """Snapshots carry their own extraction time, so landing them twice is byte-identical."""
-    return datetime.fromisoformat(str(manifest["extracted_at"]).replace("Z", "+00:00"))
-
-
-def _land(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    objects: tuple[SourceObject, ...],
-    fetch,
-    request_id: str,
-    extracted_at: datetime,
-):
-    with warehouse.get_connection() as conn:
-        landed = land_source_objects(
-            conn, objects, fetch, request_id=request_id, extracted_at=extracted_at
-        )
-    for item in landed:
-        obj, result = item.source, item.result
-        context.log.info(
-            f"{obj.system}.{obj.name}: {item.received} received, {result.inserted} new "
-            f"versions landed, {result.unchanged} unchanged"
-        )
-        yield dg.MaterializeResult(
-            asset_key=["raw", obj.raw_table],
-            metadata={
-                "records_received": item.received,
-                "versions_appended": result.inserted,
-                "unchanged": result.unchanged,
-                "request_id": request_id,
-            },
-        )
-
-
-def _live_results(context: dg.AssetExecutionContext, extractions,
-                  extra: dict[str, dict] | None = None):
+def _results(context: dg.AssetExecutionContext, extractions,
+             extra: dict[str, dict] | None = None):
+    """One materialization per landed object, the same metadata whichever source landed it."""
     for item in extractions:
         obj, landing = item.source, item.landing
         context.log.info(
@@ -167,48 +116,19 @@ def salesforce_raw(
 
     Live: the window since each object's SystemModstamp mark (queryAll, so deletions land as
     tombstones), REST or Bulk 2.0 by size; CPQ objects only when the org has them."""
-    if salesforce.is_live:
-        extractor = salesforce.get_extractor()
-        with warehouse.get_connection() as conn:
-            extracted_at = _now()
-            extractions = extract_salesforce_objects(
-                conn, extractor, SALESFORCE_OBJECTS, extracted_at=extracted_at,
-                request_id=context.run_id, full_refresh=config.full_refresh,
-            )
-            extractions.append(extract_salesforce_org(
-                conn, extractor, extracted_at=extracted_at, request_id=context.run_id))
-            compared = {}
-            if config.compare_ids:
-                for obj in SALESFORCE_OBJECTS:
-                    if obj.name not in extractor.object_names():
-                        continue  # a package the org lacks
-                    found = compare_salesforce_ids(conn, extractor, obj,
-                                                   extracted_at=extracted_at,
-                                                   request_id=context.run_id)
-                    compared[obj.raw_table] = found
-                    context.log.info(
-                        f"salesforce.{obj.name}: Id comparison over {found.checked} records: "
-                        f"{found.missing} missing, {found.stale} stale, {found.vanished} "
-                        f"vanished, {found.landing.inserted} versions landed")
-        yield from _live_results(context, extractions, {
-            table: {"id_comparison_checked": found.checked,
-                    "id_comparison_missing": found.missing, "id_comparison_stale": found.stale,
-                    "id_comparison_vanished": found.vanished}
-            for table, found in compared.items()})
-        return
-    source = salesforce.get_source()
-    manifest = source.manifest()
-    extracted_at = _extracted_at(manifest)
-    request_id = _snapshot_request_id(manifest)
+    source = salesforce.source()
     with warehouse.get_connection() as conn:
-        record_snapshot_counts(
-            conn, SALESFORCE_OBJECTS, lambda o: snapshot_records(source, o),
-            extracted_at=extracted_at, request_id=request_id,
-        )
-    yield from _land(
-        context, warehouse, SALESFORCE_SOURCES, lambda o: snapshot_records(source, o),
-        request_id, extracted_at,
-    )
+        landed = source.land(conn, request_id=context.run_id, full_refresh=config.full_refresh,
+                             compare_ids=config.compare_ids)
+    for table, found in landed.id_comparisons.items():
+        context.log.info(
+            f"{table}: Id comparison over {found.checked} records: {found.missing} missing, "
+            f"{found.stale} stale, {found.vanished} vanished, {found.landing.inserted} versions "
+            "landed")
+    yield from _results(context, landed.objects, {
+        table: {"id_comparison_checked": found.checked, "id_comparison_missing": found.missing,
+                "id_comparison_stale": found.stale, "id_comparison_vanished": found.vanished}
+        for table, found in landed.id_comparisons.items()})
 
 
 @dg.multi_asset(
@@ -230,21 +150,10 @@ def billing_raw(
 
     Live: objects created since each resource's mark, plus every object the events feed reports
     changed since the stored event cursor (voids, payments, updates)."""
-    if billing.is_live:
-        extractor = billing.get_extractor()
-        with warehouse.get_connection() as conn:
-            extractions = extract_billing_resources(
-                conn, extractor, STRIPE_RESOURCES, extracted_at=_now(),
-                request_id=context.run_id, full_refresh=config.full_refresh,
-            )
-        yield from _live_results(context, extractions)
-        return
-    source = billing.get_source()
-    manifest = source.manifest()
-    yield from _land(
-        context, warehouse, STRIPE_RESOURCES, lambda o: snapshot_records(source, o),
-        _snapshot_request_id(manifest), _extracted_at(manifest),
-    )
+    with warehouse.get_connection() as conn:
+        landed = billing.source().land(conn, request_id=context.run_id,
+                                       full_refresh=config.full_refresh)
+    yield from _results(context, landed.objects)
 
 
 @dg.multi_asset(
@@ -257,13 +166,9 @@ def erp_raw(
 ):
     """Land ERP reference data: entities, chart of accounts, periods, catalog, tax, FX,
     customers."""
-    source = erp.get_source()
-    manifest = source.manifest()
-
-    yield from _land(
-        context, warehouse, ERP_TABLES, lambda o: snapshot_records(source, o),
-        _snapshot_request_id(manifest), _extracted_at(manifest),
-    )
+    with warehouse.get_connection() as conn:
+        landed = land_snapshot_objects(conn, erp.get_source(), ERP_TABLES)
+    yield from _results(context, landed)
 
 
 @dg.asset(
@@ -299,14 +204,8 @@ def stripe_invoices_daily(
     appended to ``raw.stripe_invoices`` when their content changed. Requested by
     ``billing_invoice_sensor`` for the days a new or changed invoice falls on."""
     day = context.partition_key
-    if billing.is_live:
-        invoices = fetch_invoice_day(billing.get_extractor(), day)
-        extracted_at, request_id = _now(), context.run_id
-    else:
-        source = billing.get_source()
-        manifest = source.manifest()
-        invoices = invoices_created_on(source.billing_objects(INVOICES.name), day)
-        extracted_at, request_id = _extracted_at(manifest), _snapshot_request_id(manifest)
+    invoices, extracted_at, request_id = billing.source().invoices_created_on(
+        day, context.run_id)
     with warehouse.get_connection() as conn:
         landing = land_invoice_day(
             conn, invoices, extracted_at=extracted_at, request_id=request_id
@@ -350,16 +249,11 @@ def contract_posting_status(
         )
     counts = {k: int(v) for k, v in sorted(statuses.groupby("status").size().items())}
     metadata: dict = {"contracts": len(statuses), "by_status": counts}
-    if salesforce.is_live:
-        extractor = salesforce.get_extractor()
-        written = write_contract_statuses(
-            extractor.sf,
-            [
-                {"contract_id": row.salesforce_id, "status": row.status, "message": row.message}
-                for row in statuses.itertuples(index=False)
-            ],
-            retry_policy=extractor.config.retry_policy,
-        )
+    written = salesforce.source().write_statuses([
+        {"contract_id": row.salesforce_id, "status": row.status, "message": row.message}
+        for row in statuses.itertuples(index=False)
+    ])
+    if written is not None:  # a snapshot has nowhere to write: the statuses stay here
         metadata.update(updated_in_salesforce=written.updated, unchanged=written.unchanged)
         context.log.info(f"posting status: {written.updated} contracts updated in Salesforce")
     return dg.MaterializeResult(metadata=metadata)

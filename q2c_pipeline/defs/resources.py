@@ -32,6 +32,14 @@ from q2c_pipeline.sources.billing_client import (
     BillingConfig,
     BillingExtractor,
 )
+from q2c_pipeline.sources.protocol import (
+    BillingSource,
+    LiveBilling,
+    LiveSalesforce,
+    SalesforceSource,
+    SnapshotBilling,
+    SnapshotSalesforce,
+)
 from q2c_pipeline.sources.salesforce_client import (
     DEFAULT_API_VERSION,
     AuthMode,
@@ -125,6 +133,13 @@ class SalesforceResource(dg.ConfigurableResource):
         """Log in and return an extractor (its ``sf`` client also writes statuses back)."""
         return SalesforceExtractor(self.get_config(), self.build_session())
 
+    def source(self) -> SalesforceSource:
+        """The org (logged in) when credentials are set, else its snapshot folder: the same
+        protocol either way (``q2c_pipeline.sources.protocol``)."""
+        if self.is_live:
+            return LiveSalesforce(self.get_extractor())
+        return SnapshotSalesforce(self.get_source())
+
 
 class BillingResource(dg.ConfigurableResource):
     """The billing platform (Stripe) through the official client pinned to ``api_version``, or,
@@ -146,6 +161,12 @@ class BillingResource(dg.ConfigurableResource):
 
     def get_source(self) -> SnapshotSource:
         return SnapshotSource(self.snapshot_root)
+
+    def source(self) -> BillingSource:
+        """The Stripe account when a key is set, else its snapshot folder (same protocol)."""
+        if self.is_live:
+            return LiveBilling(self.get_extractor())
+        return SnapshotBilling(self.get_source())
 
     def get_extractor(self) -> BillingExtractor:
         return BillingExtractor(BillingConfig(

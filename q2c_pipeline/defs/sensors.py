@@ -74,10 +74,10 @@ def _already_requested(instance: dg.DagsterInstance, run_key: str) -> bool:
 )
 def billing_invoice_sensor(context: dg.SensorEvaluationContext, billing: BillingResource):
     """Request the invoice day partitions that new, changed or voided invoices fall on."""
-    if not billing.is_live:
-        return dg.SkipReason("billing is read from a snapshot folder; no events feed to poll")
     last_event, pending = parse_cursor(context.cursor)
-    changes = billing.get_extractor().changes_since(last_event)
+    changes = billing.source().changes_since(last_event)
+    if changes is None:
+        return dg.SkipReason("billing is read from a snapshot folder; no events feed to poll")
     for day, fingerprint in affected_invoice_days(changes.objects.get(INVOICES.name, [])).items():
         previous = pending.get(day)
         pending[day] = fingerprint if previous is None else combine_fingerprints(
