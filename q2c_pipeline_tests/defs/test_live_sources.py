@@ -347,3 +347,36 @@ def test_the_weekly_id_comparison_repairs_a_restored_record_without_a_full_refre
     contracts = next(m for m in landed if m.asset_key.path[-1] == "salesforce_contracts")
     assert contracts.metadata["id_comparison_missing"].value == 1
     assert contracts.metadata["id_comparison_checked"].value == 20
+
+
+def test_a_product_fixed_at_the_source_reaches_q2c_through_product_updated(fakes, tmp_path):
+    # why: the README's "fix it at the source and run again" must hold for a product too: a
+    # product is listed once (by its created mark), so only the event brings the fix
+    import time
+
+    from q2c_pipeline.sources.billing_client import BILLING_API_VERSION
+
+    api = next(p for p in fakes.account.objects["products"]
+               if p["metadata"].get("sf_product_code") == "API-CALLS")
+    api["metadata"]["sf_product_code"] = "API-CALL"  # mistyped in Stripe
+    warehouse = tmp_path / "w.duckdb"
+    resources = fakes.resources(warehouse)
+    assert dg.materialize([*RAW_ASSETS, canonical_tables], resources=resources).success
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        held = conn.execute("""select count(*) from canonical.quarantine
+                               where rule = 'unknown_product_code' and reason like '%API-CALL%'
+                               and source_table = 'invoice_lines'""").fetchone()[0]
+    assert held >= 1
+    api["metadata"]["sf_product_code"] = "API-CALLS"  # billing ops fix it in Stripe
+    fakes.account.objects["events"].append({
+        "id": "evt_1ProductFixed", "object": "event", "type": "product.updated",
+        "api_version": BILLING_API_VERSION, "created": int(time.time()) - 5,
+        "data": {"object": dict(api), "previous_attributes": {
+            "metadata": {"sf_product_code": "API-CALL"}}}})
+    assert dg.materialize([*RAW_ASSETS, canonical_tables], resources=resources).success
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        left = conn.execute("""select count(*) from canonical.quarantine
+                               where reason like '%API-CALL''%'""").fetchone()[0]
+        billed = conn.execute("""select count(*) from canonical.invoice_lines
+                                 where product_code = 'API-CALLS'""").fetchone()[0]
+    assert left == 0 and billed == 8  # every usage invoice line of the sample, released
