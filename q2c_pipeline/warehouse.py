@@ -8,7 +8,9 @@ are checked against a strict pattern before they are spliced in.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 from pandas.api import types as ptypes
+
+logger = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -27,15 +31,48 @@ def identifier(name: str) -> str:
     return name
 
 
+class WarehouseLocked(RuntimeError):
+    """Another process holds the warehouse file (DuckDB: one writer, and no reader beside it)."""
+
+
+LOCK_WAIT_SECONDS = 60.0
+
+
 @contextmanager
 def connect(
-    database_path: str | Path, read_only: bool = False
+    database_path: str | Path, read_only: bool = False, *,
+    lock_wait: float = LOCK_WAIT_SECONDS, sleep=time.sleep,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse file (creating its folder), closing it afterwards."""
+    """Open the warehouse file (creating its folder), closing it afterwards.
+
+    When another process holds the file, wait for it (up to ``lock_wait`` seconds, saying so
+    once), then fail with what to do instead of DuckDB's lock error."""
     path = Path(database_path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    waited, said = 0.0, False
+    while True:
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if waited >= lock_wait:
+                holder = re.search(r"PID (\d+)", str(error))
+                raise WarehouseLocked(
+                    f"{path} is held by another process"
+                    + (f" (pid {holder.group(1)})" if holder else "")
+                    + f" and stayed held for {int(waited)} s. Analysts read "
+                    f"{path.with_name('analytics.duckdb')} (published after each close), not "
+                    "the warehouse: close the other connection and run again.") from error
+            if not said:
+                logger.warning("%s is held by another process; waiting up to %d s", path,
+                               int(lock_wait))
+                said = True
+            step = min(2.0, lock_wait - waited) or 0.1
+            sleep(step)
+            waited += step
     try:
         yield conn
     finally:

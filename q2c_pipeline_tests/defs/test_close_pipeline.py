@@ -428,3 +428,18 @@ def test_every_contract_ties_to_what_salesforce_states_the_deal_is_worth(warehou
         join canonical.contracts c using (contract_id)
         join canonical.customers u using (customer_id)
         where u.name = 'Initech Ltd' and c.version = 1""").fetchone() == (1_036_800, 1_036_800)
+
+
+def test_the_close_publishes_what_analysts_read_beside_the_warehouse(closed_warehouse):
+    path, result, _ = closed_warehouse
+    published = next(m for m in result.asset_materializations_for_node("analytics_publish"))
+    analytics = path.with_name("analytics.duckdb")
+    assert published.metadata["path"].value == str(analytics)
+    with duckdb.connect(str(analytics), read_only=True) as conn, \
+            duckdb.connect(str(path), read_only=True) as source:
+        for table in ("marts.fct_close_summary", "marts.fct_exceptions", "canonical.quarantine",
+                      "canonical.pending_invoices", "finance.journal_lines"):
+            assert conn.execute(f"select count(*) from {table}").fetchone() == source.execute(
+                f"select count(*) from {table}").fetchone(), table
+        assert conn.execute("select run_id from publish.published").fetchone() == (
+            result.run_id,)

@@ -1,0 +1,34 @@
+"""The close's last step: publish what analysts read to ``analytics.duckdb``
+(``q2c_pipeline/publish.py``), so an analyst's open connection never blocks the next close."""
+
+import dagster as dg
+
+from q2c_pipeline.defs.dbt import q2c_dbt_models
+from q2c_pipeline.defs.resources import WarehouseResource
+from q2c_pipeline.publish import analytics_path, publish_analytics
+
+ANALYTICS_KEY = dg.AssetKey(["publish", "analytics"])
+
+
+@dg.asset(
+    key=ANALYTICS_KEY,
+    group_name="publish",
+    kinds={"python", "duckdb"},
+    deps=sorted(q2c_dbt_models.keys, key=lambda k: k.to_user_string()),
+    pool="warehouse",
+    description=(
+        "analytics.duckdb beside the warehouse: the canonical model with the quarantine, "
+        "finance, ledger and the reconciliation marts as of the last close, swapped in whole when "
+        "the close's marts are built. Analysts read this file; the close writes the warehouse."
+    ),
+)
+def analytics_publish(context: dg.AssetExecutionContext,
+                      warehouse: WarehouseResource) -> dg.MaterializeResult:
+    target = analytics_path(warehouse.database_path)
+    with warehouse.get_connection() as conn:
+        counts = publish_analytics(conn, target, run_id=context.run_id)
+    context.log.info(f"published {len(counts)} tables to {target}")
+    return dg.MaterializeResult(metadata={
+        "path": str(target), "tables": len(counts),
+        "rows": sum(counts.values()),
+    })
