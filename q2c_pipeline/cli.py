@@ -56,7 +56,7 @@ def load_definitions():
 
 def run_close(
     duckdb_path: str, sample_dir: str, as_of: str = "", log_level: str = "WARNING"
-) -> bool:
+) -> tuple[bool, list[str]]:
     """Materialize every asset (and run every check) with the month-end close job.
 
     The console shows warnings and errors (each quarantined record is a warning naming record,
@@ -85,18 +85,79 @@ def run_close(
     ]
     for evaluation in failed_checks:
         _out(f"CHECK FAILED: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
-    return result.success and not failed_checks
+    failures = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            text = (error.message if error is not None else event.message or "").strip()
+            last = text.splitlines()[-1] if text else ""
+            failures.append(f"step {event.step_key} failed: {last}")
+    return result.success and not failed_checks, failures
+
+
+def check_run_args(duckdb_path: Path, sample_dir: Path, as_of: str) -> list[str]:
+    """What is wrong with a run's arguments, before any work starts (empty = nothing)."""
+    from datetime import date
+
+    problems = []
+    if as_of:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError:
+            problems.append(f"--as-of {as_of!r} is not a date YYYY-MM-DD")
+    if not (sample_dir / "manifest.json").is_file():
+        problems.append(f"--sample {sample_dir}: no snapshot there (no manifest.json); write one "
+                        "with `q2c generate --out <folder>`")
+    folder = next((p for p in (duckdb_path.parent, *duckdb_path.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        problems.append(f"--duckdb {duckdb_path}: {folder} is a file, not a folder")
+    elif folder is not None and not os.access(folder, os.W_OK):
+        problems.append(f"--duckdb {duckdb_path}: cannot write in {folder}")
+    if as_of and not problems and duckdb_path.is_file():
+        posted = _latest_posting_as_of(duckdb_path)
+        if posted is not None and as_of < posted:
+            problems.append(
+                f"--as-of {as_of} is before the ledger's latest posting as of {posted}: a close "
+                "behind the ledger posts nothing (it cannot see what the later close posted); "
+                f"run as of {posted} or later")
+    return problems
+
+
+def _latest_posting_as_of(duckdb_path: Path) -> str | None:
+    from q2c_pipeline.warehouse import connect
+
+    try:
+        with connect(duckdb_path, read_only=True, lock_wait=0) as conn:
+            row = conn.execute("select max(posting_as_of) from ledger.journal_lines").fetchone()
+    except Exception:  # noqa: BLE001 - no ledger yet (or unreadable): nothing to be behind
+        return None
+    return None if row is None or row[0] is None else str(row[0])[:10]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    duckdb_path = str(Path(args.duckdb).resolve())
-    sample_dir = str(Path(args.sample).resolve())
+    duckdb_path = Path(args.duckdb).resolve()
+    sample_dir = Path(args.sample).resolve()
+    problems = check_run_args(duckdb_path, sample_dir, args.as_of)
+    if problems:
+        for problem in problems:
+            sys.stderr.write(f"q2c run: {problem}\n")
+        sys.stderr.write("q2c run: nothing run\n")
+        return 2
+    duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    ok = run_close(duckdb_path, sample_dir, args.as_of)
+    ok, failures = run_close(str(duckdb_path), str(sample_dir), args.as_of)
     elapsed = time.perf_counter() - started
     _out(f"month_end_close_job {'succeeded' if ok else 'FAILED'} in {elapsed:.1f}s")
+    for failure in failures:
+        _out(f"  {failure}")
     _out(f"warehouse: {duckdb_path}")
-    print_close_summary(duckdb_path)
+    try:
+        print_close_summary(str(duckdb_path))
+    except Exception as error:  # noqa: BLE001 - one clear message, not a second traceback
+        if ok:
+            raise
+        _out(f"no close summary: the run stopped before the marts it reads were built "
+             f"({type(error).__name__}); the failure above is the cause")
     return 0 if ok else 1
 
 
