@@ -28,7 +28,7 @@ from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_s
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
-from q2c_pipeline.sources.assemble import PENDING_INVOICES, build_candidates
+from q2c_pipeline.sources.assemble import PENDING_INVOICES, SET_ASIDE, build_candidates
 from q2c_pipeline.sources.landing import latest_records
 from q2c_pipeline.sources.protocol import (  # noqa: F401 - the landing stage, re-exported
     LandedObject,
@@ -67,16 +67,18 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     raw, usage_events = load_raw(conn)
     candidates = build_candidates(raw, usage_events)
     pending = candidates.pop(PENDING_INVOICES)
+    not_cash = candidates.pop(SET_ASIDE)
     result = validate_canonical(candidates)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
     replace_table(conn, "canonical", "quarantine", result.quarantine)
     replace_table(conn, "canonical", PENDING_INVOICES, pending)
     counts = result.counts()
-    # pending: source records set aside before mapping (drafts and their lines), so that
-    # what landed = rows_in + pending, and rows_in = accepted + quarantined
+    # pending: source records set aside before mapping by design (drafts and their lines,
+    # payment attempts and refunds that moved no cash), so that what landed = rows_in +
+    # pending, and rows_in = accepted + quarantined
     set_aside = {"invoices": len(pending),
-                 "invoice_lines": int(pending["line_count"].fillna(0).sum())}
+                 "invoice_lines": int(pending["line_count"].fillna(0).sum()), **not_cash}
     audit = pd.DataFrame(
         [{"source_table": t, **counts[t], "pending": set_aside.get(t, 0)}
          for t in VALIDATION_ORDER],

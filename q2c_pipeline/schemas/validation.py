@@ -297,6 +297,12 @@ def _reference_failures(
     quarantined_ids: Mapping[str, Mapping[str, str]], failures: _Failures, key_columns: list[str],
 ) -> None:
     """Cross-table rules: reference data known, parents present, currencies consistent."""
+    if "_status_problem" in frame:
+        # a status none of the source's documented values: never dropped, never guessed
+        failures.add(
+            frame["_status_problem"].notna(), "unknown_status", "status",
+            lambda r: f"{_label(table, r, key_columns)}: {r['_status_problem']}",
+        )
     if "_shape_problem" in frame:
         # a source object in another API version's shape: never read as if it were this one's
         failures.add(

@@ -25,6 +25,7 @@ def erp_frame(records: list[dict]) -> pd.DataFrame:
 
 
 PENDING_INVOICES = "pending_invoices"
+SET_ASIDE = "_set_aside"  # {canonical table: source records that are not rows by design}
 
 
 def build_candidates(
@@ -80,6 +81,7 @@ def build_candidates(
     out["invoice_events"] = billing.map_invoice_events(invoices)
     # not a canonical table: drafts wait outside validation until Stripe finalizes them
     out[PENDING_INVOICES] = billing.map_pending_invoices(drafts, out["customers"])
+    out[SET_ASIDE] = billing.set_aside(payments, stripe("refunds"))
     out["usage"] = usage.map_usage(
         usage_events,
         billing.map_usage_prices(stripe("prices"), stripe("products"), stripe("subscriptions"),

@@ -48,6 +48,12 @@ BILLING_SYSTEM = "stripe"
 
 # A private column (not canonical): why a record is not in the pinned version's shape.
 SHAPE_COLUMN = "_shape_problem"
+# A private column: a status none of the source's documented values (quarantined, not dropped).
+STATUS_COLUMN = "_status_problem"
+# Stripe's statuses of records that are not (yet) cash, compared case-insensitively
+# (docs.stripe.com/api/invoice-payment/object, /api/refunds/object).
+NOT_YET_PAYMENTS = frozenset({"open", "canceled"})
+NOT_YET_REFUNDS = frozenset({"pending", "requires_action", "failed", "canceled"})
 INVOICE_COLUMNS = column_spec("invoices")
 INVOICE_LINE_COLUMNS = column_spec("invoice_lines")
 CREDIT_NOTE_COLUMNS = column_spec("credit_notes")
@@ -216,11 +222,30 @@ def map_invoice_lines(
     return _spread_invoice_discount(frame, spread)
 
 
+def _with_private(frame: pd.DataFrame, rows: list[dict[str, Any]], column: str
+                  ) -> pd.DataFrame:
+    """The frame with a private column (a problem for validation) before the payload."""
+    frame.insert(len(frame.columns) - 1, column,
+                 pd.Series([row[column] for row in rows], dtype=object))
+    return frame
+
+
 def _with_shape(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The frame with the private ``_shape_problem`` column before the payload."""
-    frame.insert(len(frame.columns) - 1, SHAPE_COLUMN,
-                 pd.Series([row[SHAPE_COLUMN] for row in rows], dtype=object))
-    return frame
+    return _with_private(frame, rows, SHAPE_COLUMN)
+
+
+def set_aside(invoice_payments: Iterable[Record], refunds: Iterable[Record]) -> dict[str, int]:
+    """Source records that are not canonical rows by design, per canonical table: invoice
+    payment attempts that moved no cash (open, canceled) and refunds not (yet) paid out
+    (pending, requires_action, failed, canceled). Counted so that received = canonical +
+    quarantined + set aside."""
+    return {
+        "payments": sum(str(p.get("status") or "").strip().lower() in NOT_YET_PAYMENTS
+                        for p in invoice_payments),
+        "refunds": sum(str(r.get("status") or "").strip().lower() in NOT_YET_REFUNDS
+                       for r in refunds),
+    }
 
 
 def _id_of(value: Any) -> str | None:
@@ -399,8 +424,9 @@ def map_payments(
     by_billing_id = _customers_by_billing_id(customers)
     rows = []
     for payment in invoice_payments:
-        if payment.get("status") != "paid":
-            continue
+        status = str(payment.get("status") or "").strip().lower()
+        if status in NOT_YET_PAYMENTS:
+            continue  # an attempt that moved no cash (set_aside counts it)
         payment_id = qualify(ID_PREFIX, payment.get("id"))
         invoice = invoice_by_id.get(payment.get("invoice"), {})
         customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
@@ -418,9 +444,12 @@ def map_payments(
             "invoice_id": qualify(ID_PREFIX, payment.get("invoice")),
             "customer_id": customer.get("customer_id"),
             "product_code": None,
+            STATUS_COLUMN: None if status == "paid" else
+            f"invoice payment {payment.get('id')!r}: status {payment.get('status')!r} is none "
+            f"of Stripe's ({', '.join(sorted({'paid', *NOT_YET_PAYMENTS}))}): not read as cash",
             PAYLOAD_COLUMN: to_payload(payment),
         })
-    return build_frame(rows, PAYMENT_COLUMNS)
+    return _with_private(build_frame(rows, PAYMENT_COLUMNS), rows, STATUS_COLUMN)
 
 
 def map_refunds(
@@ -463,8 +492,9 @@ def map_refunds(
     contract_by_invoice = _contract_by_invoice(invoices)
     rows = []
     for refund in refunds:
-        if refund.get("status") != "succeeded":
-            continue
+        status = str(refund.get("status") or "").strip().lower()
+        if status in NOT_YET_REFUNDS:
+            continue  # no cash moved (set_aside counts it)
         refund_id = qualify(ID_PREFIX, refund.get("id"))
         # Stripe names the refunded payment by its intent or, for a charge made without one
         # (and in Stripe's own refund example), only by the charge
@@ -486,9 +516,12 @@ def map_refunds(
             "currency": upper_or_none(refund.get("currency")),
             "payment_id": qualify(ID_PREFIX, payment.get("id")),
             "credit_note_id": note_of_refund.get(str(refund.get("id"))),
+            STATUS_COLUMN: None if status == "succeeded" else
+            f"refund {refund.get('id')!r}: status {refund.get('status')!r} is none of Stripe's "
+            f"({', '.join(sorted({'succeeded', *NOT_YET_REFUNDS}))}): not read as cash",
             PAYLOAD_COLUMN: to_payload(refund),
         })
-    return build_frame(rows, REFUND_COLUMNS)
+    return _with_private(build_frame(rows, REFUND_COLUMNS), rows, STATUS_COLUMN)
 
 
 def map_invoice_events(invoices: Iterable[Record]) -> pd.DataFrame:

@@ -258,3 +258,42 @@ def test_usage_prices_keep_the_active_metered_price_per_code_and_currency():
         {"product_code": "API-CALLS", "currency": "USD", "contract_line_id": None,
          "price_id": "price_new", "problem": None}]
     assert json.loads(table["pricing"].iloc[0])["unit"] == "2"
+
+
+def test_payment_and_refund_statuses_are_read_case_blind_and_an_unknown_one_is_held_not_dropped():
+    # why: a saved export with status "Paid" / "SUCCEEDED" lost every such record silently
+    from q2c_pipeline.sources.billing import set_aside
+
+    payments = [
+        {"id": f"inpay_{n}", "object": "invoice_payment", "status": status, "amount_paid": 100,
+         "currency": "usd", "invoice": "in_1", "status_transitions": {"paid_at": MAR_16}}
+        for n, status in enumerate(["paid", "Paid", "open", "canceled", "settled"])]
+    refunds = [{"id": f"re_{n}", "object": "refund", "status": status, "amount": 50,
+                "currency": "usd", "created": MAR_16, "metadata": {"invoice_id": "in_1"}}
+               for n, status in enumerate(["succeeded", "SUCCEEDED", "pending", "bounced"])]
+    mapped = map_payments(payments)
+    assert list(mapped["source_id"]) == ["inpay_0", "inpay_1", "inpay_4"]
+    assert mapped["_status_problem"].tolist()[:2] == [None, None]
+    assert "status 'settled' is none of Stripe's (canceled, open, paid)" in \
+        mapped["_status_problem"].iloc[2]
+    mapped_refunds = map_refunds(refunds)
+    assert list(mapped_refunds["source_id"]) == ["re_0", "re_1", "re_3"]
+    assert mapped_refunds["_status_problem"].notna().tolist() == [False, False, True]
+    # what is not cash by design is counted, so received = rows + quarantined + set aside
+    assert set_aside(payments, refunds) == {"payments": 2, "refunds": 1}
+    assert len(payments) == len(mapped) + 2 and len(refunds) == len(mapped_refunds) + 1
+
+
+def test_an_unknown_payment_status_is_quarantined_for_billing_ops():
+    from q2c_pipeline.schemas.validation import validate_canonical
+    from q2c_pipeline_tests.fixtures.canonical_rows import canonical_company
+
+    company = canonical_company()
+    payments = company["payments"].assign(_status_problem=None)
+    payments.loc[0, "_status_problem"] = "invoice payment 'inpay_x': status 'settled' is none"
+    company["payments"] = payments
+    result = validate_canonical(company)
+    held = result.quarantine[result.quarantine["source_table"] == "payments"]
+    assert list(held["rule"]) == ["unknown_status"] and list(held["owner"]) == ["billing_ops"]
+    counts = result.counts()["payments"]
+    assert counts["rows_in"] == counts["accepted"] + counts["quarantined"]
