@@ -71,7 +71,9 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     result = validate_canonical(candidates)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
-    replace_table(conn, "canonical", "quarantine", result.quarantine)
+    replace_table(conn, "canonical", "quarantine",
+                  pd.concat([result.quarantine, file_quarantine(conn)], ignore_index=True)
+                  if _has_file_problems(conn) else result.quarantine)
     replace_table(conn, "canonical", PENDING_INVOICES, pending)
     counts = result.counts()
     # pending: source records set aside before mapping by design (drafts and their lines,
@@ -86,6 +88,33 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     )
     replace_table(conn, "canonical", "load_audit", audit)
     return result
+
+
+FILE_OWNER = {"salesforce": "sales_ops", "stripe": "billing_ops", "usage": "billing_ops",
+              "erp": "controllership"}
+
+
+def _has_file_problems(conn: duckdb.DuckDBPyConnection) -> bool:
+    return bool(conn.execute(
+        "select count(*) from information_schema.tables where table_schema = 'raw' "
+        "and table_name = '_file_problems'").fetchall()[0][0]) and bool(conn.execute(
+            "select count(*) from raw._file_problems").fetchall()[0][0])
+
+
+def file_quarantine(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Source files that could not be read, as quarantine rows (``source_table`` ``files``,
+    ``record_id`` the path, ``field`` where in the file, the first 2 KB as the payload), owned
+    by the team that owns the source system."""
+    rows = conn.execute("select source_system, object, path, rule, location, reason, head "
+                        "from raw._file_problems order by source_system, object").fetchall()
+    return pd.DataFrame([{
+        "source_system": system, "source_table": "files", "record_id": path,
+        "field": location, "rule": rule,
+        "reason": (f"{rule}: {path} {reason} ({location}); none of its records was landed this "
+                   f"run: re-export the {system} {name} file and run again"),
+        "owner": FILE_OWNER.get(system, "controllership"), "correlation_id": None,
+        "legal_entity": None, "customer_id": None, "payload": head,
+    } for system, name, path, rule, location, reason, head in rows])
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ would not see it. Created day rather than finalized day: ``created`` is immutabl
 date the billing list API filters on, so re-running a day re-reads exactly its invoices.
 """
 
+from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -32,7 +33,7 @@ from q2c_pipeline.sources.extract import (
     build_contract_posting_statuses,
     land_invoice_day,
 )
-from q2c_pipeline.sources.protocol import land_snapshot_objects
+from q2c_pipeline.sources.protocol import land_snapshot_objects, snapshot_usage_frames
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
     SALESFORCE_OBJECTS,
@@ -180,13 +181,16 @@ def erp_raw(
 def usage_events_raw(
     context: dg.AssetExecutionContext, billing: BillingResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Metered usage events, one row per event, read from the daily Parquet files as they are."""
+    """Metered usage events, one row per event, read from the daily Parquet files as they are.
+    A day file that cannot be read is quarantined as a file; the other days land."""
     source = billing.get_source()
     days = source.usage_days()
     with warehouse.get_connection() as conn:
-        rows = land_usage_events(conn, (source.usage_events(day) for day in days))
-    context.log.info(f"usage: {rows} events over {len(days)} days")
-    return dg.MaterializeResult(metadata={"events": rows, "days": len(days)})
+        frames = snapshot_usage_frames(conn, source, datetime.now(timezone.utc))
+        rows = land_usage_events(conn, frames)
+    context.log.info(f"usage: {rows} events over {len(frames)} of {len(days)} days")
+    return dg.MaterializeResult(metadata={"events": rows, "days": len(frames),
+                                          "unreadable_days": len(days) - len(frames)})
 
 
 @dg.asset(

@@ -36,7 +36,7 @@ from q2c_pipeline.sources.extract import (
     invoices_created_on,
     record_snapshot_counts,
 )
-from q2c_pipeline.sources.landing import LandingResult, land_records
+from q2c_pipeline.sources.landing import LandingResult, ensure_raw_table, land_records
 from q2c_pipeline.sources.registry import (
     SALESFORCE_OBJECTS,
     SALESFORCE_SOURCES,
@@ -48,7 +48,7 @@ from q2c_pipeline.sources.salesforce_client import (
     StatusWriteResult,
     write_contract_statuses,
 )
-from q2c_pipeline.sources.snapshot import SnapshotSource
+from q2c_pipeline.sources.snapshot import SnapshotFileError, SnapshotSource
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,41 @@ def snapshot_records(source, obj: SourceObject) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
+FILE_PROBLEMS_TABLE = "raw._file_problems"
+_FILE_PROBLEM_COLUMNS = ("source_system", "object", "path", "rule", "location", "reason",
+                         "head", "detected_at")
+
+
+def record_file_problem(conn: duckdb.DuckDBPyConnection, system: str, name: str,
+                        error: SnapshotFileError, detected_at: datetime) -> None:
+    """Keep (replacing the object's earlier one) why a source file could not be read: the
+    canonical build quarantines it as a file, and the rest of the close goes on."""
+    conn.execute("create schema if not exists raw").fetchall()
+    conn.execute(f"create table if not exists {FILE_PROBLEMS_TABLE} ("
+                 + ", ".join(f"{c} {'TIMESTAMP' if c == 'detected_at' else 'VARCHAR'}"
+                             for c in _FILE_PROBLEM_COLUMNS) + ")").fetchall()
+    conn.execute(f"delete from {FILE_PROBLEMS_TABLE} where source_system = ? and object = ?",
+                 [system, name]).fetchall()
+    try:
+        head = error.path.read_bytes()[:2048].decode("utf-8", errors="replace")
+    except OSError:
+        head = ""
+    when = detected_at.astimezone(timezone.utc).replace(tzinfo=None) \
+        if detected_at.tzinfo else detected_at
+    conn.execute(f"insert into {FILE_PROBLEMS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+                 [system, name, str(error.path), error.rule, error.where, error.why, head,
+                  when]).fetchall()
+
+
+def clear_file_problem(conn: duckdb.DuckDBPyConnection, system: str, name: str) -> None:
+    """The object's file read cleanly this time: its earlier problem is resolved."""
+    exists = conn.execute("select count(*) from information_schema.tables where "
+                          "table_schema = 'raw' and table_name = '_file_problems'").fetchall()[0][0]
+    if exists:
+        conn.execute(f"delete from {FILE_PROBLEMS_TABLE} where source_system = ? and "
+                     "object = ?", [system, name]).fetchall()
+
+
 def land_source_objects(
     conn: duckdb.DuckDBPyConnection,
     objects: Iterable[SourceObject],
@@ -112,10 +147,19 @@ def land_source_objects(
     request_id: str,
     extracted_at: datetime,
 ) -> list[LandedObject]:
-    """Append every object's new record versions to its ``raw`` table."""
+    """Append every object's new record versions to its ``raw`` table. A file that cannot be
+    read lands nothing for its object (what was landed before stays), is kept in
+    ``raw._file_problems`` and the other objects land as usual."""
     landed = []
     for obj in objects:
-        records = fetch(obj)
+        try:
+            records = fetch(obj)
+        except SnapshotFileError as error:
+            record_file_problem(conn, obj.system, obj.name, error, extracted_at)
+            ensure_raw_table(conn, obj.raw_table)  # empty on a first run, else as last landed
+            landed.append(LandedObject(obj, 0, LandingResult(0, 0, obj.raw_table)))
+            continue
+        clear_file_problem(conn, obj.system, obj.name)
         if len(obj.id_fields) > 1:
             records = [{**r, "_key": "|".join(str(r[f]) for f in obj.id_fields)} for r in records]
             id_field = "_key"
@@ -132,6 +176,21 @@ def land_source_objects(
         )
         landed.append(LandedObject(obj, len(records), result))
     return landed
+
+
+def snapshot_usage_frames(conn: duckdb.DuckDBPyConnection, snapshot: SnapshotSource,
+                          detected_at: datetime) -> list:
+    """Every readable usage day of a snapshot; an unreadable day file is kept as a file problem
+    (object ``usage/<day>``) and the other days are read."""
+    frames = []
+    for day in snapshot.usage_days():
+        try:
+            frames.append(snapshot.usage_events(day))
+        except SnapshotFileError as error:
+            record_file_problem(conn, "usage", f"usage_events_{day}", error, detected_at)
+            continue
+        clear_file_problem(conn, "usage", f"usage_events_{day}")
+    return frames
 
 
 def land_snapshot_objects(conn: duckdb.DuckDBPyConnection, snapshot: SnapshotSource,

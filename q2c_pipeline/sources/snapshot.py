@@ -19,11 +19,26 @@ import pyarrow.parquet as pq
 USAGE_FILE_PATTERN = re.compile(r"^usage_events_(\d{4}-\d{2}-\d{2})\.parquet$")
 
 
-class IncompleteSnapshot(ValueError):
+class SnapshotFileError(ValueError):
+    """A source file that cannot be read as what it must be: quarantined as a file (``rule``,
+    the path, where in it), never the run's failure."""
+
+    rule = "unreadable_file"
+
+    def __init__(self, path: Path, rule: str, where: str, why: str) -> None:
+        super().__init__(f"{path}: {why} ({where}) [{rule}]")
+        self.path, self.rule, self.where, self.why = Path(path), rule, where, why
+
+
+class IncompleteSnapshot(SnapshotFileError):
     """A saved source file that says it is not the whole list (Stripe's ``has_more: true``):
     landing it would silently lose the rest."""
 
     rule = "incomplete_page"
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        ValueError.__init__(self, message)
+        self.path, self.where, self.why = Path(path or ""), "the list envelope", message
 
 
 class SnapshotSource:
@@ -57,14 +72,33 @@ class SnapshotSource:
         path = self.root / "usage" / f"usage_events_{day}.parquet"
         if not path.is_file():
             return pd.DataFrame()
-        return pq.read_table(path).to_pandas()
+        try:
+            return pq.read_table(path).to_pandas()
+        except (OSError, ValueError) as error:  # pyarrow: truncated or not Parquet at all
+            raise SnapshotFileError(path, "unreadable_file", f"{path.stat().st_size} bytes",
+                                    f"is not a readable Parquet file: {error}") from error
 
     def erp_table(self, name: str) -> pd.DataFrame:
         """One ERP export (``customers``, ``fx_rates``, ...), every column as text, blanks ""."""
         path = self.root / "erp" / f"{name}.csv"
         if not path.is_file():
             return pd.DataFrame()
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        data = path.read_bytes()
+        if not data.strip():
+            raise SnapshotFileError(path, "empty_file", "0 bytes",
+                                    "is empty: a CSV export needs at least its header line")
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise SnapshotFileError(path, "not_utf8", f"byte {error.start}",
+                                    "is not UTF-8 text") from error
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except pd.errors.ParserError as error:
+            line = re.search(r"line (\d+)", str(error))
+            raise SnapshotFileError(path, "malformed_csv",
+                                    f"line {line.group(1)}" if line else "a line",
+                                    f"is not a well-formed CSV: {error}") from error
 
     def manifest(self) -> dict[str, Any]:
         """The snapshot manifest (seed, scale, as_of, extracted_at, counts); {} when absent."""
@@ -77,7 +111,31 @@ class SnapshotSource:
     def _json_list(path: Path) -> list[dict[str, Any]]:
         if not path.is_file():
             return []
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise SnapshotFileError(path, "empty_file", "0 bytes",
+                                    "is empty: a saved list is at least []")
+        try:
+            text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the JSON
+        except UnicodeDecodeError as error:
+            raise SnapshotFileError(path, "not_utf8", f"byte {error.start}",
+                                    "is not UTF-8 text") from error
+
+        def refuse_constant(name: str) -> Any:
+            raise SnapshotFileError(path, "non_finite_number", f"the value {name}",
+                                    f"holds {name}, which JSON (RFC 8259) has no number for")
+
+        try:
+            data = json.loads(text, parse_constant=refuse_constant)
+        except json.JSONDecodeError as error:
+            raise SnapshotFileError(
+                path, "malformed_json", f"line {error.lineno}, column {error.colno}, byte "
+                f"{error.pos}", f"is not well-formed JSON ({error.msg}); it may be cut short"
+            ) from error
+        if isinstance(data, dict) and not ({"data", "records"} & set(data)):
+            raise SnapshotFileError(path, "not_a_list", "the top level",
+                                    "is one object, not a list of records (nor a saved list "
+                                    "page)")
         if isinstance(data, dict):  # a saved list envelope: {"object": "list", "data": [...]}
             if data.get("has_more") is True or data.get("done") is False:
                 # Stripe's list page / Salesforce's query result that has more after it
@@ -85,6 +143,9 @@ class SnapshotSource:
                     f"{path}: the saved list says it has more records after these "
                     f"({len(data.get('data') or data.get('records') or [])} here; "
                     "'has_more': true / 'done': false) [incomplete_page]: save every page "
-                    "(follow starting_after / nextRecordsUrl) and run again")
+                    "(follow starting_after / nextRecordsUrl) and run again", path)
             data = data.get("data") or data.get("records") or []
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise SnapshotFileError(path, "not_a_list", "the top level",
+                                    "is not a list of records (nor a saved list page)")
         return list(data)
