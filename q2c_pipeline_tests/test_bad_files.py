@@ -130,3 +130,22 @@ def test_a_file_fixed_and_landed_again_leaves_the_quarantine(sample_company, tmp
     (folder / "stripe" / "refunds.json").write_bytes(good)
     files, counts, revenue = _close(folder, database)
     assert files == [] and counts == clean[1] and revenue == clean[2]
+
+
+def test_every_rule_q2c_quarantines_with_is_in_the_documented_rule_table():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    documented = set(re.findall(r"`([a-z_]+)`", (root / "docs" / "exceptions.md").read_text()))
+    code = "\n".join(p.read_text() for p in (root / "q2c_pipeline").rglob("*.py"))
+    emitted = set(re.findall(r'failures\.add\(\s*[^,]+,\s*"([a-z_]+)"', code))
+    from q2c_pipeline.schemas.validation import _PANDERA_RULES
+
+    emitted |= {rule for rule, _ in _PANDERA_RULES.values()}
+    emitted |= set(re.findall(
+        r'unknown\(\s*"[a-z_]+", "[a-z_]+", "[a-z_]+", "([a-z_]+)"', code))
+    emitted |= set(re.findall(r'SnapshotFileError\(\s*[a-z_]+,\s*"([a-z_]+)"', code))
+    emitted |= {"incomplete_page", "held_by_upstream"}
+    assert len(emitted) >= 20
+    assert emitted - documented == set()
