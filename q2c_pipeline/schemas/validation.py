@@ -507,6 +507,31 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
                         contract_id, "sales_ops"
                     )
 
+        if table == "invoice_lines":
+            # An invoice posts whole or not at all: a rejected line holds its invoice, the
+            # invoice's other lines, and (they come later) its payments, credit notes, refunds
+            rejected = failures.rejected_mask()
+            bad_invoices = set(frame.loc[rejected, "invoice_id"].dropna()) & set(
+                accepted["invoices"]["invoice_id"])
+            owner_of_invoice = {
+                frame.iloc[pos]["invoice_id"]: failures.first[pos][3] for pos in failures.first}
+            failures.add(
+                frame["invoice_id"].isin(bad_invoices) & ~rejected, "held_by_upstream",
+                "invoice_id",
+                lambda r: (f"{_label('invoice_lines', r, ['invoice_line_id'])}: another line of "
+                           f"invoice {r['invoice_id']!r} is quarantined; the invoice posts whole"),
+            )
+            if bad_invoices:
+                invoices = accepted["invoices"]
+                keep = ~invoices["invoice_id"].isin(bad_invoices)
+                withdrawn = invoices.loc[~keep]
+                accepted["invoices"] = invoices.loc[keep].reset_index(drop=True)
+                quarantine_parts.append(_withdrawn_invoices(
+                    withdrawn, owner_of_invoice, candidates.get("invoices")))
+                for invoice_id in bad_invoices:
+                    quarantined_ids.setdefault("invoices", {})[invoice_id] = \
+                        owner_of_invoice.get(invoice_id, "billing_ops")
+
         rejected = failures.rejected_mask()
         quarantine_parts.append(failures.to_frame(key_columns))
         ids = frame.loc[rejected, key_columns[0]].astype(str)
@@ -588,6 +613,38 @@ def _withdrawn_contracts(
         for row in withdrawn.itertuples(index=False)
     ]
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+
+def _withdrawn_invoices(
+    withdrawn: pd.DataFrame, owner_of: Mapping[str, str], candidates: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Quarantine rows for invoices withdrawn because one of their lines failed."""
+    payloads: dict[str, str] = {}
+    if candidates is not None and PAYLOAD_COLUMN in candidates:
+        for invoice_id, payload in candidates[["invoice_id", PAYLOAD_COLUMN]].itertuples(
+                index=False):
+            payloads.setdefault(str(invoice_id), payload)
+    rows = [
+        {
+            "source_system": row.source_system,
+            "source_table": "invoices",
+            "record_id": row.invoice_id,
+            "field": "invoice_id",
+            "rule": "held_by_upstream",
+            "reason": (f"held_by_upstream: invoices record {row.invoice_id!r}: a line of this "
+                       "invoice is quarantined; the invoice posts whole, with its payments "
+                       "and credit notes"),
+            "owner": owner_of.get(row.invoice_id, "billing_ops"),
+            "correlation_id": row.correlation_id,
+            "legal_entity": row.legal_entity or None,
+            "customer_id": row.customer_id,
+            "payload": payloads.get(str(row.invoice_id), "{}"),
+            "_invoice_id": row.invoice_id,
+            "_contract_id": row.contract_id,
+        }
+        for row in withdrawn.itertuples(index=False)
+    ]
+    return pd.DataFrame(rows, columns=[*QUARANTINE_COLUMNS, *_PARENT_COLUMNS])
 
 
 class InvalidInput(ValueError):

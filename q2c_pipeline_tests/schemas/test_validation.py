@@ -147,3 +147,24 @@ def test_timestamp_columns_come_from_the_pandera_models():
 
     assert timestamp_columns("contract_lines") == ["service_start", "service_end", "effective_date"]
     assert timestamp_columns("customers") == []
+
+
+def test_an_invoice_posts_whole_a_bad_line_holds_it_its_other_lines_and_its_payments():
+    # why: with one line quarantined, the invoice and its payment still posted: AR of one line
+    # against the whole payment, the customer's receivable negative, every check green
+    company = canonical_company()
+    lines = company["invoice_lines"]
+    invoice = lines["invoice_id"].iloc[0]
+    first = lines.index[lines["invoice_id"] == invoice][0]
+    lines.loc[first, "tax_amount"] = -1
+    result = validate_canonical(company)
+    q = result.quarantine
+    held = q[q["rule"] == "held_by_upstream"]
+    assert invoice not in set(result.accepted["invoices"]["invoice_id"])
+    assert set(held.loc[held["source_table"] == "invoices", "record_id"]) == {invoice}
+    paid = set(company["payments"].loc[company["payments"]["invoice_id"] == invoice,
+                                       "payment_id"])
+    assert paid and paid <= set(held.loc[held["source_table"] == "payments", "record_id"])
+    assert not set(result.accepted["payments"]["invoice_id"].dropna()) & {invoice}
+    for table, counts in result.counts().items():
+        assert counts["rows_in"] == counts["accepted"] + counts["quarantined"], table
