@@ -297,6 +297,13 @@ def _reference_failures(
     quarantined_ids: Mapping[str, Mapping[str, str]], failures: _Failures, key_columns: list[str],
 ) -> None:
     """Cross-table rules: reference data known, parents present, currencies consistent."""
+    if "_date_problem" in frame:
+        # a date the source sent in another format: never replaced by a neighbouring date
+        failures.add(
+            frame["_date_problem"].notna(), "invalid_format", None,
+            lambda r: f"{_label(table, r, key_columns)}: {r['_date_problem']} (Salesforce "
+                      "sends YYYY-MM-DD and YYYY-MM-DDThh:mm:ss.sss+0000)",
+        )
     if "_status_problem" in frame:
         # a status none of the source's documented values: never dropped, never guessed
         failures.add(

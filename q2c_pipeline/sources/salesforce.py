@@ -32,6 +32,7 @@ from q2c_pipeline.sources.wire import (
     text_or_none,
     timestamp_from_wire,
     to_payload,
+    unreadable_dates,
     upper_or_none,
 )
 
@@ -46,6 +47,17 @@ CONTRACT_COLUMNS = column_spec("contracts")
 CONTRACT_LINE_COLUMNS = column_spec("contract_lines")
 
 Record = Mapping[str, Any]
+
+
+# A private column (not canonical): dates the source sent that are not ISO 8601 (quarantined as
+# invalid_format, never replaced by the contract's).
+DATE_COLUMN = "_date_problem"
+
+
+def _with_dates(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame.insert(len(frame.columns) - 1, DATE_COLUMN,
+                 pd.Series([row.get(DATE_COLUMN) for row in rows], dtype=object))
+    return frame
 
 
 def org_currency(user_info: Iterable[Record]) -> str | None:
@@ -154,6 +166,7 @@ def map_contracts(
             entity_by_customer.get(customer_id or "", "")
         )
         payload = to_payload(contract)
+        date_problem = unreadable_dates(contract, ("ActivatedDate", "StartDate", "EndDate"))
         for version, (signed, effective) in enumerate(dated, start=1):
             rows.append({
                 "source_system": SOURCE_SYSTEM,
@@ -169,9 +182,10 @@ def map_contracts(
                 "version": version,
                 "amends_contract_id": None,
                 "status": text_or_none(contract.get("Status")),
+                DATE_COLUMN: date_problem,
                 PAYLOAD_COLUMN: payload,
             })
-    return build_frame(rows, CONTRACT_COLUMNS)
+    return _with_dates(build_frame(rows, CONTRACT_COLUMNS), rows)
 
 
 def _is_amendment_row(row: Record, activated: pd.Timestamp | None) -> bool:
@@ -281,7 +295,7 @@ def map_contract_lines(
         versions = amendment_versions(subscriptions, contracts_by_id.values(), zones)
         rows = [
             _subscription_line(row, contracts_by_id, pattern_by_code, code_by_product, versions,
-                               org_default)
+                               org_default, zones)
             for row in subscriptions
         ]
     else:
@@ -289,7 +303,7 @@ def map_contract_lines(
             contracts_by_id, opportunities, opportunity_line_items, pattern_by_code,
             code_by_product, org_default,
         )
-    return build_frame(rows, CONTRACT_LINE_COLUMNS)
+    return _with_dates(build_frame(rows, CONTRACT_LINE_COLUMNS), rows)
 
 
 def _pattern_by_code(products: pd.DataFrame | None) -> dict[str, str]:
@@ -310,6 +324,7 @@ def _subscription_line(
     code_by_product: Mapping[str | None, str | None],
     versions: Mapping[str, Mapping[tuple[pd.Timestamp, pd.Timestamp], int]],
     org_default: str | None = None,
+    zones: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     line_sf_id = normalize_salesforce_id(row.get("Id"))
     contract_sf_id = normalize_salesforce_id(row.get("SBQQ__Contract__c"))
@@ -331,7 +346,8 @@ def _subscription_line(
     version = None
     if amendment and start is not None:
         created = timestamp_from_wire(row.get("CreatedDate"))
-        signed = created.normalize() if created is not None else start
+        signed = local_date(created, (zones or {}).get(contract_sf_id or "")) \
+            if created is not None else start
         version = versions.get(contract_sf_id or "", {}).get((start, signed))
     return {
         "source_system": SOURCE_SYSTEM,
@@ -351,6 +367,8 @@ def _subscription_line(
         "effective_date": start if amendment else None,
         "allocation_group": None,
         "version": version,
+        DATE_COLUMN: unreadable_dates(row, ("SBQQ__StartDate__c", "SBQQ__EndDate__c",
+                                            "SBQQ__TerminatedDate__c", "CreatedDate")),
         PAYLOAD_COLUMN: to_payload(row),
     }
 
@@ -424,6 +442,7 @@ def _opportunity_lines(
             "effective_date": None,
             "allocation_group": None,
             "version": None,
+            DATE_COLUMN: unreadable_dates(item, ("ServiceDate",)),
             PAYLOAD_COLUMN: to_payload(item),
         })
     return rows

@@ -9,6 +9,7 @@ A value that cannot be read becomes ``None`` so validation can reject the row wi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -142,6 +143,17 @@ def timestamp_from_wire(value: Any) -> pd.Timestamp | None:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return pd.Timestamp(parsed)
+
+
+def unreadable_dates(record: Mapping[str, Any], fields: Sequence[str]) -> str | None:
+    """Which of ``fields`` hold a value that is not an ISO 8601 date or datetime (what
+    Salesforce sends: ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm:ss.sss+0000``), in words; None when
+    all are readable or empty. A mapper never replaces such a value with another date."""
+    bad = [f"field {name!r} value {record.get(name)!r} is not an ISO 8601 date or datetime"
+           for name in fields
+           if isinstance(record.get(name), str) and record.get(name).strip()
+           and timestamp_from_wire(record.get(name)) is None]
+    return "; ".join(bad) or None
 
 
 def timestamp_from_unix(value: Any) -> pd.Timestamp | None:

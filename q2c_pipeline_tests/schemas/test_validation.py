@@ -168,3 +168,17 @@ def test_an_invoice_posts_whole_a_bad_line_holds_it_its_other_lines_and_its_paym
     assert not set(result.accepted["payments"]["invoice_id"].dropna()) & {invoice}
     for table, counts in result.counts().items():
         assert counts["rows_in"] == counts["accepted"] + counts["quarantined"], table
+
+
+def test_a_line_with_an_unreadable_date_holds_its_contract_as_invalid_format():
+    company = canonical_company()
+    lines = company["contract_lines"].assign(_date_problem=None)
+    lines.loc[0, "_date_problem"] = "field 'SBQQ__EndDate__c' value '03/31/2026' is not an ISO"
+    company["contract_lines"] = lines
+    result = validate_canonical(company)
+    q = result.quarantine
+    root = q[(q["source_table"] == "contract_lines") & (q["rule"] == "invalid_format")]
+    assert len(root) == 1 and "03/31/2026" in root["reason"].iloc[0]
+    assert "YYYY-MM-DD" in root["reason"].iloc[0] and root["owner"].iloc[0] == "sales_ops"
+    contract = lines.loc[0, "contract_id"]
+    assert contract not in set(result.accepted["contracts"]["contract_id"])

@@ -51,7 +51,7 @@ PRODUCTS = pd.DataFrame({"product_code": ["PLAT-SEAT"], "revenue_pattern": ["rat
 
 
 def _validate(model, frame: pd.DataFrame) -> pd.DataFrame:
-    return model.validate(frame.drop(columns=[PAYLOAD_COLUMN]))
+    return model.validate(frame.drop(columns=[c for c in frame.columns if c.startswith("_")]))
 
 
 @pytest.mark.parametrize(("id15", "id18"), [
@@ -241,3 +241,22 @@ def test_empty_inputs_give_empty_frames_with_the_canonical_columns():
     assert list(map_contract_lines([], [], PRODUCTS).columns)[-1] == PAYLOAD_COLUMN
     assert map_contracts([], []).empty
     _validate(ContractLines, map_contract_lines([], [], PRODUCTS))
+
+
+def test_a_date_in_another_format_is_held_never_replaced_by_the_contracts():
+    # why: an end date of 03/31/2026 fell back to the contract's end and spread a 3-month
+    # services line over 12 months
+    from q2c_pipeline.sources.salesforce import map_contract_lines, map_contracts
+
+    contract = {"Id": "800Hp00000DATESIAA", "AccountId": "001Hp00000DATESIAA",
+                "StartDate": "2026-01-01", "EndDate": "2026-12-31", "Status": "Activated",
+                "ActivatedDate": "yesterday at noon", "CurrencyIsoCode": "USD"}
+    line = {"Id": "a0XHp00000DATESIAA", "SBQQ__Contract__c": contract["Id"],
+            "SBQQ__ProductCode__c": "PS-DAY", "SBQQ__Quantity__c": 10.0,
+            "SBQQ__NetPrice__c": 1600.0, "SBQQ__StartDate__c": "2026-01-01",
+            "SBQQ__EndDate__c": "03/31/2026", "CurrencyIsoCode": "USD"}
+    contracts = map_contracts([contract])
+    lines = map_contract_lines([line], [contract])
+    assert "'ActivatedDate' value 'yesterday at noon' is not an ISO 8601" in \
+        contracts["_date_problem"].iloc[0]
+    assert "'SBQQ__EndDate__c' value '03/31/2026'" in lines["_date_problem"].iloc[0]
