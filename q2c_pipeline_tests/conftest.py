@@ -6,9 +6,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 SEED = 7
 SCALE = 1
+
+# Property tests run a fixed budget of examples, the same ones on every machine and run
+# (derandomized, no example database): the suite's verdict never depends on luck. Exploring
+# new random examples is a separate, deliberate act:
+#   HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest q2c_pipeline_tests/revenue
+settings.register_profile("q2c", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "q2c"))
 
 
 @pytest.fixture(scope="session")

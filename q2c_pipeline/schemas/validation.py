@@ -76,6 +76,7 @@ DEFAULT_OWNER = {
 
 # Rules whose owner differs from the table's default owner.
 RULE_OWNER = {
+    "missing_fx_rate": "controllership",
     "missing_legal_entity_mapping": "controllership",
     "unknown_legal_entity": "controllership",
     "unknown_product_code": "sales_ops",
@@ -419,6 +420,8 @@ def _reference_failures(
         held("customer_id", "customers")
         unknown("customer_id", "customers", "customer_id", "unknown_customer", True)
         unknown("product_code", "products", "product_code", "unknown_product_code", True)
+    if table in _FX_DATED:
+        _fx_failures(table, frame, accepted, failures, label)
         if "_price_problem" in frame:
             # the metered price cannot be rated exactly, or there is none: never rated at a guess
             problem = frame["_price_problem"]
@@ -426,6 +429,71 @@ def _reference_failures(
                 problem.notna(), "unpriced_usage", "amount",
                 lambda r: f"{label(r)}: cannot be rated: {r['_price_problem']}",
             )
+
+
+# Tables whose amounts the engine converts to the entity's functional currency, with the date
+# their first conversion needs a rate on or before.
+_FX_DATED = {"contracts": "signed_date", "invoices": "finalized_at", "credit_notes": "issued_at",
+             "payments": "paid_at", "refunds": "refunded_at", "usage": "occurred_at"}
+
+
+def _fx_failures(table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+                 failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """A record in a currency other than its entity's functional one needs an FX rate for the
+    pair (or its inverse) on or before its date; without one the engine cannot book it, so the
+    record is held for controllership (``missing_fx_rate``) and the rest posts."""
+    entities = accepted.get("legal_entities")
+    if entities is None or not len(entities) or "currency" not in frame:
+        return
+    functional = entities.set_index("legal_entity")["functional_currency"]
+    customers = accepted.get("customers")
+    of_customer = customers.drop_duplicates("customer_id").set_index("customer_id")[
+        "legal_entity"] if customers is not None and len(customers) else pd.Series(dtype=object)
+    invoices = accepted.get("invoices")
+    if table in ("contracts", "invoices"):
+        entity = frame["legal_entity"]
+        if "customer_id" in frame:
+            entity = entity.where(entity.notna() & entity.astype(str).ne(""),
+                                  frame["customer_id"].map(of_customer))
+    elif table == "usage":
+        entity = frame["customer_id"].map(of_customer)
+    else:
+        of_invoice = invoices.drop_duplicates("invoice_id").set_index("invoice_id")[
+            "legal_entity"] if invoices is not None and len(invoices) else pd.Series(dtype=object)
+        entity = frame["invoice_id"].map(of_invoice)
+        if "customer_id" in frame:
+            entity = entity.where(entity.notna(), frame["customer_id"].map(of_customer))
+    target = entity.map(functional)
+    date = pd.to_datetime(frame[_FX_DATED[table]], errors="coerce")
+    foreign = target.notna() & frame["currency"].notna() & target.ne(frame["currency"]) \
+        & date.notna()
+    if not foreign.any():
+        return
+    rates = accepted.get("fx_rates")
+    first: dict[tuple[str, str], pd.Timestamp] = {}
+    if rates is not None and len(rates):
+        days = pd.to_datetime(rates["rate_date"])
+        for (src, dst), day in zip(zip(rates["from_currency"], rates["to_currency"],
+                                       strict=True), days, strict=True):
+            for key in ((src, dst), (dst, src)):
+                if key not in first or day < first[key]:
+                    first[key] = day
+    earliest = pd.Series([first.get((c, t)) for c, t in zip(frame["currency"], target,
+                                                             strict=True)], index=frame.index)
+    earliest = pd.to_datetime(earliest)
+    # a contract converts nothing when it is signed: it needs the pair at all; a booking needs
+    # a rate on or before its own day
+    late = earliest > date.dt.normalize() if table != "contracts" else pd.Series(
+        False, index=frame.index)
+    missing = foreign & (earliest.isna() | late)
+    failures.add(
+        missing, "missing_fx_rate", "currency",
+        lambda r: (f"{label(r)}: no FX rate {r['currency']}->{target[r.name]} (or its inverse) "
+                   + ("at all" if table == "contracts" else
+                      f"on or before {date[r.name]:%Y-%m-%d}")
+                   + f": its entity books in {target[r.name]}; add the rate to the ERP's "
+                   "fx_rates and run again"),
+    )
 
 
 @cache

@@ -433,7 +433,7 @@ def test_every_contract_ties_to_what_salesforce_states_the_deal_is_worth(warehou
 
 def test_the_close_publishes_what_analysts_read_beside_the_warehouse(closed_warehouse):
     path, result, _ = closed_warehouse
-    published = next(m for m in result.asset_materializations_for_node("analytics_publish"))
+    published = next(m for m in result.asset_materializations_for_node("publish__analytics"))
     analytics = path.with_name("analytics.duckdb")
     assert published.metadata["path"].value == str(analytics)
     with duckdb.connect(str(analytics), read_only=True) as conn, \

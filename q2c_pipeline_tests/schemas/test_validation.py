@@ -182,3 +182,21 @@ def test_a_line_with_an_unreadable_date_holds_its_contract_as_invalid_format():
     assert "YYYY-MM-DD" in root["reason"].iloc[0] and root["owner"].iloc[0] == "sales_ops"
     contract = lines.loc[0, "contract_id"]
     assert contract not in set(result.accepted["contracts"]["contract_id"])
+
+
+def test_a_contract_in_a_currency_with_no_fx_rate_is_held_for_controllership_not_a_crash():
+    # why: one contract in KWD for a GBP entity stopped the whole close (no FX rate KWD->GBP)
+    from q2c_pipeline.engine import run_engine
+    from q2c_pipeline.core.policy import Policy
+    from datetime import date
+
+    company = canonical_company()
+    contracts = company["contracts"]
+    contracts.loc[0, "currency"] = "KWD"
+    result = validate_canonical(company)
+    q = result.quarantine
+    root = q[q["rule"] == "missing_fx_rate"]
+    assert list(root["source_table"]) == ["contracts"]
+    assert root["owner"].iloc[0] == "controllership"
+    assert "no FX rate KWD->" in root["reason"].iloc[0] and "fx_rates" in root["reason"].iloc[0]
+    run_engine(result.accepted, Policy(), date(2026, 12, 31))  # the rest books
