@@ -186,9 +186,10 @@ def test_a_line_with_an_unreadable_date_holds_its_contract_as_invalid_format():
 
 def test_a_contract_in_a_currency_with_no_fx_rate_is_held_for_controllership_not_a_crash():
     # why: one contract in KWD for a GBP entity stopped the whole close (no FX rate KWD->GBP)
-    from q2c_pipeline.engine import run_engine
-    from q2c_pipeline.core.policy import Policy
     from datetime import date
+
+    from q2c_pipeline.core.policy import Policy
+    from q2c_pipeline.engine import run_engine
 
     company = canonical_company()
     contracts = company["contracts"]
