@@ -418,6 +418,18 @@ def _reference_failures(
             )
     elif table == "usage":
         held("customer_id", "customers")
+        if "_customer_problem" in frame:
+            # the event names a Stripe customer no customer is billed as: say which one
+            failures.add(
+                frame["_customer_problem"].notna(), "unknown_customer", "customer_id",
+                lambda r: f"{label(r)}: {r['_customer_problem']}",
+            )
+        quantity = pd.to_numeric(frame["quantity"], errors="coerce")
+        failures.add(
+            quantity.lt(0).fillna(False), "negative_quantity", "quantity",
+            lambda r: f"{label(r)}: field 'quantity' value {r['quantity']!r} is negative: usage "
+                      "counts what happened; a correction is a credit note",
+        )
         unknown("customer_id", "customers", "customer_id", "unknown_customer", True)
         unknown("product_code", "products", "product_code", "unknown_product_code", True)
     if table in _FX_DATED:

@@ -104,10 +104,15 @@ def map_usage(
         + " in " + frame["currency"].astype(str), None))
     problem = problem.where(~priced & frame["currency"].notna(), None)
     out["_price_problem"] = refused.where(refused.notna(), problem).astype(object)
+    unmatched = frame["billing_customer_id"].notna() & frame["customer_id"].isna()
+    named = frame["billing_customer_id"].astype(str).str.removeprefix("stripe:").map(repr)
+    out["_customer_problem"] = pd.Series(np.where(
+        unmatched, "stripe_customer_id " + named
+        + " is no customer's billing id (customers.billing_customer_id)", None), dtype=object)
     out[PAYLOAD_COLUMN] = pd.Series(payloads_from_frame(raw[EVENT_COLUMNS]), dtype=object)
     if n_rows == 0:
         out[PAYLOAD_COLUMN] = pd.Series([], dtype=object)
-    return out[[*USAGE_COLUMNS, "_price_problem", PAYLOAD_COLUMN]]
+    return out[[*USAGE_COLUMNS, "_price_problem", "_customer_problem", PAYLOAD_COLUMN]]
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -19,6 +19,7 @@ PRICES = map_usage_prices(
       "unit_amount": 3, "unit_amount_decimal": "3", "billing_scheme": "per_unit", "active": True,
       "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1}}],
     [{"id": "prod_api", "metadata": {"sf_product_code": "API-CALLS"}}])
+PRIVATE = [PAYLOAD_COLUMN, "_price_problem", "_customer_problem"]  # not canonical columns
 CUSTOMERS = pd.DataFrame({
     "customer_id": ["sf:001A", "sf:001B"], "currency": ["USD", "EUR"],
     "legal_entity": ["US01", "UK01"], "billing_customer_id": ["stripe:cus_A", "stripe:cus_B"],
@@ -51,7 +52,7 @@ def test_rated_amount_is_quantity_times_unit_price_in_the_customers_currency():
     assert list(usage["customer_id"]) == ["sf:001A", "sf:001B"]
     assert list(usage["contract_line_id"]) == ["sf:a0XA", "sf:a0XB"]
     assert usage.iloc[0]["occurred_at"] == pd.Timestamp("2026-04-30 23:59:59")
-    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]))
+    Usage.validate(usage.drop(columns=PRIVATE))
 
 
 def test_usage_links_to_the_invoice_line_whose_half_open_period_contains_it():
@@ -82,7 +83,7 @@ def test_unknown_customer_and_fractional_quantity_come_through_unrated():
     assert pd.isna(usage.iloc[1]["amount"])  # 2.5 calls cannot be rated exactly
     assert usage.iloc[2]["amount"] == 6
     with pytest.raises(pandera.errors.SchemaErrors):
-        Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]), lazy=True)
+        Usage.validate(usage.drop(columns=PRIVATE), lazy=True)
 
 
 def test_payload_keeps_the_raw_event_as_sorted_json():
@@ -99,4 +100,29 @@ def test_no_events_give_an_empty_frame_with_the_canonical_columns():
 
     assert usage.empty
     assert list(usage.columns)[-1] == PAYLOAD_COLUMN
-    Usage.validate(usage.drop(columns=[PAYLOAD_COLUMN, "_price_problem"]))
+    Usage.validate(usage.drop(columns=PRIVATE))
+
+
+def test_a_negative_quantity_or_an_unknown_customer_is_named_for_what_it_is_not_invalid_type():
+    # why: both were labelled invalid_type (the null amount's generic failure came first)
+    from q2c_pipeline.schemas.validation import validate_canonical
+    from q2c_pipeline_tests.fixtures.canonical_rows import canonical_company
+
+    company = canonical_company()
+    customers = company["customers"]
+    known = customers["billing_customer_id"].dropna().iloc[0].removeprefix("stripe:")
+    code = company["products"]["product_code"].iloc[0]
+    currency = customers.loc[customers["billing_customer_id"].notna(), "currency"].iloc[0]
+    prices = map_usage_prices(
+        [{"id": "p", "product": "prod", "currency": currency.lower(), "active": True,
+          "unit_amount_decimal": "2", "recurring": {"usage_type": "metered"}}],
+        [{"id": "prod", "metadata": {"sf_product_code": code}}])
+    events = _events(("e1", known, None, -5, "2026-03-02T10:00:00Z"),
+                     ("e2", "cus_nobody", None, 3, "2026-03-02T11:00:00Z"))
+    events["product_code"] = code
+    company["usage"] = map_usage(events, prices, customers)
+    held = validate_canonical(company).quarantine.set_index("record_id")
+    assert held.loc["usage:e1", "rule"] == "negative_quantity"
+    assert held.loc["usage:e2", "rule"] == "unknown_customer"
+    assert "stripe_customer_id 'cus_nobody' is no customer's billing id" in \
+        held.loc["usage:e2", "reason"]
