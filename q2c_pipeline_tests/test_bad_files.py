@@ -45,12 +45,19 @@ def _close(folder, database):
         revenue = conn.execute("select legal_entity, sum(credit) - sum(debit) from "
                                "finance.journal_lines where account = 'Revenue' group by 1 "
                                "order by 1").fetchall()
-    return files, counts, revenue
+        rules = dict(conn.execute("select rule, count(*) from canonical.quarantine "
+                                  "where source_table <> 'files' group by 1").fetchall())
+    return files, counts, revenue, rules
 
 
 @pytest.fixture(scope="module")
 def clean(sample_company, tmp_path_factory):
     return _close(sample_company, tmp_path_factory.mktemp("clean") / "w.duckdb")
+
+
+def counts_in(clean) -> int:
+    """Customers of the clean run: accepted plus the one already without a master row."""
+    return clean[1]["customers"] + clean[3].get("missing_legal_entity_mapping", 0)
 
 
 def _bom(path):
@@ -78,6 +85,18 @@ def _empty(path):
     path.write_bytes(b"")
 
 
+def _drop_column(path):
+    if path.suffix == ".csv":
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(",".join(line.split(",")[:-4] + line.split(",")[-3:])
+                                  for line in lines) + "\n")  # the 5th column from the end
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        pq.write_table(table.drop(["quantity"]), path)
+
+
 def _not_a_list(path):
     path.write_text('{"object": "refund"}')
 
@@ -92,24 +111,32 @@ def _not_a_list(path):
     ("erp/tax_codes.csv", _latin1, "not_utf8", "controllership", "byte "),
     ("usage/usage_events_2026-05-05.parquet", _truncate, "unreadable_file", "billing_ops",
      "bytes"),
+    ("usage/usage_events_2026-05-06.parquet", _drop_column, "missing_column", "billing_ops",
+     "the header"),
+    ("erp/customers.csv", _drop_column, "missing_column", "controllership", "the header"),
 ])
 def test_a_bad_file_is_quarantined_as_a_file_and_the_rest_closes(
         sample_company, tmp_path, clean, file, damage, rule, owner, where):
     folder = tmp_path / "company"
     shutil.copytree(sample_company, folder)
     damage(folder / file)
-    files, counts, revenue = _close(folder, tmp_path / "w.duckdb")
+    files, counts, revenue, rules = _close(folder, tmp_path / "w.duckdb")
     (path, location, found_rule, found_owner, reason, head), = files
     assert path.endswith(file) and found_rule == rule and found_owner == owner
     assert where in location and file.split("/")[-1] in reason and "run again" in reason
     assert head is not None and len(head) <= 2048  # what the file started with
-    clean_files, clean_counts, clean_revenue = clean
+    clean_files, clean_counts, clean_revenue, _ = clean
     assert clean_files == []
     if file.startswith("stripe/refunds"):  # nothing else depends on refunds: all else equal
         assert {k: v for k, v in counts.items() if k != "refunds"} == {
             k: v for k, v in clean_counts.items() if k != "refunds"}
         assert counts["refunds"] == 0 < clean_counts["refunds"]
-    assert revenue  # the close went on and posted
+    if file == "erp/customers.csv":
+        # every customer needs its master row: nothing can post, and each customer is held
+        # for it (missing_legal_entity_mapping), none dropped
+        assert revenue == [] and rules["missing_legal_entity_mapping"] == counts_in(clean)
+    else:
+        assert revenue  # the close went on and posted
 
 
 def test_a_byte_order_mark_is_not_a_defect(sample_company, tmp_path, clean):
@@ -128,7 +155,7 @@ def test_a_file_fixed_and_landed_again_leaves_the_quarantine(sample_company, tmp
     database = tmp_path / "w.duckdb"
     assert len(_close(folder, database)[0]) == 1
     (folder / "stripe" / "refunds.json").write_bytes(good)
-    files, counts, revenue = _close(folder, database)
+    files, counts, revenue, _ = _close(folder, database)
     assert files == [] and counts == clean[1] and revenue == clean[2]
 
 

@@ -17,6 +17,26 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 USAGE_FILE_PATTERN = re.compile(r"^usage_events_(\d{4}-\d{2}-\d{2})\.parquet$")
+# The columns without which a file cannot be read as what it is (others are optional): a file
+# lacking one is refused as a file, rather than every row of it failing the same way.
+ERP_REQUIRED_COLUMNS = {
+    "legal_entities": ("legal_entity", "functional_currency"),
+    "chart_of_accounts": ("legal_entity", "account", "gl_account"),
+    "accounting_periods": ("legal_entity", "period", "status"),
+    "products": ("product_code", "revenue_pattern"),
+    "tax_codes": ("tax_code", "rate_bps"),
+    "fx_rates": ("rate_date", "from_currency", "to_currency", "rate"),
+    "customers": ("erp_customer_id", "sf_account_id", "legal_entity", "currency"),
+}
+USAGE_REQUIRED_COLUMNS = ("event_id", "stripe_customer_id", "product_code", "quantity",
+                          "timestamp")
+
+
+def _require_columns(path: Path, present, required) -> None:
+    missing = [c for c in required if c not in set(present)]
+    if missing:
+        raise SnapshotFileError(path, "missing_column", "the header",
+                                f"lacks the column(s) {', '.join(missing)}")
 
 
 class SnapshotFileError(ValueError):
@@ -73,10 +93,12 @@ class SnapshotSource:
         if not path.is_file():
             return pd.DataFrame()
         try:
-            return pq.read_table(path).to_pandas()
+            frame = pq.read_table(path).to_pandas()
         except (OSError, ValueError) as error:  # pyarrow: truncated or not Parquet at all
             raise SnapshotFileError(path, "unreadable_file", f"{path.stat().st_size} bytes",
                                     f"is not a readable Parquet file: {error}") from error
+        _require_columns(path, frame.columns, USAGE_REQUIRED_COLUMNS)
+        return frame
 
     def erp_table(self, name: str) -> pd.DataFrame:
         """One ERP export (``customers``, ``fx_rates``, ...), every column as text, blanks ""."""
@@ -93,12 +115,15 @@ class SnapshotSource:
             raise SnapshotFileError(path, "not_utf8", f"byte {error.start}",
                                     "is not UTF-8 text") from error
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         except pd.errors.ParserError as error:
             line = re.search(r"line (\d+)", str(error))
             raise SnapshotFileError(path, "malformed_csv",
                                     f"line {line.group(1)}" if line else "a line",
                                     f"is not a well-formed CSV: {error}") from error
+        _require_columns(path, [c.strip() for c in frame.columns],
+                         ERP_REQUIRED_COLUMNS.get(name, ()))
+        return frame
 
     def manifest(self) -> dict[str, Any]:
         """The snapshot manifest (seed, scale, as_of, extracted_at, counts); {} when absent."""
