@@ -81,14 +81,32 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     # pending, and rows_in = accepted + quarantined
     set_aside = {"invoices": len(pending),
                  "invoice_lines": int(pending["line_count"].fillna(0).sum()), **not_cash}
+    # received: the latest landed records of the one source object a table maps one-to-one
+    # from (null where a record gives several rows or several objects feed the table), so a
+    # mapper can never drop a record unseen: received = rows_in + pending
+    received = {table: len(raw.get(f"{system}_{name}", [])) if system != "usage"
+                else len(usage_events) for table, (system, name) in ONE_TO_ONE.items()}
+    if not raw.get("salesforce_subscriptions"):
+        received.pop("contract_lines")  # without CPQ, opportunity lines are the lines
     audit = pd.DataFrame(
-        [{"source_table": t, **counts[t], "pending": set_aside.get(t, 0)}
-         for t in VALIDATION_ORDER],
-        columns=["source_table", "rows_in", "accepted", "quarantined", "pending"],
+        [{"source_table": t, **counts[t], "pending": set_aside.get(t, 0),
+          "received": received.get(t)} for t in VALIDATION_ORDER],
+        columns=["source_table", "rows_in", "accepted", "quarantined", "pending", "received"],
     )
+    audit["received"] = audit["received"].astype("Int64")
     replace_table(conn, "canonical", "load_audit", audit)
     return result
 
+
+# canonical table -> the source object whose every record is one row of it
+ONE_TO_ONE = {
+    "legal_entities": ("erp", "legal_entities"), "chart_of_accounts": ("erp", "chart_of_accounts"),
+    "accounting_periods": ("erp", "accounting_periods"), "tax_codes": ("erp", "tax_codes"),
+    "fx_rates": ("erp", "fx_rates"), "products": ("erp", "products"),
+    "customers": ("salesforce", "accounts"), "contract_lines": ("salesforce", "subscriptions"),
+    "invoices": ("stripe", "invoices"), "payments": ("stripe", "invoice_payments"),
+    "refunds": ("stripe", "refunds"), "usage": ("usage", "events"),
+}
 
 FILE_OWNER = {"salesforce": "sales_ops", "stripe": "billing_ops", "usage": "billing_ops",
               "erp": "controllership"}
