@@ -119,3 +119,35 @@ def test_every_landed_record_is_a_row_a_quarantined_row_or_set_aside(warehouse):
                  "where source_table = 'payments'")
     (failure,) = find_unconserved_tables(conn)[0]
     assert failure[0] == "payments" and failure[1] == failure[2] + 1
+
+
+def test_a_record_edited_in_the_snapshot_folder_supersedes_like_a_live_update(
+        warehouse, sample_company, tmp_path):
+    # why: the edited invoice tied with the landed one (same created stamp, same manifest
+    # time), became a "duplicate" and had its journals and payment reversed
+    import json
+    import shutil
+
+    conn = warehouse
+    build_canonical(conn)
+    build_finance(conn, Policy(), AS_OF)
+    folder = tmp_path / "edited"
+    shutil.copytree(sample_company, folder)
+    path = folder / "stripe" / "invoices.json"
+    invoices = json.loads(path.read_text())
+    edited = next(i for i in invoices if i["status"] == "paid" and i.get("description") is None)
+    edited["description"] = "PO 4711 added by billing ops"  # a harmless edit at the source
+    path.write_text(json.dumps(invoices))
+    _land_snapshot(conn, SnapshotSource(folder), datetime(2026, 7, 1, 6))  # same manifest time
+    result = build_canonical(conn)
+    q = result.quarantine
+    assert not ((q["rule"] == "duplicate_id") & (q["record_id"] == f"stripe:{edited['id']}")).any()
+    accepted = result.accepted["invoices"]
+    assert (accepted["invoice_id"] == f"stripe:{edited['id']}").sum() == 1
+    latest = conn.execute("select payload ->> '$.description' from raw.stripe_invoices "
+                          "where record_id = ? order by extracted_at desc limit 1",
+                          [edited["id"]]).fetchone()[0]
+    assert latest == "PO 4711 added by billing ops"
+    delta = build_finance(conn, Policy(), AS_OF).delta
+    # nothing financial changed: nothing is reversed, nothing new posts
+    assert delta.reversal_lines.empty and delta.new_lines.empty

@@ -241,8 +241,20 @@ def land_records(
                     ORDER BY source_modstamp DESC NULLS LAST, extracted_at DESC
                 ) = 1
             )
-            SELECT b.*
+            , seen AS (
+                SELECT record_id, max(extracted_at) AS last_at FROM {qualified}
+                GROUP BY record_id
+            )
+            -- a changed record landed again under the same extraction time (a snapshot folder
+            -- edited by hand and landed again) is stamped just after the version it follows, so
+            -- it supersedes it as a live update would; versions of one batch stay tied
+            SELECT b.record_id, b.payload, b.content_hash, b.source_modstamp, b.is_deleted,
+                   CASE WHEN s.last_at IS NOT NULL AND s.last_at >= b.extracted_at
+                        THEN s.last_at + INTERVAL 1 MICROSECOND
+                        ELSE b.extracted_at END AS extracted_at,
+                   b.request_id
             FROM {view} AS b
+            LEFT JOIN seen AS s ON s.record_id = b.record_id
             WHERE NOT EXISTS (
                 SELECT 1 FROM latest AS l
                 WHERE l.record_id = b.record_id
