@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -419,8 +418,6 @@ def _reference_failures(
             )
         if table == "refunds":
             _refunds_beyond_payments(frame, accepted, failures, label)
-        if table == "credit_notes":
-            _credits_beyond_lines(frame, accepted, failures, label)
     elif table == "usage":
         held("customer_id", "customers")
         if "_customer_problem" in frame:
@@ -464,34 +461,6 @@ def _refunds_beyond_payments(frame: pd.DataFrame, accepted: Mapping[str, pd.Data
         beyond, "refund_exceeds_payment", "amount",
         lambda r: (f"{label(r)}: the refunds of payment {r['payment_id']!r} add up to "
                    f"{int(total[r.name])}, more than it paid ({int(limit[r.name])}, minor "
-                   "units)"),
-    )
-
-
-def _credits_beyond_lines(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
-                          failures: _Failures, label: Callable[[pd.Series], str]) -> None:
-    """Credit notes (not voided) adding up to more than what they credit: the invoice line they
-    name, else their invoice's lines. A credit cannot return more than was charged (every
-    credit of that line or invoice is held)."""
-    lines = accepted.get("invoice_lines")
-    if lines is None or not len(lines) or "invoice_line_id" not in frame:
-        return
-    by_line = lines.drop_duplicates("invoice_line_id").set_index("invoice_line_id")["amount"]
-    by_invoice = lines.groupby("invoice_id")["amount"].sum()
-    live = frame["voided_at"].isna() if "voided_at" in frame else pd.Series(True, frame.index)
-    amount = pd.to_numeric(frame["amount"], errors="coerce").where(live, 0)
-    named = frame["invoice_line_id"].notna()
-    target = frame["invoice_line_id"].where(named, "invoice|" + frame["invoice_id"].astype(str))
-    total = amount.groupby(target).transform("sum")
-    limit = frame["invoice_line_id"].map(by_line).where(named, frame["invoice_id"].map(
-        by_invoice))
-    beyond = limit.notna() & limit.gt(0) & total.gt(limit) & live
-    what = pd.Series(np.where(named, "invoice line " + frame["invoice_line_id"].astype(str),
-                              "invoice " + frame["invoice_id"].astype(str)), index=frame.index)
-    failures.add(
-        beyond, "credit_exceeds_line", "amount",
-        lambda r: (f"{label(r)}: the credit notes of {what[r.name]} add up to "
-                   f"{int(total[r.name])}, more than it billed ({int(limit[r.name])}, minor "
                    "units)"),
     )
 

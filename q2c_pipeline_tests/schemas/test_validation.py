@@ -203,24 +203,15 @@ def test_a_contract_in_a_currency_with_no_fx_rate_is_held_for_controllership_not
     run_engine(result.accepted, Policy(), date(2026, 12, 31))  # the rest books
 
 
-def test_a_refund_ten_times_its_payment_and_a_credit_ten_times_its_line_are_held():
-    # why: both passed silently and changed the numbers
+def test_refunds_adding_up_to_more_than_their_payment_are_held_for_billing_ops():
+    # why: a refund ten times its payment passed silently and changed the numbers
     company = canonical_company()
     refunds, payments = company["refunds"], company["payments"]
-    notes, lines = company["credit_notes"], company["invoice_lines"]
-    assert len(refunds) and len(notes)
     refund = refunds.index[refunds["payment_id"].notna()][0]
     paid = int(payments.set_index("payment_id").loc[refunds.loc[refund, "payment_id"],
                                                       "amount"])
     refunds.loc[refund, "amount"] = 10 * paid
-    note = notes.index[0]  # it names no line: its invoice's lines are what it credits
-    billed = int(lines.loc[lines["invoice_id"] == notes.loc[note, "invoice_id"],
-                           "amount"].sum())
-    notes.loc[note, "amount"] = 10 * billed
     q = validate_canonical(company).quarantine.set_index("record_id")
     refund_row = q.loc[refunds.loc[refund, "refund_id"]]
     assert (refund_row["rule"], refund_row["owner"]) == ("refund_exceeds_payment", "billing_ops")
-    assert f"more than it paid ({paid}" in refund_row["reason"]
-    note_row = q.loc[notes.loc[note, "credit_note_id"]]
-    assert (note_row["rule"], note_row["owner"]) == ("credit_exceeds_line", "billing_ops")
-    assert f"more than it billed ({billed}" in note_row["reason"]
+    assert f"add up to {10 * paid}, more than it paid ({paid}" in refund_row["reason"]
