@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 import pandas as pd
@@ -34,6 +34,7 @@ from q2c_pipeline.sources.protocol import (  # noqa: F401 - the landing stage, r
     LandedObject,
     land_source_objects,
     snapshot_records,
+    snapshot_usage_frames,
 )
 from q2c_pipeline.sources.registry import (
     ERP_TABLES,
@@ -51,6 +52,18 @@ def land_usage_events(conn: duckdb.DuckDBPyConnection, frames: Iterable[pd.DataF
     parts = [f for f in frames if len(f)]
     events = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return replace_table(conn, "raw", "usage_events", events)
+
+
+def land_snapshot(conn: duckdb.DuckDBPyConnection, source, extracted_at: datetime, *,
+                  request_id: str = "snapshot") -> list[LandedObject]:
+    """Land a whole snapshot folder (``SnapshotSource``): every source object and every
+    readable usage day, unreadable files kept as file problems (``raw._file_problems``)."""
+    landed = land_source_objects(
+        conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
+        lambda obj: snapshot_records(source, obj), request_id=request_id,
+        extracted_at=extracted_at)
+    land_usage_events(conn, snapshot_usage_frames(conn, source, extracted_at))
+    return landed
 
 
 def load_raw(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, list[dict]], pd.DataFrame]:

@@ -13,15 +13,11 @@ from datetime import date, datetime
 import pytest
 
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.sources.protocol import snapshot_usage_frames
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
     build_finance,
-    land_source_objects,
-    land_usage_events,
-    snapshot_records,
+    land_snapshot,
 )
 from q2c_pipeline.warehouse import connect
 
@@ -32,10 +28,7 @@ LANDED_AT = datetime(2026, 7, 1, 6)
 def _close(folder, database):
     source = SnapshotSource(folder)
     with connect(database) as conn:
-        land_source_objects(conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
-                            lambda obj: snapshot_records(source, obj), request_id="test",
-                            extracted_at=LANDED_AT)
-        land_usage_events(conn, snapshot_usage_frames(conn, source, LANDED_AT))
+        land_snapshot(conn, source, LANDED_AT, request_id="test")
         build_canonical(conn)
         build_finance(conn, Policy(), AS_OF)
         files = conn.execute("select record_id, field, rule, owner, reason, payload "

@@ -15,14 +15,11 @@ from datetime import date, datetime
 import pytest
 
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
     build_finance,
-    land_source_objects,
-    land_usage_events,
-    snapshot_records,
+    land_snapshot,
 )
 from q2c_pipeline.warehouse import connect
 
@@ -46,10 +43,7 @@ def _single_currency_twin(folder, target):
 def _close(folder, path):
     source = SnapshotSource(folder)
     with connect(path) as conn:
-        land_source_objects(conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
-                            lambda obj: snapshot_records(source, obj), request_id="test",
-                            extracted_at=datetime(2026, 7, 1, 6))
-        land_usage_events(conn, (source.usage_events(d) for d in source.usage_days()))
+        land_snapshot(conn, source, datetime(2026, 7, 1, 6), request_id="test")
         build_canonical(conn)
         build_finance(conn, Policy(), AS_OF)
         contracts = conn.execute("""

@@ -11,13 +11,13 @@ from datetime import date, datetime
 import pytest
 
 from q2c_pipeline.core.policy import Policy
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
+from q2c_pipeline.sources.registry import ERP_TABLES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
     build_finance,
+    land_snapshot,
     land_source_objects,
-    land_usage_events,
     snapshot_records,
 )
 from q2c_pipeline.warehouse import connect
@@ -26,12 +26,7 @@ AS_OF = date(2026, 6, 30)
 
 
 def _land_snapshot(conn, source: SnapshotSource, extracted_at: datetime) -> None:
-    land_source_objects(
-        conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
-        lambda obj: snapshot_records(source, obj),
-        request_id="test", extracted_at=extracted_at,
-    )
-    land_usage_events(conn, (source.usage_events(d) for d in source.usage_days()))
+    land_snapshot(conn, source, extracted_at, request_id="test")
 
 
 def _count(conn, sql: str, params=()) -> int:

@@ -774,6 +774,8 @@ def _contract_warehouse(tmp_path, amount: str, amendment: str | None = None):
     (12500.00, 1000.00, ("original_differs", 1_250_000, 1_200_000, 100_000, 100_000)),
     # the amendment opportunity says 1,200.00 but the delta line is 1,000.00
     (12000.00, 1200.00, ("amendments_differs", 1_200_000, 1_200_000, 120_000, 100_000)),
+    # Salesforce states no Amount for the deal: not "tied" by a null comparison
+    (None, 1000.00, ("no_amount", None, 1_200_000, 100_000, 100_000)),
 ])
 def test_contracts_tie_to_what_salesforce_states_the_deal_is_worth(
         tmp_path, amount, amendment, expected):

@@ -28,14 +28,11 @@ from q2c_pipeline.defs.accounting import (
 )
 from q2c_pipeline.defs.checks import find_lines_in_closed_periods, find_unbalanced_journals
 from q2c_pipeline.defs.resources import WarehouseResource
-from q2c_pipeline.sources.registry import ERP_TABLES, SALESFORCE_SOURCES, STRIPE_RESOURCES
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
     build_finance,
-    land_source_objects,
-    land_usage_events,
-    snapshot_records,
+    land_snapshot,
 )
 from q2c_pipeline.warehouse import read_table
 from q2c_pipeline_tests.fakes.erp_fake import FakeErp
@@ -56,10 +53,7 @@ def posted_warehouse(sample_company, tmp_path_factory):
     extracted_at = datetime.fromisoformat(
         str(source.manifest()["extracted_at"]).replace("Z", "+00:00"))
     conn = duckdb.connect(str(path))
-    land_source_objects(conn, (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES),
-                        lambda obj: snapshot_records(source, obj),
-                        request_id="test", extracted_at=extracted_at)
-    land_usage_events(conn, (source.usage_events(d) for d in source.usage_days()))
+    land_snapshot(conn, source, extracted_at, request_id="test")
     build_canonical(conn)
     build_finance(conn, Policy(), AS_OF)
     conn.close()

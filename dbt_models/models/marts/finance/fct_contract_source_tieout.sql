@@ -5,7 +5,8 @@
 -- shows here, where q2c's own allocation would agree with itself.
 --   original_differs    the contracted opportunity's Amount <> the original lines' amounts
 --   amendments_differs  the amendment opportunities' Amounts <> the amendment deltas
---   currency_differs    the opportunity is in another currency than the contract
+--   currency_differs    an opportunity is in another currency than the contract
+--   no_amount           Salesforce states no Amount for one of them (compared with nothing)
 --   no_opportunity      Salesforce names no opportunity for the contract (not compared)
 with contracts as (
     select distinct contract_id, currency_code, source_id
@@ -34,9 +35,18 @@ contracted as (
 ),
 
 amendments as (
-    select amended_contract_id, sum(source_amount) as source_amount, count(*) as amendments
+    -- won amendments only (an open or lost one changed nothing); any in another currency is
+    -- flagged rather than summed as if it were the contract's
+    select
+        amended_contract_id,
+        sum(source_amount) as source_amount,
+        count(*) as amendments,
+        count(*) filter (where source_amount is null) as missing_amounts,
+        min(currency_code) as lowest_currency,
+        max(currency_code) as highest_currency
     from opportunities
     where opportunity_type = 'Amendment' and amended_contract_id is not null
+        and coalesce(is_won, true)
     group by amended_contract_id
 )
 
@@ -53,8 +63,13 @@ select
     coalesce(amendments.amendments, 0) as amendment_opportunities,
     case
         when contracted.contract_record_id is null then 'no_opportunity'
-        when contracted.currency_code is not null
-            and contracted.currency_code <> contracts.currency_code then 'currency_differs'
+        when contracted.source_amount is null or coalesce(amendments.missing_amounts, 0) > 0
+            then 'no_amount'
+        when (contracted.currency_code is not null
+              and contracted.currency_code <> contracts.currency_code)
+            or amendments.lowest_currency <> contracts.currency_code
+            or amendments.highest_currency <> contracts.currency_code
+            then 'currency_differs'
         when cast(round(contracted.source_amount
                         * pow(10, {{ minor_exponent('contracts.currency_code') }})) as bigint)
             <> coalesce(lines.original_minor, 0) then 'original_differs'
