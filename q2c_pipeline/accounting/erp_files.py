@@ -27,6 +27,8 @@ import csv
 import hashlib
 import io
 import json
+import os
+import shutil
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -164,29 +166,60 @@ class FileDropErpClient:
     ``<folder>/<drop id>/`` (drop id = hash of the journal keys: the same journals give the same
     folder and bytes). ``post_journal`` then acknowledges an entry that is in a written drop,
     refusing unbalanced entries as an ERP import would, and returns ``<drop id>:<journal_id>``.
+
+    Exactly one drop per journal, crashes included: a drop is written in a hidden
+    ``.<drop id>.partial`` folder and renamed into place whole, so a folder named ``drop_*`` is
+    always complete (a ``.partial`` one left by a crash is never imported and is replaced on the
+    next run). The journals of every complete drop in the folder are read back (from its
+    ``journals.json``) before anything is written, so a journal already handed over, by this run
+    or by one that died before recording the receipt, is acknowledged with its first drop and
+    never written into a second one.
     """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self._dropped: dict[str, str] = {}
+        self._dropped: dict[str, str] | None = None
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Journal key -> the drop it was handed over in, for every complete drop in the folder."""
+        if self._dropped is None:
+            self._dropped = {}
+            for manifest in sorted(self.folder.glob(f"drop_*/{JSON_FILE}")):
+                for entry in json.loads(manifest.read_text(encoding="utf-8")):
+                    self._dropped.setdefault(entry["journal_key"], manifest.parent.name)
+        return self._dropped
 
     def drop(self, journal_lines_with_gl: pd.DataFrame) -> list[Path]:
+        """Write the lines of the journals no earlier drop holds; returns the files written."""
         if len(journal_lines_with_gl) == 0:
             return []
-        keys = sorted(journal_lines_with_gl["journal_key"].unique())
+        new = journal_lines_with_gl[~journal_lines_with_gl["journal_key"].isin(self.dropped)]
+        if len(new) == 0:
+            return []
+        keys = sorted(new["journal_key"].unique())
         drop_id = "drop_" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
         target = self.folder / drop_id
-        target.mkdir(parents=True, exist_ok=True)
-        files = [write_netsuite_journal_csv(journal_lines_with_gl, target / NETSUITE_FILE),
-                 write_journal_json(journal_lines_with_gl, target / JSON_FILE)]
-        self._dropped.update({k: drop_id for k in keys})
-        return files
+        partial = self.folder / f".{drop_id}.partial"
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        if target.exists():  # a drop folder without its journals.json: damaged, written again
+            shutil.rmtree(target)
+        write_netsuite_journal_csv(new, partial / NETSUITE_FILE)
+        write_journal_json(new, partial / JSON_FILE)
+        for written in partial.iterdir():
+            with written.open("rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(partial, target)
+        self.dropped.update({k: drop_id for k in keys})
+        return [target / NETSUITE_FILE, target / JSON_FILE]
 
     def post_journal(self, entry: JournalEntry) -> PostingReceipt:
         if not entry.is_balanced():
             raise ErpRejected(f"unbalanced: debits {entry.total_debit} != credits "
                               f"{entry.total_credit} {entry.currency}", code="unbalanced")
-        drop_id = self._dropped.get(entry.journal_key)
+        drop_id = self.dropped.get(entry.journal_key)
         if drop_id is None:
             raise ErpRejected(f"journal {entry.journal_id} is in no import file",
                               code="not_dropped")

@@ -29,7 +29,7 @@ a new key and is a new row; reversing the old one is the engine's business, not 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 import duckdb
 import pandas as pd
@@ -42,6 +42,9 @@ from q2c_pipeline.accounting.erp_posting import (
     JournalEntry,
     build_journal_entries,
 )
+from q2c_pipeline.accounting.ledger import read_ledger
+from q2c_pipeline.accounting.posting_rules import apply_posting_rules
+from q2c_pipeline.warehouse import read_table
 
 OUTBOX_TABLE = "ledger.erp_outbox"
 OUTBOX_COLUMNS = [
@@ -174,6 +177,39 @@ def post_pending(
         f"select count(*) from {OUTBOX_TABLE} where status = 'pending'").fetchall()[0][0]
     return PostingRun(posted=posted, failed=failed, still_pending=int(still),
                       interrupted=interrupted)
+
+
+@dataclass(frozen=True)
+class LedgerPosting:
+    """What ``post_ledger`` did: journals queued, files written, the posting run, statuses."""
+
+    enqueued: int
+    files: list
+    run: PostingRun
+    statuses: dict[str, int]
+
+
+def post_ledger(conn: duckdb.DuckDBPyConnection, client) -> LedgerPosting:
+    """Queue the ledger's new journals, hand the pending ones to the ERP (``client.drop``, when
+    the client takes import files) and post them: the ERP outbox stage, safe to re-run after a
+    crash at any point (see the module doc and ``FileDropErpClient``)."""
+    ledger = read_ledger(conn)
+    if len(ledger) == 0:
+        ensure_outbox(conn)
+        return LedgerPosting(0, [], PostingRun(0, 0, 0, False), {})
+    # The instant recorded is the business date the lines were posted as of: no wall clock.
+    now = datetime.combine(max(ledger["posting_as_of"]), time())
+    with_gl = apply_posting_rules(ledger, read_table(conn, "canonical", "chart_of_accounts"))
+    added = enqueue(conn, with_gl, now=now)
+    pending = {r[0] for r in conn.execute(
+        f"select journal_key from {OUTBOX_TABLE} where status = 'pending'").fetchall()}
+    drop = getattr(client, "drop", None)
+    files = drop(with_gl[with_gl["journal_key"].isin(pending)]) if drop else []
+    run = post_pending(conn, client, now=now)
+    statuses = dict(conn.execute(
+        f"select status, count(*) from {OUTBOX_TABLE} group by status order by status"
+    ).fetchall())
+    return LedgerPosting(added, files, run, {k: int(v) for k, v in statuses.items()})
 
 
 def retry_failed(conn: duckdb.DuckDBPyConnection, journal_keys: list[str], *,

@@ -17,7 +17,7 @@
 
 
 import os
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -30,11 +30,9 @@ from q2c_pipeline.accounting.ledger import (
     JOURNAL_TABLE,
     ensure_ledger,
     lock_period,
-    read_ledger,
     read_period_locks,
 )
-from q2c_pipeline.accounting.outbox import OUTBOX_TABLE, enqueue, ensure_outbox, post_pending
-from q2c_pipeline.accounting.posting_rules import apply_posting_rules
+from q2c_pipeline.accounting.outbox import OUTBOX_TABLE, ensure_outbox, post_ledger
 from q2c_pipeline.defs.checks import (
     SAMPLE_ROWS,
     find_lines_in_closed_periods,
@@ -42,7 +40,6 @@ from q2c_pipeline.defs.checks import (
     find_unconserved_tables,
 )
 from q2c_pipeline.defs.resources import WarehouseResource
-from q2c_pipeline.warehouse import read_table
 
 CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
 CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
@@ -74,30 +71,16 @@ def erp_outbox(
     """One row per posted journal (ledger.journal_lines) with its ERP status: pending, posted
     (with the ERP document id) or failed (with the ERP's reason). New journals are written to
     the import files and posted; a journal already in the outbox is never sent again."""
-    client = erp_posting.get_client()
     with warehouse.get_connection() as conn:
-        ledger = read_ledger(conn)
-        if len(ledger) == 0:
-            ensure_outbox(conn)
-            return dg.MaterializeResult(metadata={"enqueued": 0, "posted": 0})
-        # The instant recorded is the business date the lines were posted as of: no wall clock.
-        now = datetime.combine(max(ledger["posting_as_of"]), time())
-        with_gl = apply_posting_rules(ledger, read_table(conn, "canonical", "chart_of_accounts"))
-        added = enqueue(conn, with_gl, now=now)
-        pending = {r[0] for r in conn.execute(
-            f"select journal_key from {OUTBOX_TABLE} where status = 'pending'").fetchall()}
-        files = client.drop(with_gl[with_gl["journal_key"].isin(pending)])
-        run = post_pending(conn, client, now=now)
-        statuses = dict(conn.execute(
-            f"select status, count(*) from {OUTBOX_TABLE} group by status order by status"
-        ).fetchall())
-    context.log.info(f"outbox: {added} queued, {run.posted} posted, {run.failed} failed, "
-                     f"{run.still_pending} pending; files {[str(f) for f in files]}")
+        result = post_ledger(conn, erp_posting.get_client())
+    context.log.info(f"outbox: {result.enqueued} queued, {result.run.posted} posted, "
+                     f"{result.run.failed} failed, {result.run.still_pending} pending; "
+                     f"files {[str(f) for f in result.files]}")
     return dg.MaterializeResult(metadata={
-        "enqueued": added, "posted": run.posted, "failed": run.failed,
-        "still_pending": run.still_pending,
-        "statuses": {k: int(v) for k, v in statuses.items()},
-        "files": [str(f) for f in files],
+        "enqueued": result.enqueued, "posted": result.run.posted, "failed": result.run.failed,
+        "still_pending": result.run.still_pending,
+        "statuses": result.statuses,
+        "files": [str(f) for f in result.files],
     })
 
 

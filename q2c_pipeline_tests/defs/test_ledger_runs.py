@@ -295,3 +295,99 @@ def test_business_day_three_triggers_one_close_per_entity_for_the_previous_month
         scheduled_execution_time=datetime(2026, 7, 6, 18),
         resources={"warehouse": warehouse_resource})
     assert isinstance(monthly_close_period_schedule(skip_context), dg.SkipReason)
+
+
+def _die_after(acknowledged: int):
+    """A file-drop ERP client whose process is killed (no cleanup, no flush: ``os._exit``)
+    after it has acknowledged ``acknowledged`` journals, as ``kill -9`` mid-posting would."""
+    import os
+
+    from q2c_pipeline.accounting.erp_files import FileDropErpClient
+
+    class Dying(FileDropErpClient):
+        calls = 0
+
+        def post_journal(self, entry):
+            if Dying.calls == acknowledged:
+                os._exit(137)
+            Dying.calls += 1
+            return super().post_journal(entry)
+
+    return Dying
+
+
+def _post_in_a_process_that_dies(path, erp_folder, client_class) -> int:
+    import multiprocessing
+
+    def child():
+        from q2c_pipeline.accounting.outbox import post_ledger
+
+        conn = duckdb.connect(str(path))
+        post_ledger(conn, client_class(erp_folder))
+        conn.close()
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(120)
+    return process.exitcode
+
+
+def _drop_journal_keys(erp_folder) -> list[str]:
+    import json
+
+    keys = []
+    for manifest in sorted(erp_folder.glob(f"drop_*/{JSON_FILE}")):
+        keys += [entry["journal_key"] for entry in json.loads(manifest.read_text())]
+    return keys
+
+
+@pytest.mark.parametrize("dies", ["after 40 receipts", "while writing the drop"])
+def test_a_crash_mid_erp_posting_then_a_rerun_leaves_each_journal_in_exactly_one_drop(
+    posted_warehouse, tmp_path, dies
+):
+    from q2c_pipeline.accounting import erp_files
+    from q2c_pipeline.accounting.erp_files import FileDropErpClient
+    from q2c_pipeline.accounting.outbox import post_ledger
+
+    # The uninterrupted run, for comparison.
+    clean_db, crashed_db = tmp_path / "clean.duckdb", tmp_path / "crashed.duckdb"
+    shutil.copy(posted_warehouse, clean_db)
+    shutil.copy(posted_warehouse, crashed_db)
+    with duckdb.connect(str(clean_db)) as conn:
+        clean = post_ledger(conn, FileDropErpClient(tmp_path / "clean_erp"))
+        ledger_keys = {r[0] for r in conn.execute(
+            "select distinct journal_key from ledger.journal_lines").fetchall()}
+        clean_outbox = read_outbox(conn)[["journal_key", "status", "erp_document_id"]]
+    assert clean.run.posted == len(ledger_keys) > 40
+
+    erp = tmp_path / "erp"
+    if dies == "after 40 receipts":
+        client_class = _die_after(40)
+    else:
+        class DiesWriting(FileDropErpClient):
+            def drop(self, lines):
+                import os
+
+                erp_files.write_journal_json = lambda *a: os._exit(137)  # in the child only
+                return super().drop(lines)
+        client_class = DiesWriting
+    assert _post_in_a_process_that_dies(crashed_db, erp, client_class) == 137
+    with duckdb.connect(str(crashed_db)) as conn:
+        posted_before = dict(conn.execute(
+            "select status, count(*) from ledger.erp_outbox group by 1").fetchall())
+    assert posted_before == ({"posted": 40, "pending": len(ledger_keys) - 40}
+                             if dies == "after 40 receipts" else {"pending": len(ledger_keys)})
+    assert len(list(erp.glob("drop_*"))) == (1 if dies == "after 40 receipts" else 0)
+
+    with duckdb.connect(str(crashed_db)) as conn:
+        rerun = post_ledger(conn, FileDropErpClient(erp))
+        outbox = read_outbox(conn)[["journal_key", "status", "erp_document_id"]]
+    assert rerun.run.posted == len(ledger_keys) - posted_before.get("posted", 0)
+    keys = _drop_journal_keys(erp)
+    assert len(keys) == len(set(keys)) == len(ledger_keys)  # each journal in exactly one drop
+    assert set(keys) == ledger_keys
+    assert [p.name for p in erp.iterdir()] == [p.name for p in (tmp_path / "clean_erp").iterdir()]
+    for name in (NETSUITE_FILE, JSON_FILE):  # the drop the re-run leaves is the clean run's
+        assert [p.read_bytes() for p in erp.glob(f"drop_*/{name}")] == \
+               [p.read_bytes() for p in (tmp_path / "clean_erp").glob(f"drop_*/{name}")]
+    pd.testing.assert_frame_equal(outbox, clean_outbox)
