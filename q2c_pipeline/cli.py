@@ -113,6 +113,9 @@ def check_run_args(duckdb_path: Path, sample_dir: Path, as_of: str) -> list[str]
         problems.append(f"--duckdb {duckdb_path}: {folder} is a file, not a folder")
     elif folder is not None and not os.access(folder, os.W_OK):
         problems.append(f"--duckdb {duckdb_path}: cannot write in {folder}")
+    damaged = _damaged_warehouse(duckdb_path) if not problems else None
+    if damaged:
+        problems.append(damaged)
     if as_of and not problems and duckdb_path.is_file():
         posted = _latest_posting_as_of(duckdb_path)
         if posted is not None and as_of < posted:
@@ -121,6 +124,37 @@ def check_run_args(duckdb_path: Path, sample_dir: Path, as_of: str) -> list[str]
                 "behind the ledger posts nothing (it cannot see what the later close posted); "
                 f"run as of {posted} or later")
     return problems
+
+
+def _damaged_warehouse(duckdb_path: Path) -> str | None:
+    """Why the warehouse cannot be used (a damaged file or log), with the restore step; None
+    when it opens and its ledger reads (or there is no warehouse yet, or it is busy)."""
+    import duckdb
+
+    from q2c_pipeline.warehouse import (
+        WarehouseDamaged,
+        WarehouseLocked,
+        connect,
+        damage_error,
+    )
+
+    if not duckdb_path.is_file():
+        return None
+    try:
+        with connect(duckdb_path, read_only=True, lock_wait=0) as conn:
+            has_ledger = conn.execute(
+                "select count(*) from information_schema.tables where table_schema = 'ledger' "
+                "and table_name = 'journal_lines'").fetchone()[0]
+            if has_ledger:  # reads (and checksums) the ledger's blocks
+                conn.execute("select count(*), max(posting_as_of), sum(debit), sum(credit) "
+                             "from ledger.journal_lines").fetchone()
+    except WarehouseDamaged as error:
+        return f"--duckdb {error}"
+    except WarehouseLocked:
+        return None
+    except duckdb.Error as error:
+        return f"--duckdb {damage_error(duckdb_path, error)}"
+    return None
 
 
 def _latest_posting_as_of(duckdb_path: Path) -> str | None:
@@ -159,6 +193,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         _out(f"no close summary: the run stopped before the marts it reads were built "
              f"({type(error).__name__}); the failure above is the cause")
     return 0 if ok else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Put the last good close's warehouse back (after a damaged file was named)."""
+    from q2c_pipeline.warehouse import backup_path, connect, restore
+
+    path = Path(args.duckdb).resolve()
+    try:
+        source = restore(path)
+    except FileNotFoundError as error:
+        sys.stderr.write(f"q2c restore: {error}\n")
+        return 2
+    with connect(path, read_only=True, lock_wait=0) as conn:
+        posted = conn.execute("select max(posting_as_of), count(*) from ledger.journal_lines"
+                              ).fetchone()
+    _out(f"restored {path} from {source} (ledger: {posted[1]} lines posted as of "
+         f"{str(posted[0])[:10]}); the damaged file is kept beside it as *.damaged")
+    _out(f"next: run the close again (`q2c run --duckdb {path}`): it lands what the sources "
+         "said since, posts it once, and the ERP drops already written are acknowledged, not "
+         f"written again; the next good close replaces {backup_path(path).name}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -303,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", required=True, help="YYYY-MM")
     p.add_argument("--duckdb", default=settings.duckdb_path())
     p.set_defaults(func=cmd_close_period)
+
+    p = sub.add_parser("restore", help="put back the last good close's warehouse (backups/)")
+    p.add_argument("--duckdb", default=settings.duckdb_path(), help="warehouse file")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("revrec", help="run the revenue engine on an interchange folder")
     p.add_argument("--input", required=True)

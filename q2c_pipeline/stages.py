@@ -27,9 +27,14 @@ from q2c_pipeline.accounting.ledger import (
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
-from q2c_pipeline.schemas.validation import VALIDATION_ORDER, ValidationResult, validate_canonical
+from q2c_pipeline.schemas.validation import (
+    QUARANTINE_COLUMNS,
+    VALIDATION_ORDER,
+    ValidationResult,
+    validate_canonical,
+)
 from q2c_pipeline.sources.assemble import PENDING_INVOICES, SET_ASIDE, build_candidates
-from q2c_pipeline.sources.landing import latest_records
+from q2c_pipeline.sources.landing import latest_records, unlanded_records
 from q2c_pipeline.sources.protocol import (  # noqa: F401 - the landing stage, re-exported
     LandedObject,
     land_source_objects,
@@ -84,9 +89,11 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     result = validate_canonical(candidates)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
+    landing = [q for q in (file_quarantine(conn) if _has_file_problems(conn) else None,
+                           unlanded_quarantine(conn)) if q is not None and len(q)]
     replace_table(conn, "canonical", "quarantine",
-                  pd.concat([result.quarantine, file_quarantine(conn)], ignore_index=True)
-                  if _has_file_problems(conn) else result.quarantine)
+                  pd.concat([result.quarantine, *landing], ignore_index=True)
+                  if landing else result.quarantine)
     replace_table(conn, "canonical", PENDING_INVOICES, pending)
     counts = result.counts()
     # pending: source records set aside before mapping by design (drafts and their lines,
@@ -146,6 +153,23 @@ def file_quarantine(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "owner": FILE_OWNER.get(system, "controllership"), "correlation_id": None,
         "legal_entity": None, "customer_id": None, "payload": head,
     } for system, name, path, rule, location, reason, head in rows])
+
+
+def unlanded_quarantine(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Records a source sent without their id (``raw._unlanded_records``), as quarantine rows
+    (``source_table`` ``landing``, ``record_id`` ``<raw table>#<position in the extraction>``),
+    owned by the team that owns the source system: nothing can refer to them, so nothing else
+    is held, and they leave the queue when the next extraction no longer sends them."""
+    rows = unlanded_records(conn)
+    return pd.DataFrame([{
+        "source_system": table.split("_", 1)[0], "source_table": "landing",
+        "record_id": f"{table}#{position}", "field": id_field, "rule": "missing_value",
+        "reason": (f"missing_value: {table.split('_', 1)[0]} {table.split('_', 1)[1]} record "
+                   f"number {position + 1} of the extraction has no {id_field!r}, so it cannot "
+                   f"be landed or referred to; fix the export and run again"),
+        "owner": FILE_OWNER.get(table.split("_", 1)[0], "controllership"),
+        "correlation_id": None, "legal_entity": None, "customer_id": None, "payload": payload,
+    } for table, position, id_field, payload in rows], columns=QUARANTINE_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ are checked against a strict pattern before they are spliced in.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,7 +37,67 @@ class WarehouseLocked(RuntimeError):
     """Another process holds the warehouse file (DuckDB: one writer, and no reader beside it)."""
 
 
+class WarehouseDamaged(RuntimeError):
+    """The warehouse file (or its write-ahead log) is not a readable DuckDB database."""
+
+
 LOCK_WAIT_SECONDS = 60.0
+
+
+def backup_path(database_path: str | Path) -> Path:
+    """Where the last good close's copy of the warehouse is kept:
+    ``backups/<name>.last-good.duckdb`` beside it."""
+    path = Path(database_path)
+    return path.parent / "backups" / f"{path.stem}.last-good{path.suffix or '.duckdb'}"
+
+
+def restore_steps(database_path: str | Path) -> str:
+    path = Path(database_path)
+    return (f"restore the last good close with `q2c restore --duckdb {path}` (it keeps the "
+            f"damaged file as {path.name}.damaged and copies {backup_path(path)} in), then run "
+            "the close again: it lands what the sources said since and posts it once")
+
+
+def back_up(conn: duckdb.DuckDBPyConnection, database_path: str | Path) -> Path:
+    """Checkpoint the warehouse (its write-ahead log folded into the file) and keep a whole copy
+    of it as the last good close, written beside and renamed into place in one step."""
+    conn.execute("CHECKPOINT")
+    target = backup_path(database_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.writing")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    literal = str(staging).replace("'", "''")
+    name = conn.execute("select current_database()").fetchone()[0]
+    conn.execute(f"ATTACH '{literal}' AS q2c_backup")
+    try:
+        conn.execute(f'COPY FROM DATABASE "{name}" TO q2c_backup')
+        conn.execute("CHECKPOINT q2c_backup")
+    finally:
+        conn.execute("DETACH q2c_backup")
+    os.replace(staging, target)
+    return target
+
+
+def restore(database_path: str | Path) -> Path:
+    """Put the last good close back: the damaged file (and its log) kept as ``*.damaged``."""
+    path = Path(database_path)
+    source = backup_path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"no backup at {source}: no close has succeeded on {path} yet")
+    for damaged in (path, path.with_name(path.name + ".wal")):
+        if damaged.exists():
+            os.replace(damaged, damaged.with_name(damaged.name + ".damaged"))
+    staging = path.with_name(f".{path.name}.restoring")
+    shutil.copyfile(source, staging)
+    os.replace(staging, path)
+    return source
+
+
+def damage_error(path: Path, error: Exception) -> WarehouseDamaged:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return WarehouseDamaged(f"{path} is damaged and cannot be opened ({first}); "
+                            + restore_steps(path))
 
 
 @contextmanager
@@ -57,7 +119,7 @@ def connect(
             break
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
-                raise
+                raise damage_error(path, error) from error
             if waited >= lock_wait:
                 holder = re.search(r"PID (\d+)", str(error))
                 raise WarehouseLocked(
@@ -73,6 +135,8 @@ def connect(
             step = min(2.0, lock_wait - waited) or 0.1
             sleep(step)
             waited += step
+        except duckdb.Error as error:  # not a database, a corrupt block, a corrupt log
+            raise damage_error(path, error) from error
     try:
         yield conn
     finally:

@@ -6,6 +6,7 @@ import dagster as dg
 from q2c_pipeline.defs.dbt import q2c_dbt_models
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.publish import analytics_path, publish_analytics
+from q2c_pipeline.warehouse import back_up
 
 ANALYTICS_KEY = dg.AssetKey(["publish", "analytics"])
 
@@ -19,7 +20,9 @@ ANALYTICS_KEY = dg.AssetKey(["publish", "analytics"])
     description=(
         "analytics.duckdb beside the warehouse: the canonical model with the quarantine, "
         "finance, ledger and the reconciliation marts as of the last close, swapped in whole when "
-        "the close's marts are built. Analysts read this file; the close writes the warehouse."
+        "the close's marts are built. Analysts read this file; the close writes the warehouse. "
+        "The warehouse is then checkpointed and copied whole to backups/ as the last good "
+        "close (q2c restore puts it back)."
     ),
 )
 def analytics_publish(context: dg.AssetExecutionContext,
@@ -27,8 +30,10 @@ def analytics_publish(context: dg.AssetExecutionContext,
     target = analytics_path(warehouse.database_path)
     with warehouse.get_connection() as conn:
         counts = publish_analytics(conn, target, run_id=context.run_id)
-    context.log.info(f"published {len(counts)} tables to {target}")
+        backup = back_up(conn, warehouse.database_path)
+    context.log.info(f"published {len(counts)} tables to {target}; last good close kept as "
+                     f"{backup}")
     return dg.MaterializeResult(metadata={
         "path": str(target), "tables": len(counts),
-        "rows": sum(counts.values()),
+        "rows": sum(counts.values()), "backup": str(backup),
     })

@@ -66,3 +66,13 @@ class ContractLines(SourcedModel):
     def service_end_after_start(cls, df: pd.DataFrame) -> Series[bool]:
         both = df["service_start"].notna() & df["service_end"].notna()
         return ~both | (df["service_end"] > df["service_start"])
+
+    @pa.dataframe_check
+    def amount_negative_only_on_amendments(cls, df: pd.DataFrame) -> Series[bool]:
+        # a negative price on a line that amends nothing is not a sale: a credit or a keying
+        # error for sales ops to look at, never allocated as if it were a discount
+        # (a negative quantity is the negative_quantity rule's to explain)
+        # (an empty amount or quantity is another rule's: missing_value, invalid_type)
+        amount = pd.to_numeric(df["amount"], errors="coerce").fillna(0)
+        quantity = pd.to_numeric(df["quantity"], errors="coerce").fillna(0)
+        return ((amount >= 0) | df["revises_line_id"].notna() | (quantity < 0)).astype(bool)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -19,3 +21,11 @@ class Invoices(SourcedModel):
     due_date: Series[pd.Timestamp] = pa.Field(nullable=True)
     billing_system: Series[str] = pa.Field(nullable=True)
     status: Series[str] = pa.Field(isin=["open", "paid", "void", "uncollectible"])
+    amount_paid: Optional[Series[pd.Int64Dtype]] = pa.Field(
+        nullable=True, ge=0,
+        description="What the source says the invoice's payments add up to (Stripe "
+        "amount_paid), minor units; empty = not stated.")
+    amount_overpaid: Optional[Series[pd.Int64Dtype]] = pa.Field(
+        nullable=True, ge=0,
+        description="What the source says was paid beyond the invoice and credited to the "
+        "customer's balance (Stripe amount_overpaid), minor units; empty = none.")

@@ -30,7 +30,9 @@ from functools import cache
 import pandas as pd
 import pandera.pandas as pa
 
+from q2c_pipeline.core.money import ISO_4217
 from q2c_pipeline.schemas import CANONICAL_TABLES, COLUMN_DEFAULTS, INHERITED_DEFAULTS
+from q2c_pipeline.sources.wire import FIELD_PROBLEMS
 
 PAYLOAD_COLUMN = "_payload"
 
@@ -95,6 +97,7 @@ _PANDERA_RULES: dict[str, tuple[str, str | None]] = {
     "dtype": ("invalid_type", None),
     "field_uniqueness": ("duplicate_id", None),
     "quantity_negative_only_on_amendments": ("negative_quantity", "quantity"),
+    "amount_negative_only_on_amendments": ("negative_price", "amount"),
     "quantity_not_negative_unless_proration": ("negative_quantity", "quantity"),
     "service_end_after_start": ("service_period_inverted", "service_end"),
     "one_row_per_contract_version": ("duplicate_id", "version"),
@@ -293,11 +296,40 @@ def _known(values: pd.Series, allowed: pd.Series) -> pd.Series:
     return values.isin(set(allowed.dropna().astype(str)))
 
 
+def _field_problem_failures(table: str, frame: pd.DataFrame, failures: _Failures,
+                            key_columns: list[str]) -> None:
+    """What the mapper could not read (``sources.wire.FieldProblems``): never replaced or
+    guessed. Checked after the references, so a record held with its parent says so first."""
+    if FIELD_PROBLEMS not in frame:
+        return
+    problems = frame[FIELD_PROBLEMS]
+    pairs = sorted({(rule, name) for found in problems if isinstance(found, list | tuple)
+                    for rule, name, _ in found})
+    for rule, name in pairs:
+        def words(row: pd.Series, rule: str = rule, name: str = name) -> str:
+            said = next(w for r, f, w in row[FIELD_PROBLEMS] if (r, f) == (rule, name))
+            return f"{_label(table, row, key_columns)}: {said}"
+        failures.add(problems.map(lambda found, rule=rule, name=name: isinstance(
+            found, list | tuple) and any((r, f) == (rule, name) for r, f, _ in found)),
+            rule, name, words)
+
+
 def _reference_failures(
     table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
     quarantined_ids: Mapping[str, Mapping[str, str]], failures: _Failures, key_columns: list[str],
 ) -> None:
     """Cross-table rules: reference data known, parents present, currencies consistent."""
+    if "currency" in frame:
+        # a currency no money can be in: never guessed at, never converted
+        code = frame["currency"]
+        sent = code.notna() & code.astype(str).str.strip().ne("")
+        well_formed = code.astype(str).str.fullmatch(r"[A-Z]{3}")
+        failures.add(sent & ~well_formed, "invalid_format", "currency",
+                     lambda r: f"{_label(table, r, key_columns)}: field 'currency' value "
+                               f"{r['currency']!r} is not a three-letter ISO 4217 code")
+        failures.add(sent & well_formed & ~code.isin(ISO_4217), "unknown_currency", "currency",
+                     lambda r: f"{_label(table, r, key_columns)}: field 'currency' value "
+                               f"{r['currency']!r} is not an ISO 4217 currency")
     if "_date_problem" in frame:
         # a date the source sent in another format: never replaced by a neighbouring date
         failures.add(
@@ -341,7 +373,8 @@ def _reference_failures(
                 owner=owner,
             )
 
-    def unknown(column: str, parent: str, parent_column: str, rule: str, optional: bool) -> None:
+    def unknown(column: str, parent: str, parent_column: str, rule: str, optional: bool,
+                owner: str | None = None) -> None:
         if column not in frame:
             return
         values = frame[column]
@@ -355,6 +388,7 @@ def _reference_failures(
                 f"{label(r)}: field {_c!r} value {_text(r[_c])!r} is not in {parent}"
                 if _text(r[_c]) else f"{label(r)}: field {_c!r} is empty; no {parent} mapping"
             ),
+            owner,
         )
 
     if table == "customers":
@@ -416,8 +450,6 @@ def _reference_failures(
                     f"invoice {r['invoice_id']!r} currency {currency[r['invoice_id']]!r}"
                 ),
             )
-        if table == "refunds":
-            _refunds_beyond_payments(frame, accepted, failures, label)
     elif table == "usage":
         held("customer_id", "customers")
         if "_customer_problem" in frame:
@@ -433,7 +465,22 @@ def _reference_failures(
                       "counts what happened; a correction is a credit note",
         )
         unknown("customer_id", "customers", "customer_id", "unknown_customer", True)
-        unknown("product_code", "products", "product_code", "unknown_product_code", True)
+        # a usage event's product code is what Stripe's meter sent: billing ops map it
+        unknown("product_code", "products", "product_code", "unknown_product_code", True,
+                "billing_ops")
+
+
+def _cross_record_failures(table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+                           failures: _Failures, key_columns: list[str]) -> None:
+    """Rules over several records (amounts adding up, a rate for the pair and day, a price to
+    rate by): after each record's own fields, which explain a record first."""
+    def label(row: pd.Series) -> str:
+        return _label(table, row, key_columns)
+
+    if table == "refunds":
+        _refunds_beyond_payments(frame, accepted, failures, label)
+    if table == "payments":
+        _payments_beyond_invoices(frame, accepted, failures, label)
     if table in _FX_DATED:
         _fx_failures(table, frame, accepted, failures, label)
         if "_price_problem" in frame:
@@ -443,6 +490,51 @@ def _reference_failures(
                 problem.notna(), "unpriced_usage", "amount",
                 lambda r: f"{label(r)}: cannot be rated: {r['_price_problem']}",
             )
+
+
+def _payments_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+                              failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """Payments of one invoice adding up to more than it bills (its lines, with exclusive tax)
+    plus what Stripe says was overpaid on it (``amount_overpaid``, credited to the customer's
+    balance): cash beyond that is a wrong amount, not a payment, and every payment of the
+    invoice is held. An overpayment Stripe states posts: the excess is a credit on the
+    receivable, presented as ``CustomerCredit`` at the month end."""
+    lines = accepted.get("invoice_lines")
+    if lines is None or not len(lines) or "invoice_id" not in frame:
+        return
+    billed = (lines["amount"] + lines["tax_amount"].where(~lines["tax_inclusive"], 0)
+              ).groupby(lines["invoice_id"]).sum()
+    overpaid = pd.Series(0, index=billed.index, dtype="int64")
+    invoices = accepted.get("invoices")
+    if invoices is not None and "amount_overpaid" in invoices:
+        overpaid = invoices.set_index("invoice_id")["amount_overpaid"].reindex(
+            billed.index).fillna(0).astype("int64")
+    # amounts that are not a positive number are their own rules' (invalid_type, not_positive)
+    amount = pd.to_numeric(frame["amount"], errors="coerce")
+    amount = amount.where(amount > 0)
+    total = amount.groupby(frame["invoice_id"]).transform("sum").where(amount.notna())
+    limit = pd.to_numeric(frame["invoice_id"].map(billed + overpaid),
+                          errors="coerce").astype("float64")
+    beyond = (limit.notna() & total.gt(limit)).fillna(False).astype(bool)
+    failures.add(
+        beyond, "payment_exceeds_invoice", "amount",
+        lambda r: (f"{label(r)}: the payments of invoice {r['invoice_id']!r} add up to "
+                   f"{int(total[r.name])}, more than it bills ({int(limit[r.name])} minor units, "
+                   "with what Stripe states as overpaid); correct the payment at the source"),
+    )
+    # Stripe's own total: the invoice's amount_paid is what its paid invoice payments add up to
+    if invoices is not None and "amount_paid" in invoices:
+        stated = pd.to_numeric(frame["invoice_id"].map(
+            invoices.drop_duplicates("invoice_id").set_index("invoice_id")["amount_paid"]),
+            errors="coerce").astype("float64")
+        differ = (stated.notna() & total.notna() & total.ne(stated) & ~beyond).fillna(False)
+        failures.add(
+            differ.astype(bool), "payments_differ_from_invoice", "amount",
+            lambda r: (f"{label(r)}: the payments of invoice {r['invoice_id']!r} add up to "
+                       f"{int(total[r.name])} but Stripe says the invoice was paid "
+                       f"{int(stated[r.name])} (amount_paid, minor units); an amount was "
+                       "altered on the way (major units?) or a payment is missing"),
+        )
 
 
 def _refunds_beyond_payments(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
@@ -462,6 +554,66 @@ def _refunds_beyond_payments(frame: pd.DataFrame, accepted: Mapping[str, pd.Data
         lambda r: (f"{label(r)}: the refunds of payment {r['payment_id']!r} add up to "
                    f"{int(total[r.name])}, more than it paid ({int(limit[r.name])}, minor "
                    "units)"),
+    )
+
+
+def _undisputed_invoice_lines(candidates: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """Invoice line candidates that can speak for what Stripe bills: not one of two versions of
+    a line or of its invoice (those are held as duplicates and say nothing either way)."""
+    lines = candidates.get("invoice_lines")
+    if lines is None or not len(lines):
+        return lines
+    invoices = candidates.get("invoices")
+    twin_invoices = set() if invoices is None or not len(invoices) else set(
+        invoices.loc[invoices["invoice_id"].duplicated(keep=False), "invoice_id"])
+    return lines[~lines["invoice_line_id"].duplicated(keep=False)
+                 & ~lines["invoice_id"].isin(twin_invoices)]
+
+
+def _quantity_mismatches(lines: pd.DataFrame, invoice_lines: pd.DataFrame | None,
+                         failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """A contract line selling another quantity than the invoices bill for it: each regular
+    (not proration) invoice line of an original, non-usage contract line must bill the
+    quantity in force at its period start (the line's quantity plus the amendment deltas that
+    revise it, effective by then). A difference means Salesforce and Stripe disagree about what
+    was sold; the contract is held (whole) until one of them is corrected."""
+    if invoice_lines is None or not len(invoice_lines) or not len(lines):
+        return
+    quantity = pd.to_numeric(lines["quantity"], errors="coerce")
+    original = lines["revises_line_id"].isna() & lines["revenue_pattern"].ne("usage") \
+        & lines["contract_line_id"].notna() & quantity.notna()
+    billed = invoice_lines[invoice_lines["contract_line_id"].isin(
+        set(lines.loc[original, "contract_line_id"]))
+        & ~invoice_lines["is_proration"].astype("boolean").fillna(False).astype(bool)]
+    billed = billed.assign(billed_qty=pd.to_numeric(billed["quantity"], errors="coerce"),
+                           start=pd.to_datetime(billed["service_start"], errors="coerce"))
+    billed = billed[billed["billed_qty"].notna() & billed["start"].notna()]
+    if not len(billed):
+        return
+    deltas = lines.loc[lines["revises_line_id"].notna()].assign(
+        delta=pd.to_numeric(lines["quantity"], errors="coerce"),
+        effective=pd.to_datetime(lines["effective_date"].where(
+            lines["effective_date"].notna(), lines["service_start"]), errors="coerce"))
+    pairs = billed[["invoice_line_id", "contract_line_id", "billed_qty", "start"]].merge(
+        deltas[["revises_line_id", "delta", "effective"]], how="left",
+        left_on="contract_line_id", right_on="revises_line_id")
+    pairs["delta"] = pairs["delta"].where(pairs["effective"] <= pairs["start"], 0).fillna(0)
+    in_force = pairs.groupby(["invoice_line_id", "contract_line_id", "billed_qty", "start"],
+                             as_index=False)["delta"].sum()
+    sold = lines.loc[original].drop_duplicates("contract_line_id").set_index(
+        "contract_line_id")["quantity"].astype(float)
+    in_force["sold"] = in_force["contract_line_id"].map(sold) + in_force["delta"]
+    differ = in_force[in_force["sold"] != in_force["billed_qty"]].sort_values(
+        ["contract_line_id", "start", "invoice_line_id"])
+    first = differ.drop_duplicates("contract_line_id").set_index("contract_line_id")
+    failures.add(
+        lines["contract_line_id"].isin(first.index) & original, "quantity_mismatch",
+        "quantity",
+        lambda r: (f"{label(r)}: Salesforce sells {first.at[r['contract_line_id'], 'sold']:g} "
+                   f"from {first.at[r['contract_line_id'], 'start']:%Y-%m-%d}, but Stripe bills "
+                   f"{first.at[r['contract_line_id'], 'billed_qty']:g} on invoice line "
+                   f"{first.at[r['contract_line_id'], 'invoice_line_id']!r}; correct the "
+                   "quantity in Salesforce or the subscription in Stripe"),
     )
 
 
@@ -579,7 +731,12 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
             ),
         )
         _reference_failures(table, frame, accepted, quarantined_ids, failures, key_columns)
+        _field_problem_failures(table, frame, failures, key_columns)
+        _cross_record_failures(table, frame, accepted, failures, key_columns)
         validated = _pandera_failures(table, model, frame, failures, key_columns)
+        if table == "contract_lines":  # after the line's own rules: they explain it first
+            _quantity_mismatches(frame, _undisputed_invoice_lines(candidates), failures,
+                                 lambda r: _label(table, r, key_columns))
 
         if table == "contract_lines":
             # A contract posts whole or not at all: siblings of a rejected line are held.

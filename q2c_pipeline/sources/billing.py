@@ -27,7 +27,10 @@ from q2c_pipeline.sources.usage_pricing import (
     usage_prices_of,
 )
 from q2c_pipeline.sources.wire import (
+    FIELD_PROBLEMS,
+    MAX_MINOR,
     PAYLOAD_COLUMN,
+    FieldProblems,
     build_frame,
     column_spec,
     float_from_wire,
@@ -108,6 +111,16 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
         customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
         contract_id = _invoice_contract_id(invoice)
         transitions = invoice.get("status_transitions") or {}
+        read = FieldProblems(transitions, "status_transitions.")
+        finalized_at = read.instant("finalized_at")
+        dates = FieldProblems(invoice)
+        due_date = dates.instant("due_date")
+        overpaid = dates.stripe_amount("amount_overpaid")
+        paid = dates.stripe_amount("amount_paid")
+        read.extend(dates)
+        differ = _lines_differ_from_subtotal(invoice)
+        if differ:
+            read.add("totals_differ", "subtotal", differ)
         rows.append({
             "source_system": SOURCE_SYSTEM,
             "source_id": text_or_none(invoice.get("id")),
@@ -115,16 +128,44 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
             "invoice_id": invoice_id,
             "customer_id": customer.get("customer_id"),
             "currency": upper_or_none(invoice.get("currency")),
-            "finalized_at": timestamp_from_unix(transitions.get("finalized_at")),
+            "finalized_at": finalized_at,
             "contract_id": contract_id,
             "legal_entity": customer.get("legal_entity"),
-            "due_date": timestamp_from_unix(invoice.get("due_date")),
+            "due_date": due_date,
             "billing_system": BILLING_SYSTEM,
             "status": text_or_none(invoice.get("status")),
+            "amount_paid": paid,
+            "amount_overpaid": overpaid,
             SHAPE_COLUMN: shape_problem(invoice),
+            FIELD_PROBLEMS: read.result(),
             PAYLOAD_COLUMN: to_payload(invoice),
         })
-    return _with_shape(build_frame(rows, INVOICE_COLUMNS), rows)
+    frame = _with_shape(build_frame(rows, INVOICE_COLUMNS), rows)
+    for at, column in enumerate(("amount_paid", "amount_overpaid")):
+        frame.insert(len(INVOICE_COLUMNS) + at, column,
+                     pd.array([row[column] for row in rows], dtype="Int64"))
+    return frame
+
+
+def _lines_differ_from_subtotal(invoice: Record) -> str | None:
+    """Stripe's own control on an invoice: its ``subtotal`` is the sum of its lines' ``amount``
+    (before discounts and exclusive tax). When every line is embedded and both sides are
+    integers, a difference means a line or the subtotal was altered on the way (an export that
+    wrote 444.0 for 44400), so nothing of the invoice can be trusted."""
+    lines = invoice.get("lines") or {}
+    data = lines.get("data") if isinstance(lines, Mapping) else None
+    subtotal = invoice.get("subtotal")
+    if not isinstance(data, list) or lines.get("has_more") or not isinstance(subtotal, int) \
+            or isinstance(subtotal, bool):
+        return None
+    amounts = [line.get("amount") if isinstance(line, Mapping) else None for line in data]
+    if not all(isinstance(a, int) and not isinstance(a, bool) and abs(a) <= MAX_MINOR
+               for a in amounts):
+        return None  # an unreadable line amount is that line's problem
+    if sum(amounts) == subtotal:
+        return None
+    return (f"its {len(amounts)} line(s) add up to {sum(amounts)} but its subtotal is "
+            f"{subtotal} (minor units): Stripe's subtotal is the sum of the lines' amounts")
 
 
 PENDING_INVOICE_COLUMNS = [
@@ -209,6 +250,14 @@ def map_invoice_lines(
         lines = (invoice.get("lines") or {}).get("data") or []
         mapped = [_invoice_line(line, invoice_id, correlation, code_by_product)
                   for line in lines]
+        currency = upper_or_none(invoice.get("currency"))
+        for line, row in zip(lines, mapped, strict=True):
+            stated = upper_or_none(line.get("currency")) if isinstance(line, Mapping) else None
+            if stated and currency and stated != currency:
+                row[FIELD_PROBLEMS] = [*(row[FIELD_PROBLEMS] or []), (
+                    "currency_mismatch", "currency",
+                    f"field 'currency' value {stated!r} differs from its invoice's {currency!r}: "
+                    "a line bills in its invoice's currency")]
         # Stripe states each discount per line (invoice-level ones included) and in total; what
         # the total holds beyond the lines is spread over the discountable lines below
         rest = (_discounts(invoice.get("total_discount_amounts")) or 0) - sum(
@@ -255,10 +304,22 @@ def _id_of(value: Any) -> str | None:
     return text_or_none(value)
 
 
-def _discounts(amounts: Any) -> int | None:
+def _amount(record: Any, where: str, field: str, read: FieldProblems | None) -> int | None:
+    """A Stripe amount of a nested record, read strictly into ``read`` (when given)."""
+    if not isinstance(record, Mapping):
+        return None
+    if read is None:
+        return int_from_wire(record.get(field))
+    nested = FieldProblems(record, read.where + where)
+    value = nested.stripe_amount(field)
+    read.extend(nested)
+    return value
+
+
+def _discounts(amounts: Any, read: FieldProblems | None = None) -> int | None:
     """The sum of ``discount_amounts[].amount`` (None when one is not an integer)."""
-    values = [int_from_wire(d.get("amount")) if isinstance(d, Mapping) else None
-              for d in (amounts or [])]
+    values = [_amount(d, f"discount_amounts[{n}].", "amount", read)
+              for n, d in enumerate(amounts or [])]
     return None if None in values else sum(values)
 
 
@@ -296,19 +357,29 @@ def _invoice_line(
     details = parent.get(str(parent.get("type") or "")) or {}
     is_proration = bool(details.get("proration"))
     period = line.get("period") or {}
-    start = timestamp_from_unix(period.get("start"))
-    end = timestamp_from_unix(period.get("end"))
+    read = FieldProblems(period, "period.")
+    start = read.instant("start")
+    end = read.instant("end")
     if start is not None and end is not None and start == end:
         start = end = None
+    if start is not None and end is not None and end < start:
+        read.add("service_period_inverted", "period.end",
+                 f"field 'period.end' {end:%Y-%m-%dT%H:%M:%SZ} is before 'period.start' "
+                 f"{start:%Y-%m-%dT%H:%M:%SZ}: the line's service period ends before it starts")
     # taxes: [] is "no tax"; a missing or null taxes is "not stated" (an older API version's
     # shape, or an object rendered without it): unknown, never zero -- validation quarantines it
     taxes = line.get("taxes")
-    tax_amounts = [int_from_wire(tax.get("amount")) for tax in taxes] \
-        if isinstance(taxes, list) else [None]
+    if isinstance(taxes, list):
+        tax_amounts = [_amount(tax, f"taxes[{n}].", "amount", read)
+                       for n, tax in enumerate(taxes)]
+    else:
+        tax_amounts = [None]
+        read.add("missing_value", "taxes", "field 'taxes' is null: Stripe states the taxes of a "
+                 "line ([] when none), so its tax is unknown, never zero")
     taxes = taxes if isinstance(taxes, list) else []
     price_details = (line.get("pricing") or {}).get("price_details") or {}
-    gross = int_from_wire(line.get("amount"))
-    discount = _discounts(line.get("discount_amounts"))
+    gross = _amount(line, "", "amount", read)
+    discount = _discounts(line.get("discount_amounts"), read)
     return {
         "source_system": SOURCE_SYSTEM,
         "source_id": text_or_none(line.get("id")),
@@ -331,6 +402,7 @@ def _invoice_line(
         "service_end": end,
         "is_proration": is_proration,
         "created_at": start if is_proration else None,
+        FIELD_PROBLEMS: read.result(),
         PAYLOAD_COLUMN: to_payload(line),
     }
 
@@ -393,10 +465,12 @@ def map_credit_notes(
                 else f"{ID_PREFIX}:{note_id}:{line.get('id')}"
             )
             line_taxes = line.get("taxes")
-            taxes = [int_from_wire(t.get("amount")) for t in line_taxes] \
+            read = FieldProblems(line, "lines.")
+            taxes = [_amount(t, f"taxes[{n}].", "amount", read)
+                     for n, t in enumerate(line_taxes)] \
                 if isinstance(line_taxes, list) else [None]
-            gross = int_from_wire(line.get("amount"))
-            discount = int_from_wire(line.get("discount_amount") or 0)
+            gross = read.stripe_amount("amount")
+            discount = read.stripe_amount("discount_amount") or 0
             rows.append({
                 **base,
                 "credit_note_id": credit_id,
@@ -405,6 +479,7 @@ def map_credit_notes(
                 "discount_amount": discount,
                 "invoice_line_id": qualify(ID_PREFIX, line.get("invoice_line_item")),
                 "tax_amount": None if None in taxes else sum(taxes),
+                FIELD_PROBLEMS: read.result(),
             })
     return _with_shape(build_frame(rows, CREDIT_NOTE_COLUMNS), rows)
 
@@ -431,15 +506,16 @@ def map_payments(
         invoice = invoice_by_id.get(payment.get("invoice"), {})
         customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
         contract_id = _invoice_contract_id(invoice) if invoice else None
+        read = FieldProblems(payment.get("status_transitions") or {}, "status_transitions.")
+        paid_at = read.instant("paid_at")
+        amount = _amount(payment, "", "amount_paid", read)
         rows.append({
             "source_system": SOURCE_SYSTEM,
             "source_id": text_or_none(payment.get("id")),
             "correlation_id": contract_id or payment_id,
             "payment_id": payment_id,
-            "paid_at": timestamp_from_unix(
-                (payment.get("status_transitions") or {}).get("paid_at")
-            ),
-            "amount": int_from_wire(payment.get("amount_paid")),
+            "paid_at": paid_at,
+            "amount": amount,
             "currency": upper_or_none(payment.get("currency")),
             "invoice_id": qualify(ID_PREFIX, payment.get("invoice")),
             "customer_id": customer.get("customer_id"),
@@ -447,6 +523,7 @@ def map_payments(
             STATUS_COLUMN: None if status == "paid" else
             f"invoice payment {payment.get('id')!r}: status {payment.get('status')!r} is none "
             f"of Stripe's ({', '.join(sorted({'paid', *NOT_YET_PAYMENTS}))}): not read as cash",
+            FIELD_PROBLEMS: read.result(),
             PAYLOAD_COLUMN: to_payload(payment),
         })
     return _with_private(build_frame(rows, PAYMENT_COLUMNS), rows, STATUS_COLUMN)
@@ -505,20 +582,24 @@ def map_refunds(
             # Stripe's own link (the paid invoice payment) before q2c's metadata fallback
             payment.get("invoice") or (refund.get("metadata") or {}).get("invoice_id"),
         )
+        read = FieldProblems(refund)
+        refunded_at = read.instant("created")
+        amount = read.stripe_amount("amount")
         rows.append({
             "source_system": SOURCE_SYSTEM,
             "source_id": text_or_none(refund.get("id")),
             "correlation_id": contract_by_invoice.get(invoice_id or "") or refund_id,
             "refund_id": refund_id,
             "invoice_id": invoice_id,
-            "refunded_at": timestamp_from_unix(refund.get("created")),
-            "amount": int_from_wire(refund.get("amount")),
+            "refunded_at": refunded_at,
+            "amount": amount,
             "currency": upper_or_none(refund.get("currency")),
             "payment_id": qualify(ID_PREFIX, payment.get("id")),
             "credit_note_id": note_of_refund.get(str(refund.get("id"))),
             STATUS_COLUMN: None if status == "succeeded" else
             f"refund {refund.get('id')!r}: status {refund.get('status')!r} is none of Stripe's "
             f"({', '.join(sorted({'succeeded', *NOT_YET_REFUNDS}))}): not read as cash",
+            FIELD_PROBLEMS: read.result(),
             PAYLOAD_COLUMN: to_payload(refund),
         })
     return _with_private(build_frame(rows, REFUND_COLUMNS), rows, STATUS_COLUMN)

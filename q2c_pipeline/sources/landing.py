@@ -54,6 +54,7 @@ class LandingResult:
     inserted: int
     unchanged: int
     table: str = ""
+    unlanded: int = 0  # records without an id, kept in raw._unlanded_records instead
 
 
 def validate_table_name(table: str) -> str:
@@ -115,21 +116,29 @@ def parse_modstamps(values: Sequence[Any]) -> pd.Series:
 
     Accepts ISO 8601 strings (`2024-04-01T10:15:00.000+0000`, `...Z`, dates), integer Unix
     seconds (Stripe), datetimes and None.
+
+    A stamp that is not one (text that is no date, an instant outside 1677-2262, NaN) is null:
+    the record still lands, ordered by its extraction time, and validation judges the field the
+    stamp came from; a landing never fails on a record's content.
     """
     raw = pd.Series(list(values), dtype="object")
     result = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-    is_number = raw.map(lambda v: isinstance(v, (int, float, Decimal)) and not isinstance(v, bool))
+    is_number = raw.map(lambda v: isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+                        and v == v and abs(v) < _MAX_EPOCH_SECONDS)
     if is_number.any():
         seconds = raw[is_number].map(int).astype("int64")
         result[is_number] = pd.to_datetime(seconds, unit="s")
     is_datetime = raw.map(lambda v: isinstance(v, datetime))
     if is_datetime.any():
-        result[is_datetime] = pd.to_datetime(raw[is_datetime].map(_to_naive_utc))
+        result[is_datetime] = pd.to_datetime(raw[is_datetime].map(_to_naive_utc), errors="coerce")
     is_text = raw.map(lambda v: isinstance(v, str))
     if is_text.any():
-        parsed = pd.to_datetime(raw[is_text], utc=True, format="ISO8601")
+        parsed = pd.to_datetime(raw[is_text], utc=True, format="ISO8601", errors="coerce")
         result[is_text] = parsed.dt.tz_convert(None)
     return result
+
+
+_MAX_EPOCH_SECONDS = 9_000_000_000  # year 2255: nanosecond datetimes end in 2262
 
 
 def ensure_raw_table(conn: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -217,7 +226,16 @@ def land_records(
 
     `deleted_ids` marks records as deleted (is_deleted = true); ids with no record in `records`
     land as tombstones. Returns how many versions were appended and how many were unchanged.
+
+    A record without its id cannot be a version of anything: it is not landed but kept, as
+    received, in ``raw._unlanded_records`` (which this call rewrites for `table`: it reports
+    what the latest extraction of the object sent), so the canonical build quarantines it and
+    the other records land.
     """
+    unlanded = [(position, record) for position, record in enumerate(records)
+                if record.get(id_field) in (None, "")]
+    if unlanded:
+        records = [r for r in records if r.get(id_field) not in (None, "")]
     batch = build_landing_frame(
         records,
         id_field=id_field,
@@ -272,11 +290,42 @@ def land_records(
                 f"SELECT {', '.join(_LANDING_COLUMNS)} FROM {view} ORDER BY record_id"
             )
             conn.unregister(view)
+        _keep_unlanded(conn, table, id_field, unlanded, _to_naive_utc(extracted_at))
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
-    return LandingResult(inserted=len(new_rows), unchanged=len(batch) - len(new_rows), table=table)
+    return LandingResult(inserted=len(new_rows), unchanged=len(batch) - len(new_rows), table=table,
+                         unlanded=len(unlanded))
+
+
+UNLANDED_TABLE = f"{RAW_SCHEMA}._unlanded_records"
+
+
+def _keep_unlanded(conn: duckdb.DuckDBPyConnection, table: str, id_field: str,
+                   unlanded: list[tuple[int, Mapping[str, Any]]], extracted_at: datetime) -> None:
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = "
+                          "'raw' and table_name = '_unlanded_records'").fetchall()[0][0]
+    if not exists and not unlanded:
+        return
+    conn.execute(f"""create table if not exists {UNLANDED_TABLE} (
+        raw_table VARCHAR NOT NULL, position BIGINT NOT NULL, id_field VARCHAR NOT NULL,
+        payload JSON NOT NULL, extracted_at TIMESTAMP NOT NULL)""")
+    conn.execute(f"delete from {UNLANDED_TABLE} where raw_table = ?", [table])
+    for position, record in unlanded:
+        conn.execute(f"insert into {UNLANDED_TABLE} values (?, ?, ?, ?, ?)",
+                     [table, position, id_field, dump_canonical_json(record), extracted_at])
+
+
+def unlanded_records(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str, str]]:
+    """(raw table, position in the extraction, id field, payload) of every record kept out of
+    the raw tables for want of an id, in table and position order."""
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = "
+                          "'raw' and table_name = '_unlanded_records'").fetchall()[0][0]
+    if not exists:
+        return []
+    return conn.execute(f"select raw_table, position, id_field, payload::VARCHAR "
+                        f"from {UNLANDED_TABLE} order by raw_table, position").fetchall()
 
 
 def latest_records(conn: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:

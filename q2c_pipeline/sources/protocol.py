@@ -49,6 +49,7 @@ from q2c_pipeline.sources.salesforce_client import (
     write_contract_statuses,
 )
 from q2c_pipeline.sources.snapshot import SnapshotFileError, SnapshotSource
+from q2c_pipeline.sources.usage import FILE_DAY_COLUMN
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def snapshot_usage_frames(conn: duckdb.DuckDBPyConnection, snapshot: SnapshotSou
     frames = []
     for day in snapshot.usage_days():
         try:
-            frames.append(snapshot.usage_events(day))
+            frames.append(snapshot.usage_events(day).assign(**{FILE_DAY_COLUMN: day}))
         except SnapshotFileError as error:
             record_file_problem(conn, "usage", f"usage_events_{day}", error, detected_at)
             continue

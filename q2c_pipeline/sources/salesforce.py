@@ -21,7 +21,9 @@ import pandas as pd
 
 from q2c_pipeline.core.money import to_minor
 from q2c_pipeline.sources.wire import (
+    FIELD_PROBLEMS,
     PAYLOAD_COLUMN,
+    FieldProblems,
     build_frame,
     column_spec,
     decimal_from_wire,
@@ -167,6 +169,7 @@ def map_contracts(
         )
         payload = to_payload(contract)
         date_problem = unreadable_dates(contract, ("ActivatedDate", "StartDate", "EndDate"))
+        term = _inverted_term(contract)
         for version, (signed, effective) in enumerate(dated, start=1):
             rows.append({
                 "source_system": SOURCE_SYSTEM,
@@ -183,9 +186,21 @@ def map_contracts(
                 "amends_contract_id": None,
                 "status": text_or_none(contract.get("Status")),
                 DATE_COLUMN: date_problem,
+                FIELD_PROBLEMS: term,
                 PAYLOAD_COLUMN: payload,
             })
     return _with_dates(build_frame(rows, CONTRACT_COLUMNS), rows)
+
+
+def _inverted_term(contract: Record) -> list | None:
+    """A contract whose ``EndDate`` is before its ``StartDate`` (both inclusive dates)."""
+    start = timestamp_from_wire(contract.get("StartDate"))
+    end = timestamp_from_wire(contract.get("EndDate"))
+    if start is None or end is None or end >= start:
+        return None
+    return [("service_period_inverted", "EndDate",
+             f"field 'EndDate' {end.date()} is before 'StartDate' {start.date()}: the "
+             "contract's term ends before it starts")]
 
 
 def _is_amendment_row(row: Record, activated: pd.Timestamp | None) -> bool:
@@ -359,6 +374,7 @@ def _subscription_line(
         "quantity": float_from_wire(row.get("SBQQ__Quantity__c")),
         "amount": _stated_amount(row.get("SBQQ__NetPrice__c"), row.get("SBQQ__Quantity__c"),
                                  currency),
+        FIELD_PROBLEMS: _number_problems(row, ("SBQQ__Quantity__c", "SBQQ__NetPrice__c")),
         "ssp_amount": None,
         "service_start": start,
         "service_end": None if end is None else end + timedelta(days=1),
@@ -371,6 +387,15 @@ def _subscription_line(
                                             "SBQQ__TerminatedDate__c", "CreatedDate")),
         PAYLOAD_COLUMN: to_payload(row),
     }
+
+
+def _number_problems(row: Record, fields: tuple[str, ...]) -> list | None:
+    """Each of ``fields`` present and a number (words in a price are not read as nothing)."""
+    read = FieldProblems(row)
+    for name in fields:
+        read.required(name)
+        read.number(name)
+    return read.result()
 
 
 def _stated_amount(unit_price: Any, quantity: Any, currency: str | None) -> int | None:
@@ -443,6 +468,7 @@ def _opportunity_lines(
             "allocation_group": None,
             "version": None,
             DATE_COLUMN: unreadable_dates(item, ("ServiceDate",)),
+            FIELD_PROBLEMS: _number_problems(item, ("Quantity", "TotalPrice")),
             PAYLOAD_COLUMN: to_payload(item),
         })
     return rows

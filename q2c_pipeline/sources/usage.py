@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from q2c_pipeline.sources.usage_pricing import UsagePrice, price_from_json
-from q2c_pipeline.sources.wire import PAYLOAD_COLUMN, payloads_from_frame
+from q2c_pipeline.sources.wire import FIELD_PROBLEMS, PAYLOAD_COLUMN, payloads_from_frame
 
 SOURCE_SYSTEM = "usage"
 USAGE_COLUMNS = [
@@ -25,6 +25,12 @@ USAGE_COLUMNS = [
 ]
 # Periods of usage no subscription anchors: calendar months and years, weeks from a Monday.
 CALENDAR_ANCHOR = pd.Timestamp("2001-01-01")
+# The day file an event came in (``usage_events_<day>``), stamped at landing.
+FILE_DAY_COLUMN = "_file_day"
+# How far an event may be dated outside its day file: a day of clock skew after it, Stripe's
+# 35-day limit on meter events before it.
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+LATE_TOLERANCE = pd.Timedelta(days=35)
 EVENT_COLUMNS = [
     "event_id", "event_name", "stripe_customer_id", "sf_subscription_id", "product_code",
     "quantity", "timestamp",
@@ -109,10 +115,33 @@ def map_usage(
     out["_customer_problem"] = pd.Series(np.where(
         unmatched, "stripe_customer_id " + named
         + " is no customer's billing id (customers.billing_customer_id)", None), dtype=object)
+    out[FIELD_PROBLEMS] = _outside_window(occurred_at, raw.get(FILE_DAY_COLUMN))
     out[PAYLOAD_COLUMN] = pd.Series(payloads_from_frame(raw[EVENT_COLUMNS]), dtype=object)
     if n_rows == 0:
         out[PAYLOAD_COLUMN] = pd.Series([], dtype=object)
-    return out[[*USAGE_COLUMNS, "_price_problem", "_customer_problem", PAYLOAD_COLUMN]]
+    return out[[*USAGE_COLUMNS, "_price_problem", "_customer_problem", FIELD_PROBLEMS,
+                PAYLOAD_COLUMN]]
+
+
+def _outside_window(occurred_at: pd.Series, file_day: pd.Series | None) -> pd.Series:
+    """Events dated outside the window of the day file they came in: later than the day's end
+    plus ``FUTURE_TOLERANCE`` (usage is reported after it happens: a later stamp is a clock or
+    export error) or more than ``LATE_TOLERANCE`` before the day (Stripe accepts meter events
+    up to 35 days old). Such an event is held, never rated into a period it cannot be in."""
+    problems = pd.Series([None] * len(occurred_at), index=occurred_at.index, dtype=object)
+    if file_day is None or not len(occurred_at):
+        return problems
+    day = pd.to_datetime(file_day, errors="coerce")
+    after = occurred_at >= day + pd.Timedelta(days=1) + FUTURE_TOLERANCE
+    before = occurred_at < day - LATE_TOLERANCE
+    for at in np.flatnonzero((after | before).fillna(False).to_numpy()):
+        stamp, named = occurred_at.iloc[at], file_day.iloc[at]
+        problems.iloc[at] = [("outside_usage_window", "timestamp",
+                              f"field 'timestamp' value {stamp:%Y-%m-%dT%H:%M:%SZ} is outside "
+                              f"the window of its day file usage_events_{named} (from "
+                              f"{LATE_TOLERANCE.days} days before the day to "
+                              f"{FUTURE_TOLERANCE.days} day after it)")]
+    return problems
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -213,7 +213,8 @@ def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFram
     """Rows -> a frame with exactly the columns of ``spec`` (plus ``_payload``) and their dtypes.
 
     Money and integers are nullable ``Int64`` here so an unmappable value survives as null until
-    validation coerces the column (and rejects the row).
+    validation coerces the column (and rejects the row). Rows carrying ``FIELD_PROBLEMS`` keep
+    them in that private column, before the payload.
     """
     columns = [*spec, PAYLOAD_COLUMN]
     frame = pd.DataFrame.from_records(rows, columns=columns)
@@ -236,4 +237,95 @@ def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFram
         else:
             raise ValueError(f"unknown column kind {kind!r} for {column}")
     frame[PAYLOAD_COLUMN] = frame[PAYLOAD_COLUMN].astype(object)
+    if any(row.get(FIELD_PROBLEMS) for row in rows):
+        frame.insert(len(frame.columns) - 1, FIELD_PROBLEMS,
+                     pd.Series([row.get(FIELD_PROBLEMS) for row in rows], dtype=object))
     return frame
+
+
+# A private column (not canonical): the problems a mapper found in a record's fields, as
+# (rule, source field, words) tuples; validation quarantines the record with the first of them
+# (``schemas.validation``), so a value is never silently replaced, truncated or guessed.
+FIELD_PROBLEMS = "_field_problems"
+
+# The largest amount q2c posts, in minor units (10^12: USD 10 billion): any sum of a million such
+# amounts still fits a 64-bit integer, and no SaaS invoice line comes near it.
+MAX_MINOR = 10**12
+# Unix seconds q2c reads (up to 2255-03-14; nanosecond timestamps end in 2262).
+MAX_UNIX_SECONDS = 9_000_000_000
+
+
+class FieldProblems:
+    """Reads a record's fields strictly, keeping in words what it could not read.
+
+    ``stripe_amount`` accepts only a JSON integer of minor units within ``MAX_MINOR`` (Stripe
+    sends nothing else; ``444.0`` or ``"44400"`` is an export that converted it), ``instant``
+    only integer Unix seconds within ``MAX_UNIX_SECONDS``, ``number`` any JSON number or
+    decimal text (Bulk API CSV sends numbers as text) but not words, ``required`` a value that
+    is present. Each returns the value read (None when unreadable) and records why not."""
+
+    def __init__(self, record: Mapping[str, Any], where: str = "") -> None:
+        self.record = record
+        self.where = where  # e.g. "lines[0]." for a nested record
+        self.found: list[tuple[str, str, str]] = []
+
+    def add(self, rule: str, field: str, words: str) -> None:
+        self.found.append((rule, self.where + field, words))
+
+    def _value(self, field: str) -> Any:
+        value = self.record.get(field)
+        return None if isinstance(value, float) and value != value else value
+
+    def stripe_amount(self, field: str) -> int | None:
+        value = self._value(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add("invalid_type", field,
+                     f"field {self.where + field!r} value {value!r} is not an integer of minor "
+                     "units (Stripe sends amounts as JSON integers in the currency's smallest "
+                     "unit, e.g. 44400 for 444.00)")
+            return None
+        if abs(value) > MAX_MINOR:
+            self.add("out_of_range", field,
+                     f"field {self.where + field!r} value {value} is beyond ±{MAX_MINOR:,} minor "
+                     "units, the largest amount q2c posts")
+            return None
+        return value
+
+    def instant(self, field: str) -> pd.Timestamp | None:
+        value = self._value(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add("invalid_type", field,
+                     f"field {self.where + field!r} value {value!r} is not Unix seconds (an "
+                     "integer)")
+            return None
+        if not 0 <= value <= MAX_UNIX_SECONDS:
+            self.add("out_of_range", field,
+                     f"field {self.where + field!r} value {value} is not an instant between "
+                     "1970 and 2255 in Unix seconds")
+            return None
+        return timestamp_from_unix(value)
+
+    def number(self, field: str) -> Decimal | None:
+        value = self._value(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        read = decimal_from_wire(value)
+        if read is None:
+            self.add("invalid_type", field,
+                     f"field {self.where + field!r} value {value!r} is not a number")
+        return read
+
+    def required(self, field: str) -> None:
+        value = self._value(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.add("missing_value", field, f"field {self.where + field!r} is empty")
+
+    def extend(self, other: FieldProblems) -> None:
+        self.found.extend(other.found)
+
+    def result(self) -> list[tuple[str, str, str]] | None:
+        return self.found or None

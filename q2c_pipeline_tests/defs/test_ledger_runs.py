@@ -391,3 +391,55 @@ def test_a_crash_mid_erp_posting_then_a_rerun_leaves_each_journal_in_exactly_one
         assert [p.read_bytes() for p in erp.glob(f"drop_*/{name}")] == \
                [p.read_bytes() for p in (tmp_path / "clean_erp").glob(f"drop_*/{name}")]
     pd.testing.assert_frame_equal(outbox, clean_outbox)
+
+
+def _close_in_a_process_killed_in_the_ledger_append(path, source_folder) -> int:
+    """Land, build and post the sample in a child process killed (``os._exit``: no cleanup, no
+    commit) inside the ledger append's transaction, right after its insert."""
+    import contextlib
+    import multiprocessing
+    import os
+
+    def child():
+        from q2c_pipeline.accounting import ledger
+
+        real = ledger.frame_transaction
+
+        @contextlib.contextmanager
+        def dying(conn, name, frame):
+            with real(conn, name, frame) as view:
+                yield view
+                os._exit(137)  # after the insert, before the commit
+
+        ledger.frame_transaction = dying
+        conn = duckdb.connect(str(path))
+        land_snapshot(conn, SnapshotSource(source_folder), datetime(2026, 7, 1, 6),
+                      request_id="test")
+        build_canonical(conn)
+        build_finance(conn, Policy(), AS_OF)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(180)
+    return process.exitcode
+
+
+def test_a_close_killed_inside_the_ledger_append_then_run_again_posts_the_same_ledger(
+    posted_warehouse, sample_company, tmp_path
+):
+    path = tmp_path / "killed.duckdb"
+    assert _close_in_a_process_killed_in_the_ledger_append(path, sample_company) == 137
+    with duckdb.connect(str(path)) as conn:  # the append never committed: no line of it
+        tables = {r[0] for r in conn.execute(
+            "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+        assert "ledger.journal_lines" not in tables or conn.execute(
+            "select count(*) from ledger.journal_lines").fetchone() == (0,)
+        source = SnapshotSource(sample_company)
+        extracted_at = datetime.fromisoformat(
+            str(source.manifest()["extracted_at"]).replace("Z", "+00:00"))
+        land_snapshot(conn, source, extracted_at, request_id="test")
+        build_canonical(conn)
+        build_finance(conn, Policy(), AS_OF)
+        rerun = _ledger_bytes(conn)
+    with duckdb.connect(str(posted_warehouse), read_only=True) as conn:
+        assert rerun == _ledger_bytes(conn)  # byte for byte the uninterrupted close's ledger

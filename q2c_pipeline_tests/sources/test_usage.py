@@ -19,7 +19,7 @@ PRICES = map_usage_prices(
       "unit_amount": 3, "unit_amount_decimal": "3", "billing_scheme": "per_unit", "active": True,
       "recurring": {"usage_type": "metered", "interval": "month", "interval_count": 1}}],
     [{"id": "prod_api", "metadata": {"sf_product_code": "API-CALLS"}}])
-PRIVATE = [PAYLOAD_COLUMN, "_price_problem", "_customer_problem"]  # not canonical columns
+PRIVATE = [PAYLOAD_COLUMN, "_price_problem", "_customer_problem", "_field_problems"]  # private
 CUSTOMERS = pd.DataFrame({
     "customer_id": ["sf:001A", "sf:001B"], "currency": ["USD", "EUR"],
     "legal_entity": ["US01", "UK01"], "billing_customer_id": ["stripe:cus_A", "stripe:cus_B"],
