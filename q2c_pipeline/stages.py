@@ -6,6 +6,7 @@ functions, so what is measured is what runs. No dagster import here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -46,6 +47,7 @@ from q2c_pipeline.sources.registry import (
     SALESFORCE_SOURCES,
     STRIPE_RESOURCES,
 )
+from q2c_pipeline.sources.wire import normalize_salesforce_id
 from q2c_pipeline.warehouse import read_table, replace_table
 
 FINANCE_OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances",
@@ -86,7 +88,7 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     candidates = build_candidates(raw, usage_events)
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
-    result = validate_canonical(candidates)
+    result = validate_canonical(candidates, held_parents=_parents_of_unlanded(conn))
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
     landing = [q for q in (file_quarantine(conn) if _has_file_problems(conn) else None,
@@ -155,11 +157,25 @@ def file_quarantine(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     } for system, name, path, rule, location, reason, head in rows])
 
 
+def _parents_of_unlanded(conn: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """The contracts whose CPQ subscription came without its Id: held whole, so a contract
+    never posts with a line missing."""
+    parents: dict[str, dict[str, str]] = {}
+    for table, position, _field, payload in unlanded_records(conn):
+        if table != "salesforce_subscriptions":
+            continue
+        contract = normalize_salesforce_id(json.loads(payload).get("SBQQ__Contract__c"))
+        if contract:
+            parents.setdefault("contracts", {}).setdefault(f"sf:{contract}", f"{table}#{position}")
+    return parents
+
+
 def unlanded_quarantine(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Records a source sent without their id (``raw._unlanded_records``), as quarantine rows
     (``source_table`` ``landing``, ``record_id`` ``<raw table>#<position in the extraction>``),
-    owned by the team that owns the source system: nothing can refer to them, so nothing else
-    is held, and they leave the queue when the next extraction no longer sends them."""
+    owned by the team that owns the source system: nothing can refer to them (a contract whose
+    CPQ line is one of them is held whole, ``_parents_of_unlanded``), and they leave the queue
+    when the next extraction no longer sends them."""
     rows = unlanded_records(conn)
     return pd.DataFrame([{
         "source_system": table.split("_", 1)[0], "source_table": "landing",

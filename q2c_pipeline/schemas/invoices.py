@@ -24,7 +24,12 @@ class Invoices(SourcedModel):
     amount_paid: Optional[Series[pd.Int64Dtype]] = pa.Field(
         nullable=True, ge=0,
         description="What the source says the invoice's payments add up to (Stripe "
-        "amount_paid), minor units; empty = not stated.")
+        "amount_paid less amount_paid_off_stripe), minor units; empty = not stated or paid "
+        "out of band.")
+    amount_due: Optional[Series[pd.Int64Dtype]] = pa.Field(
+        nullable=True,
+        description="What the source asked the customer to pay (Stripe amount_due: the total "
+        "less pre-payment credit notes, plus a positive starting balance), minor units.")
     amount_overpaid: Optional[Series[pd.Int64Dtype]] = pa.Field(
         nullable=True, ge=0,
         description="What the source says was paid beyond the invoice and credited to the "

@@ -471,16 +471,20 @@ def _reference_failures(
 
 
 def _cross_record_failures(table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
-                           failures: _Failures, key_columns: list[str]) -> None:
+                           failures: _Failures, key_columns: list[str],
+                           source_controls: bool = True) -> None:
     """Rules over several records (amounts adding up, a rate for the pair and day, a price to
     rate by): after each record's own fields, which explain a record first."""
     def label(row: pd.Series) -> str:
         return _label(table, row, key_columns)
 
-    if table == "refunds":
+    if table == "refunds" and source_controls:
         _refunds_beyond_payments(frame, accepted, failures, label)
-    if table == "payments":
+        _refunds_of_overpayments(frame, accepted, failures, label)
+    if table == "payments" and source_controls:
         _payments_beyond_invoices(frame, accepted, failures, label)
+    if table == "credit_notes" and source_controls:
+        _credits_beyond_invoices(frame, accepted, failures, label)
     if table in _FX_DATED:
         _fx_failures(table, frame, accepted, failures, label)
         if "_price_problem" in frame:
@@ -503,12 +507,19 @@ def _payments_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.Dat
     if lines is None or not len(lines) or "invoice_id" not in frame:
         return
     billed = (lines["amount"] + lines["tax_amount"].where(~lines["tax_inclusive"], 0)
-              ).groupby(lines["invoice_id"]).sum()
-    overpaid = pd.Series(0, index=billed.index, dtype="int64")
+              ).groupby(lines["invoice_id"]).sum().astype("float64")
+    overpaid = pd.Series(0.0, index=billed.index)
     invoices = accepted.get("invoices")
-    if invoices is not None and "amount_overpaid" in invoices:
-        overpaid = invoices.set_index("invoice_id")["amount_overpaid"].reindex(
-            billed.index).fillna(0).astype("int64")
+    if invoices is not None and len(invoices):
+        stated = invoices.drop_duplicates("invoice_id").set_index("invoice_id")
+        if "amount_overpaid" in stated:
+            overpaid = pd.to_numeric(stated["amount_overpaid"], errors="coerce").reindex(
+                billed.index).fillna(0).astype("float64")
+        if "amount_due" in stated:
+            # what Stripe asked for: the total less pre-payment credit notes, plus a positive
+            # starting balance carried onto the invoice
+            due = pd.to_numeric(stated["amount_due"], errors="coerce").reindex(billed.index)
+            billed = due.where(due.notna(), billed).astype("float64")
     # amounts that are not a positive number are their own rules' (invalid_type, not_positive)
     amount = pd.to_numeric(frame["amount"], errors="coerce")
     amount = amount.where(amount > 0)
@@ -527,7 +538,10 @@ def _payments_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.Dat
         stated = pd.to_numeric(frame["invoice_id"].map(
             invoices.drop_duplicates("invoice_id").set_index("invoice_id")["amount_paid"]),
             errors="coerce").astype("float64")
-        differ = (stated.notna() & total.notna() & total.ne(stated) & ~beyond).fillna(False)
+        over = frame["invoice_id"].map(overpaid).fillna(0)
+        # Stripe's amount_paid may or may not count what it credits back as overpaid
+        differ = (stated.notna() & total.notna() & total.ne(stated)
+                  & total.ne(stated + over) & ~beyond).fillna(False)
         failures.add(
             differ.astype(bool), "payments_differ_from_invoice", "amount",
             lambda r: (f"{label(r)}: the payments of invoice {r['invoice_id']!r} add up to "
@@ -535,6 +549,60 @@ def _payments_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.Dat
                        f"{int(stated[r.name])} (amount_paid, minor units); an amount was "
                        "altered on the way (major units?) or a payment is missing"),
         )
+
+
+def _credits_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+                             failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """Credit notes (not voided) of one invoice adding up to more than the invoice's total (its
+    lines with exclusive tax), tax with each note's exclusive tax: Stripe never issues more
+    credit than an invoice's total, so the amounts were altered on the way (every live credit
+    note of that invoice is held). A note may credit one line beyond that line's amount (a
+    concession on the whole invoice keyed to one line): only the invoice bounds it."""
+    lines = accepted.get("invoice_lines")
+    if lines is None or not len(lines) or "invoice_id" not in frame:
+        return
+    exclusive = ~lines["tax_inclusive"].astype("boolean").fillna(False).astype(bool)
+    billed = (lines["amount"] + lines["tax_amount"].fillna(0).where(exclusive, 0)).groupby(
+        lines["invoice_id"]).sum().astype("float64")
+    inclusive_by_invoice = lines.groupby("invoice_id")["tax_inclusive"].agg(
+        lambda v: bool(pd.Series(v).astype("boolean").fillna(False).all()))
+    live = frame["voided_at"].isna() if "voided_at" in frame else pd.Series(True, frame.index)
+    amount = pd.to_numeric(frame["amount"], errors="coerce")
+    tax = pd.to_numeric(frame["tax_amount"], errors="coerce").fillna(0) \
+        if "tax_amount" in frame else pd.Series(0.0, index=frame.index)
+    tax = tax.where(~frame["invoice_id"].map(inclusive_by_invoice).fillna(False).astype(bool), 0)
+    credited = (amount + tax).where(live & amount.gt(0))
+    total = credited.groupby(frame["invoice_id"]).transform("sum").where(credited.notna())
+    limit = frame["invoice_id"].map(billed)
+    beyond = (limit.notna() & limit.gt(0) & total.gt(limit)).fillna(False).astype(bool)
+    failures.add(
+        beyond, "credit_exceeds_invoice", "amount",
+        lambda r: (f"{label(r)}: the credit notes of invoice {r['invoice_id']!r} add up to "
+                   f"{int(total[r.name])}, more than its total ({int(limit[r.name])} minor "
+                   "units, with exclusive tax); correct or void the credit notes at the source"),
+    )
+
+
+def _refunds_of_overpayments(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
+                             failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """A refund on an invoice Stripe says was overpaid: returning the overpayment settles the
+    customer's credit (no price change, no tax), returning more is a concession. q2c cannot
+    tell the two apart from the refund alone and does not guess: controllership decides."""
+    invoices = accepted.get("invoices")
+    if invoices is None or not len(invoices) or "amount_overpaid" not in invoices \
+            or "invoice_id" not in frame:
+        return
+    overpaid = pd.to_numeric(invoices.drop_duplicates("invoice_id").set_index("invoice_id")[
+        "amount_overpaid"], errors="coerce")
+    over = frame["invoice_id"].map(overpaid)
+    failures.add(
+        over.gt(0).fillna(False).astype(bool), "refund_of_overpayment", "invoice_id",
+        lambda r: (f"{label(r)}: invoice {r['invoice_id']!r} was overpaid by "
+                   f"{int(over[r.name])} (minor units, Stripe amount_overpaid); a refund of the "
+                   "overpayment returns the customer's credit (no revenue or tax effect), more is "
+                   "a concession: book it by hand and waive, or correct the source"),
+        "controllership",
+    )
 
 
 def _refunds_beyond_payments(frame: pd.DataFrame, accepted: Mapping[str, pd.DataFrame],
@@ -559,60 +627,92 @@ def _refunds_beyond_payments(frame: pd.DataFrame, accepted: Mapping[str, pd.Data
 
 def _undisputed_invoice_lines(candidates: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
     """Invoice line candidates that can speak for what Stripe bills: not one of two versions of
-    a line or of its invoice (those are held as duplicates and say nothing either way)."""
+    a line or of its invoice (those are held as duplicates and say nothing either way), and not
+    on a void invoice (voiding and reissuing is how billing corrects a quantity)."""
     lines = candidates.get("invoice_lines")
     if lines is None or not len(lines):
         return lines
     invoices = candidates.get("invoices")
-    twin_invoices = set() if invoices is None or not len(invoices) else set(
-        invoices.loc[invoices["invoice_id"].duplicated(keep=False), "invoice_id"])
+    if invoices is None or not len(invoices):
+        return lines
+    set_aside = set(invoices.loc[invoices["invoice_id"].duplicated(keep=False)
+                                 | invoices["status"].eq("void"), "invoice_id"])
     return lines[~lines["invoice_line_id"].duplicated(keep=False)
-                 & ~lines["invoice_id"].isin(twin_invoices)]
+                 & ~lines["invoice_id"].isin(set_aside)]
+
+
+def _paid_without_payments(frame: pd.DataFrame, payments: pd.DataFrame | None,
+                           failures: _Failures, label: Callable[[pd.Series], str]) -> None:
+    """An invoice Stripe says was paid through invoice payments (``amount_paid`` less what was
+    paid off Stripe) with not one payment of it received: its cash is missing from the export,
+    and posting the invoice alone would leave a paid receivable open."""
+    if "amount_paid" not in frame:
+        return
+    stated = pd.to_numeric(frame["amount_paid"], errors="coerce")
+    received = set() if payments is None or not len(payments) else set(
+        payments["invoice_id"].dropna())
+    missing = (stated.gt(0) & ~frame["invoice_id"].isin(received)).fillna(False).astype(bool)
+    failures.add(
+        missing, "payments_differ_from_invoice", "amount_paid",
+        lambda r: (f"{label(r)}: Stripe says it was paid {int(stated[r.name])} (amount_paid, "
+                   "minor units) through invoice payments, but none of them was received; land "
+                   "the missing invoice payment (it is released when it arrives)"),
+    )
 
 
 def _quantity_mismatches(lines: pd.DataFrame, invoice_lines: pd.DataFrame | None,
                          failures: _Failures, label: Callable[[pd.Series], str]) -> None:
-    """A contract line selling another quantity than the invoices bill for it: each regular
-    (not proration) invoice line of an original, non-usage contract line must bill the
-    quantity in force at its period start (the line's quantity plus the amendment deltas that
-    revise it, effective by then). A difference means Salesforce and Stripe disagree about what
-    was sold; the contract is held (whole) until one of them is corrected."""
+    """A recurring contract line selling another quantity than Stripe bills for it: for each
+    billing period (regular, not proration, invoice lines) that starts within the line's term,
+    the quantities billed on the line and on the amendment lines revising it must add up to the
+    quantity in force at the period start (the line plus the deltas effective by then). A
+    difference means Salesforce and Stripe disagree about what was sold; the contract is held
+    (whole) until one of them is corrected. One-time and usage lines are not compared (a
+    one-time line may be billed in instalments; usage bills what was used)."""
     if invoice_lines is None or not len(invoice_lines) or not len(lines):
         return
     quantity = pd.to_numeric(lines["quantity"], errors="coerce")
-    original = lines["revises_line_id"].isna() & lines["revenue_pattern"].ne("usage") \
+    original = lines["revises_line_id"].isna() & lines["revenue_pattern"].eq("ratable") \
         & lines["contract_line_id"].notna() & quantity.notna()
-    billed = invoice_lines[invoice_lines["contract_line_id"].isin(
-        set(lines.loc[original, "contract_line_id"]))
-        & ~invoice_lines["is_proration"].astype("boolean").fillna(False).astype(bool)]
-    billed = billed.assign(billed_qty=pd.to_numeric(billed["quantity"], errors="coerce"),
-                           start=pd.to_datetime(billed["service_start"], errors="coerce"))
-    billed = billed[billed["billed_qty"].notna() & billed["start"].notna()]
-    if not len(billed):
-        return
-    deltas = lines.loc[lines["revises_line_id"].notna()].assign(
+    roots = lines.loc[original, ["contract_line_id", "service_start", "service_end"]].assign(
+        sold=quantity[original].astype(float)).drop_duplicates("contract_line_id")
+    deltas = lines.loc[lines["revises_line_id"].isin(set(roots["contract_line_id"]))].assign(
         delta=pd.to_numeric(lines["quantity"], errors="coerce"),
         effective=pd.to_datetime(lines["effective_date"].where(
             lines["effective_date"].notna(), lines["service_start"]), errors="coerce"))
-    pairs = billed[["invoice_line_id", "contract_line_id", "billed_qty", "start"]].merge(
+    root_of = {**{r: r for r in roots["contract_line_id"]},
+               **dict(zip(deltas["contract_line_id"], deltas["revises_line_id"], strict=True))}
+    regular = ~invoice_lines["is_proration"].astype("boolean").fillna(False).astype(bool)
+    billed = invoice_lines[regular & invoice_lines["contract_line_id"].isin(set(root_of))]
+    billed = billed.assign(root=billed["contract_line_id"].map(root_of),
+                           qty=pd.to_numeric(billed["quantity"], errors="coerce"),
+                           start=pd.to_datetime(billed["service_start"], errors="coerce"))
+    billed = billed[billed["qty"].notna() & billed["start"].notna()]
+    if not len(billed):
+        return
+    periods = billed.groupby(["root", "start"], as_index=False).agg(
+        billed_qty=("qty", "sum"), invoice_line_id=("invoice_line_id", "min"))
+    periods = periods.merge(roots.rename(columns={"contract_line_id": "root"}), on="root")
+    term_start = pd.to_datetime(periods["service_start"], errors="coerce")
+    term_end = pd.to_datetime(periods["service_end"], errors="coerce")
+    periods = periods[(term_start.isna() | (periods["start"] >= term_start))
+                      & (term_end.isna() | (periods["start"] < term_end))]
+    pairs = periods[["root", "start"]].merge(
         deltas[["revises_line_id", "delta", "effective"]], how="left",
-        left_on="contract_line_id", right_on="revises_line_id")
+        left_on="root", right_on="revises_line_id")
     pairs["delta"] = pairs["delta"].where(pairs["effective"] <= pairs["start"], 0).fillna(0)
-    in_force = pairs.groupby(["invoice_line_id", "contract_line_id", "billed_qty", "start"],
-                             as_index=False)["delta"].sum()
-    sold = lines.loc[original].drop_duplicates("contract_line_id").set_index(
-        "contract_line_id")["quantity"].astype(float)
-    in_force["sold"] = in_force["contract_line_id"].map(sold) + in_force["delta"]
-    differ = in_force[in_force["sold"] != in_force["billed_qty"]].sort_values(
-        ["contract_line_id", "start", "invoice_line_id"])
-    first = differ.drop_duplicates("contract_line_id").set_index("contract_line_id")
+    in_force = pairs.groupby(["root", "start"], as_index=False)["delta"].sum()
+    periods = periods.merge(in_force, on=["root", "start"], how="left")
+    periods["in_force"] = periods["sold"] + periods["delta"].fillna(0)
+    differ = periods[periods["in_force"] != periods["billed_qty"]].sort_values(["root", "start"])
+    first = differ.drop_duplicates("root").set_index("root")
     failures.add(
         lines["contract_line_id"].isin(first.index) & original, "quantity_mismatch",
         "quantity",
-        lambda r: (f"{label(r)}: Salesforce sells {first.at[r['contract_line_id'], 'sold']:g} "
+        lambda r: (f"{label(r)}: Salesforce sells {first.at[r['contract_line_id'], 'in_force']:g} "
                    f"from {first.at[r['contract_line_id'], 'start']:%Y-%m-%d}, but Stripe bills "
-                   f"{first.at[r['contract_line_id'], 'billed_qty']:g} on invoice line "
-                   f"{first.at[r['contract_line_id'], 'invoice_line_id']!r}; correct the "
+                   f"{first.at[r['contract_line_id'], 'billed_qty']:g} for that period (invoice "
+                   f"line {first.at[r['contract_line_id'], 'invoice_line_id']!r}); correct the "
                    "quantity in Salesforce or the subscription in Stripe"),
     )
 
@@ -692,12 +792,24 @@ def _empty_like(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     return _empty_validated(model).copy()
 
 
-def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResult:
+def validate_canonical(candidates: Mapping[str, pd.DataFrame],
+                       held_parents: Mapping[str, Mapping[str, str]] | None = None,
+                       *, source_controls: bool = True) -> ValidationResult:
     """Validate every candidate frame in dependency order; quarantine what breaks a rule.
 
     ``candidates`` maps canonical table names to frames with the model's columns and, optionally,
     ``_payload``. Missing tables are treated as empty. Returns accepted frames coerced to the
     canonical dtypes and one quarantine frame (one row per rejected record).
+
+    ``held_parents`` names records to hold because a child of theirs could not even be landed
+    (table -> id -> where the child is, e.g. a contract whose CPQ line came without its Id):
+    a contract posts whole or not at all.
+
+    ``source_controls`` runs the rules that compare records with everything the sources sent
+    (quantities Salesforce sells vs Stripe bills, payments vs what the invoice says was paid,
+    credits and refunds vs what they settle). They judge the whole extraction, so they run on
+    the candidates; re-validating tables already accepted (``require_valid``) skips them, since
+    the records they counted that were held are, by design, no longer there.
     """
     accepted: dict[str, pd.DataFrame] = {}
     quarantine_parts: list[pd.DataFrame] = []
@@ -732,11 +844,22 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame]) -> ValidationResu
         )
         _reference_failures(table, frame, accepted, quarantined_ids, failures, key_columns)
         _field_problem_failures(table, frame, failures, key_columns)
-        _cross_record_failures(table, frame, accepted, failures, key_columns)
+        unlanded_child = (held_parents or {}).get(table, {})
+        if unlanded_child:
+            failures.add(
+                frame[key_columns[0]].isin(set(unlanded_child)), "held_by_upstream",
+                key_columns[0],
+                lambda r, _c=unlanded_child, _k=key_columns[0]: (
+                    f"{_label(table, r, key_columns)}: a record of it was sent without its id "
+                    f"({_c[r[_k]]}, held at landing); it posts whole or not at all"))
+        _cross_record_failures(table, frame, accepted, failures, key_columns, source_controls)
         validated = _pandera_failures(table, model, frame, failures, key_columns)
-        if table == "contract_lines":  # after the line's own rules: they explain it first
+        if table == "contract_lines" and source_controls:  # after the line's own rules
             _quantity_mismatches(frame, _undisputed_invoice_lines(candidates), failures,
                                  lambda r: _label(table, r, key_columns))
+        if table == "invoices" and source_controls:
+            _paid_without_payments(frame, candidates.get("payments"), failures,
+                                   lambda r: _label(table, r, key_columns))
 
         if table == "contract_lines":
             # A contract posts whole or not at all: siblings of a rejected line are held.
@@ -994,7 +1117,7 @@ def require_valid(tables: Mapping[str, pd.DataFrame]) -> ValidatedTables:
     """Validate canonical frames; raise ``InvalidInput`` when any record would be quarantined."""
     if isinstance(tables, ValidatedTables):
         return tables
-    result = validate_canonical(with_defaults(tables))
+    result = validate_canonical(with_defaults(tables), source_controls=False)
     if len(result.quarantine):
         raise InvalidInput(result.quarantine)
     return ValidatedTables(result.accepted, _VALIDATED)

@@ -111,13 +111,19 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
         customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
         contract_id = _invoice_contract_id(invoice)
         transitions = invoice.get("status_transitions") or {}
-        read = FieldProblems(transitions, "status_transitions.")
-        finalized_at = read.instant("finalized_at")
-        dates = FieldProblems(invoice)
-        due_date = dates.instant("due_date")
-        overpaid = dates.stripe_amount("amount_overpaid")
-        paid = dates.stripe_amount("amount_paid")
-        read.extend(dates)
+        read = FieldProblems(invoice)
+        stamps = FieldProblems(transitions, "status_transitions.")
+        finalized_at = stamps.instant("finalized_at")
+        for field, _event in _EVENT_TRANSITIONS:
+            stamps.instant(field)  # an event's instant is read strictly here, once
+        read.extend(stamps)
+        due_date = read.instant("due_date")
+        overpaid = read.stripe_amount("amount_overpaid")
+        paid = _paid_through_payments(invoice, read)
+        due = read.stripe_amount("amount_due")
+        incomplete = _lines_incomplete(invoice)
+        if incomplete:
+            read.add("incomplete_page", "lines.has_more", incomplete)
         differ = _lines_differ_from_subtotal(invoice)
         if differ:
             read.add("totals_differ", "subtotal", differ)
@@ -135,16 +141,41 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
             "billing_system": BILLING_SYSTEM,
             "status": text_or_none(invoice.get("status")),
             "amount_paid": paid,
+            "amount_due": due,
             "amount_overpaid": overpaid,
             SHAPE_COLUMN: shape_problem(invoice),
             FIELD_PROBLEMS: read.result(),
             PAYLOAD_COLUMN: to_payload(invoice),
         })
     frame = _with_shape(build_frame(rows, INVOICE_COLUMNS), rows)
-    for at, column in enumerate(("amount_paid", "amount_overpaid")):
+    for at, column in enumerate(("amount_paid", "amount_due", "amount_overpaid")):
         frame.insert(len(INVOICE_COLUMNS) + at, column,
                      pd.array([row[column] for row in rows], dtype="Int64"))
     return frame
+
+
+def _paid_through_payments(invoice: Record, read: FieldProblems) -> int | None:
+    """What the invoice's paid invoice payments should add up to: Stripe's ``amount_paid`` less
+    what was paid off Stripe (``amount_paid_off_stripe``, dahlia and later when expanded);
+    None when the invoice was paid out of band (no invoice payment carries that cash)."""
+    paid = read.stripe_amount("amount_paid")
+    off = read.stripe_amount("amount_paid_off_stripe")
+    if paid is None or invoice.get("paid_out_of_band") is True:
+        return None
+    return paid - (off or 0)
+
+
+def _lines_incomplete(invoice: Record) -> str | None:
+    """An invoice saved with only the first page of its lines (``lines.has_more``): the live
+    extraction pages every line in; a saved object that says there are more is not whole."""
+    lines = invoice.get("lines")
+    if not isinstance(lines, Mapping) or not lines.get("has_more"):
+        return None
+    data = lines.get("data") or []
+    total = lines.get("total_count")
+    return (f"field 'lines.has_more' is true: {len(data)} line(s) embedded"
+            + (f" of {total}" if isinstance(total, int) else "")
+            + "; the invoice is not whole (save it with every line)")
 
 
 def _lines_differ_from_subtotal(invoice: Record) -> str | None:
@@ -158,14 +189,34 @@ def _lines_differ_from_subtotal(invoice: Record) -> str | None:
     if not isinstance(data, list) or lines.get("has_more") or not isinstance(subtotal, int) \
             or isinstance(subtotal, bool):
         return None
-    amounts = [line.get("amount") if isinstance(line, Mapping) else None for line in data]
+    amounts = [_after_item_discounts(line) for line in data]
     if not all(isinstance(a, int) and not isinstance(a, bool) and abs(a) <= MAX_MINOR
                for a in amounts):
         return None  # an unreadable line amount is that line's problem
     if sum(amounts) == subtotal:
         return None
-    return (f"its {len(amounts)} line(s) add up to {sum(amounts)} but its subtotal is "
-            f"{subtotal} (minor units): Stripe's subtotal is the sum of the lines' amounts")
+    return (f"its {len(amounts)} line(s) add up to {sum(amounts)} (after their item "
+            f"discounts) but its subtotal is {subtotal} (minor units): Stripe's subtotal is "
+            "the sum of the lines' amounts less item discounts")
+
+
+def _after_item_discounts(line: Any) -> int | None:
+    """A line's ``amount`` less its item-level discounts (those its ``discounts`` names; an
+    invoice-level discount also shows in ``discount_amounts`` but is not in the subtotal)."""
+    if not isinstance(line, Mapping) or not isinstance(line.get("amount"), int):
+        return None
+    own = {d.get("id") if isinstance(d, Mapping) else d for d in line.get("discounts") or []}
+    taken = 0
+    for entry in line.get("discount_amounts") or []:
+        if not isinstance(entry, Mapping):
+            return None
+        named = entry.get("discount")
+        named = named.get("id") if isinstance(named, Mapping) else named
+        if named in own:
+            if not isinstance(entry.get("amount"), int):
+                return None
+            taken += entry["amount"]
+    return line["amount"] - taken
 
 
 PENDING_INVOICE_COLUMNS = [
@@ -305,12 +356,13 @@ def _id_of(value: Any) -> str | None:
 
 
 def _amount(record: Any, where: str, field: str, read: FieldProblems | None) -> int | None:
-    """A Stripe amount of a nested record, read strictly into ``read`` (when given)."""
+    """A Stripe amount of a nested record (at ``where`` in the object ``read`` reads), read
+    strictly into ``read`` (when given)."""
     if not isinstance(record, Mapping):
         return None
     if read is None:
         return int_from_wire(record.get(field))
-    nested = FieldProblems(record, read.where + where)
+    nested = FieldProblems(record, where)
     value = nested.stripe_amount(field)
     read.extend(nested)
     return value
@@ -357,9 +409,11 @@ def _invoice_line(
     details = parent.get(str(parent.get("type") or "")) or {}
     is_proration = bool(details.get("proration"))
     period = line.get("period") or {}
-    read = FieldProblems(period, "period.")
-    start = read.instant("start")
-    end = read.instant("end")
+    read = FieldProblems(line)
+    stamps = FieldProblems(period, "period.")
+    start = stamps.instant("start")
+    end = stamps.instant("end")
+    read.extend(stamps)
     if start is not None and end is not None and start == end:
         start = end = None
     if start is not None and end is not None and end < start:
@@ -429,34 +483,42 @@ def map_credit_notes(
         contract_id = contract_by_invoice.get(invoice_id or "")
         customer = by_billing_id.get(qualify(ID_PREFIX, note.get("customer")) or "", {})
         lines = (note.get("lines") or {}).get("data") or []
+        head = FieldProblems(note)
+        issued_at = head.instant("effective_at" if note.get("effective_at") is not None
+                                 else "created")
+        voided_at = head.instant("voided_at")
         base = {
             "source_system": SOURCE_SYSTEM,
             "source_id": note_id,
-            "issued_at": timestamp_from_unix(note.get("effective_at") or note.get("created")),
+            "issued_at": issued_at,
             "currency": upper_or_none(note.get("currency")),
             "invoice_id": invoice_id,
             "customer_id": customer.get("customer_id"),
             "reason": text_or_none(note.get("reason")),
-            "voided_at": timestamp_from_unix(note.get("voided_at")),
+            "voided_at": voided_at,
             SHAPE_COLUMN: shape_problem(note),
             PAYLOAD_COLUMN: to_payload(note),
         }
         if not lines:
             credit_id = qualify(ID_PREFIX, note_id)
             total_taxes = note.get("total_taxes")
-            taxes = [int_from_wire(t.get("amount")) for t in total_taxes] \
+            read = FieldProblems(note)
+            read.extend(head)
+            taxes = [_amount(t, f"total_taxes[{n}].", "amount", read)
+                     for n, t in enumerate(total_taxes)] \
                 if isinstance(total_taxes, list) else [None]
+            subtotal = read.stripe_amount("subtotal")
+            discount = read.stripe_amount("discount_amount")
             rows.append({
                 **base,
                 "credit_note_id": credit_id,
                 "correlation_id": contract_id or credit_id,
                 # subtotal is before invoice-level discounts (Stripe); the note credits net
-                "amount": None if int_from_wire(note.get("subtotal")) is None else
-                int_from_wire(note.get("subtotal")) - (int_from_wire(note.get("discount_amount"))
-                                                       or 0),
-                "discount_amount": int_from_wire(note.get("discount_amount")) or 0,
+                "amount": None if subtotal is None else subtotal - (discount or 0),
+                "discount_amount": discount or 0,
                 "invoice_line_id": None,
                 "tax_amount": None if None in taxes else sum(taxes),
+                FIELD_PROBLEMS: read.result(),
             })
             continue
         for line in lines:
@@ -466,9 +528,15 @@ def map_credit_notes(
             )
             line_taxes = line.get("taxes")
             read = FieldProblems(line, "lines.")
-            taxes = [_amount(t, f"taxes[{n}].", "amount", read)
-                     for n, t in enumerate(line_taxes)] \
-                if isinstance(line_taxes, list) else [None]
+            read.extend(head)
+            if isinstance(line_taxes, list):
+                taxes = [_amount(t, f"lines.taxes[{n}].", "amount", read)
+                         for n, t in enumerate(line_taxes)]
+            else:
+                taxes = [None]
+                read.add("missing_value", "taxes", "field 'lines.taxes' is null: Stripe states "
+                         "the taxes of a credit note line ([] when none), so its tax is unknown, "
+                         "never zero")
             gross = read.stripe_amount("amount")
             discount = read.stripe_amount("discount_amount") or 0
             rows.append({
@@ -506,9 +574,11 @@ def map_payments(
         invoice = invoice_by_id.get(payment.get("invoice"), {})
         customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
         contract_id = _invoice_contract_id(invoice) if invoice else None
-        read = FieldProblems(payment.get("status_transitions") or {}, "status_transitions.")
-        paid_at = read.instant("paid_at")
-        amount = _amount(payment, "", "amount_paid", read)
+        read = FieldProblems(payment)
+        stamps = FieldProblems(payment.get("status_transitions") or {}, "status_transitions.")
+        paid_at = stamps.instant("paid_at")
+        read.extend(stamps)
+        amount = read.stripe_amount("amount_paid")
         rows.append({
             "source_system": SOURCE_SYSTEM,
             "source_id": text_or_none(payment.get("id")),

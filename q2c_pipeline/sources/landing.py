@@ -72,8 +72,12 @@ def _canonical_number(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def dump_canonical_json(value: Any) -> str:
-    """Serialise a JSON-like value canonically (sorted keys, compact, one form per number)."""
+def dump_canonical_json(value: Any, *, numbers_as_sent: bool = False) -> str:
+    """Serialise a JSON-like value canonically (sorted keys, compact, one form per number).
+
+    ``numbers_as_sent`` keeps each number as the source wrote it (``444.0`` stays ``444.0``,
+    not ``444``): the payload kept is what the source said, while the content hash is taken
+    over the one-form text, so the REST and Bulk renderings of a record are one version."""
     if value is None:
         return "null"
     if value is True:
@@ -85,18 +89,24 @@ def dump_canonical_json(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"non-finite number in payload: {value!r}")
-        return _canonical_number(Decimal(repr(value)))
+        return repr(value) if numbers_as_sent else _canonical_number(Decimal(repr(value)))
     if isinstance(value, Decimal):
+        if numbers_as_sent:
+            if not value.is_finite():
+                raise ValueError(f"non-finite number in payload: {value!r}")
+            return format(value, "f")
         return _canonical_number(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Mapping):
         items = sorted((str(key), item) for key, item in value.items())
-        body = ",".join(f"{json.dumps(key, ensure_ascii=False)}:{dump_canonical_json(item)}"
+        body = ",".join(f"{json.dumps(key, ensure_ascii=False)}:"
+                        f"{dump_canonical_json(item, numbers_as_sent=numbers_as_sent)}"
                         for key, item in items)
         return "{" + body + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dump_canonical_json(item) for item in value) + "]"
+        return "[" + ",".join(dump_canonical_json(item, numbers_as_sent=numbers_as_sent)
+                              for item in value) + "]"
     raise TypeError(f"value of type {type(value).__name__} is not JSON: {value!r}")
 
 
@@ -180,13 +190,15 @@ def build_landing_frame(
     record_ids = [str(record[id_field]) for record in records]
     tombstones = sorted(deleted.difference(record_ids))
     extracted = _to_naive_utc(extracted_at)
-    payloads = [dump_canonical_json(record) for record in records]
-    payloads += [dump_canonical_json({id_field: record_id}) for record_id in tombstones]
+    tombstone_payloads = [dump_canonical_json({id_field: r}) for r in tombstones]
+    hashed = [dump_canonical_json(record) for record in records] + tombstone_payloads
+    payloads = [dump_canonical_json(record, numbers_as_sent=True) for record in records]
+    payloads += tombstone_payloads
     frame = pd.DataFrame(
         {
             "record_id": record_ids + tombstones,
             "payload": payloads,
-            "content_hash": [hashlib.sha256(p.encode("utf-8")).hexdigest() for p in payloads],
+            "content_hash": [hashlib.sha256(p.encode("utf-8")).hexdigest() for p in hashed],
             "source_modstamp": pd.concat(
                 [
                     parse_modstamps([record.get(modstamp_field) for record in records]),
@@ -232,10 +244,13 @@ def land_records(
     what the latest extraction of the object sent), so the canonical build quarantines it and
     the other records land.
     """
-    unlanded = [(position, record) for position, record in enumerate(records)
-                if record.get(id_field) in (None, "")]
+    def no_id(record: Mapping[str, Any]) -> bool:
+        value = record.get(id_field)
+        return value is None or (isinstance(value, str) and not value.strip())
+
+    unlanded = [(position, record) for position, record in enumerate(records) if no_id(record)]
     if unlanded:
-        records = [r for r in records if r.get(id_field) not in (None, "")]
+        records = [r for r in records if not no_id(r)]
     batch = build_landing_frame(
         records,
         id_field=id_field,
@@ -314,7 +329,8 @@ def _keep_unlanded(conn: duckdb.DuckDBPyConnection, table: str, id_field: str,
     conn.execute(f"delete from {UNLANDED_TABLE} where raw_table = ?", [table])
     for position, record in unlanded:
         conn.execute(f"insert into {UNLANDED_TABLE} values (?, ?, ?, ?, ?)",
-                     [table, position, id_field, dump_canonical_json(record), extracted_at])
+                     [table, position, id_field,
+                      dump_canonical_json(record, numbers_as_sent=True), extracted_at])
 
 
 def unlanded_records(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str, str]]:

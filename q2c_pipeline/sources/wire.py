@@ -9,6 +9,7 @@ A value that cannot be read becomes ``None`` so validation can reject the row wi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -157,9 +158,10 @@ def unreadable_dates(record: Mapping[str, Any], fields: Sequence[str]) -> str | 
 
 
 def timestamp_from_unix(value: Any) -> pd.Timestamp | None:
-    """Stripe Unix seconds -> naive UTC Timestamp."""
+    """Stripe Unix seconds -> naive UTC Timestamp (None when not an instant q2c reads: the
+    mapper's ``FieldProblems.instant`` says why)."""
     seconds = int_from_wire(value)
-    if seconds is None:
+    if seconds is None or not 0 <= seconds <= MAX_UNIX_SECONDS:
         return None
     return pd.Timestamp(datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None))
 
@@ -255,6 +257,9 @@ MAX_MINOR = 10**12
 MAX_UNIX_SECONDS = 9_000_000_000
 
 
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 class FieldProblems:
     """Reads a record's fields strictly, keeping in words what it could not read.
 
@@ -314,6 +319,8 @@ class FieldProblems:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         read = decimal_from_wire(value)
+        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+            read = None  # "1_200" or other digits Python reads but no export writes
         if read is None:
             self.add("invalid_type", field,
                      f"field {self.where + field!r} value {value!r} is not a number")

@@ -393,25 +393,45 @@ def test_a_crash_mid_erp_posting_then_a_rerun_leaves_each_journal_in_exactly_one
     pd.testing.assert_frame_equal(outbox, clean_outbox)
 
 
-def _close_in_a_process_killed_in_the_ledger_append(path, source_folder) -> int:
+def _close_in_a_process_killed_at(path, source_folder, stage: str) -> int:
     """Land, build and post the sample in a child process killed (``os._exit``: no cleanup, no
-    commit) inside the ledger append's transaction, right after its insert."""
+    commit, as ``kill -9``) at ``stage``: ``landing`` (every source object landed, the usage
+    days not), ``canonical`` (the fifth canonical table replaced, the rest not), ``ledger``
+    (inside the ledger append's transaction, after its insert) or ``finance`` (the ledger
+    committed, the finance tables half written)."""
     import contextlib
     import multiprocessing
     import os
 
     def child():
+        from q2c_pipeline import stages
         from q2c_pipeline.accounting import ledger
 
-        real = ledger.frame_transaction
+        real_replace = stages.replace_table
+        calls = {"canonical": 0}
+
+        def replace(conn, schema, name, *args, **kwargs):
+            if schema == "canonical":
+                calls["canonical"] += 1
+                if stage == "canonical" and calls["canonical"] == 5:
+                    os._exit(137)
+            if stage == "finance" and (schema, name) == ("finance", "account_balances"):
+                os._exit(137)
+            return real_replace(conn, schema, name, *args, **kwargs)
+
+        real_transaction = ledger.frame_transaction
 
         @contextlib.contextmanager
         def dying(conn, name, frame):
-            with real(conn, name, frame) as view:
+            with real_transaction(conn, name, frame) as view:
                 yield view
                 os._exit(137)  # after the insert, before the commit
 
-        ledger.frame_transaction = dying
+        stages.replace_table = replace
+        if stage == "landing":
+            stages.land_usage_events = lambda *a, **k: os._exit(137)
+        if stage == "ledger":
+            ledger.frame_transaction = dying
         conn = duckdb.connect(str(path))
         land_snapshot(conn, SnapshotSource(source_folder), datetime(2026, 7, 1, 6),
                       request_id="test")
@@ -424,16 +444,23 @@ def _close_in_a_process_killed_in_the_ledger_append(path, source_folder) -> int:
     return process.exitcode
 
 
-def test_a_close_killed_inside_the_ledger_append_then_run_again_posts_the_same_ledger(
+def test_a_close_killed_at_each_stage_then_run_again_posts_the_uninterrupted_ledger(
     posted_warehouse, sample_company, tmp_path
 ):
+    """kill -9 in landing, then in the canonical build, then inside the ledger append, then
+    while the finance tables are written; each time the next run starts from what the killed
+    one left. The run after the last kill gives the uninterrupted close's ledger, byte for
+    byte, and its finance tables."""
     path = tmp_path / "killed.duckdb"
-    assert _close_in_a_process_killed_in_the_ledger_append(path, sample_company) == 137
-    with duckdb.connect(str(path)) as conn:  # the append never committed: no line of it
-        tables = {r[0] for r in conn.execute(
-            "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
-        assert "ledger.journal_lines" not in tables or conn.execute(
-            "select count(*) from ledger.journal_lines").fetchone() == (0,)
+    for stage in ("landing", "canonical", "ledger", "finance"):
+        assert _close_in_a_process_killed_at(path, sample_company, stage) == 137, stage
+        if stage == "ledger":  # the append never committed: not one line of it
+            with duckdb.connect(str(path)) as conn:
+                assert "journal_lines" not in {r[0] for r in conn.execute(
+                    "select table_name from information_schema.tables "
+                    "where table_schema = 'ledger'").fetchall()} or conn.execute(
+                    "select count(*) from ledger.journal_lines").fetchone() == (0,)
+    with duckdb.connect(str(path)) as conn:
         source = SnapshotSource(sample_company)
         extracted_at = datetime.fromisoformat(
             str(source.manifest()["extracted_at"]).replace("Z", "+00:00"))
@@ -441,5 +468,8 @@ def test_a_close_killed_inside_the_ledger_append_then_run_again_posts_the_same_l
         build_canonical(conn)
         build_finance(conn, Policy(), AS_OF)
         rerun = _ledger_bytes(conn)
+        balances = conn.execute("select * from finance.account_balances order by all").fetchall()
     with duckdb.connect(str(posted_warehouse), read_only=True) as conn:
-        assert rerun == _ledger_bytes(conn)  # byte for byte the uninterrupted close's ledger
+        assert rerun == _ledger_bytes(conn)
+        assert balances == conn.execute(
+            "select * from finance.account_balances order by all").fetchall()

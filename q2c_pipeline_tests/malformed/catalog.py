@@ -33,6 +33,8 @@ class Damage:
 # What is held with an invoice, or with a contract, when its customer has such records: not
 # every customer does.
 FOLLOW_INVOICES = frozenset({"credit_notes", "refunds", "invoice_events"})
+# ...and with a broken invoice or line, the invoice's other lines and its payments if any.
+FOLLOW_INVOICE = FOLLOW_INVOICES | {"invoice_lines", "payments"}
 FOLLOW_CONTRACTS = FOLLOW_INVOICES | {"usage"}
 # A broken contract holds its lines, its invoices with their lines and payments; a broken line
 # holds its contract (which posts whole) and the same.
@@ -165,6 +167,10 @@ SALESFORCE = [
            LINE_HELD),
     Damage("subscription sent twice with different quantities", "duplicate_id", "sales_ops",
            "contract_lines", _duplicate_subscription, LINE_HELD),
+    Damage("subscription with a null Id", "missing_value", "sales_ops", "landing",
+           _unlanded("salesforce/SBQQ__Subscription__c.json", "salesforce_subscriptions",
+                     lambda co, who: co.subscriptions(who)), LINE_HELD,
+           ("unknown_contract_line",)),
     Damage("subscription of a contract Salesforce never sent", "unknown_contract", "sales_ops",
            "contract_lines", _subscription_unknown_contract,
            ("invoice_lines", "invoices", "payments")),
@@ -275,6 +281,73 @@ def _field(field, value):
     return edit
 
 
+def _credit_times(factor):
+    def edit(co, note):
+        for field in ("amount", "subtotal", "subtotal_excluding_tax", "total",
+                      "total_excluding_tax", "pre_payment_amount"):
+            if isinstance(note.get(field), int):
+                note[field] *= factor
+        for line in note["lines"]["data"]:
+            line["amount"] *= factor
+            for tax in line.get("taxes") or []:
+                tax["amount"] *= factor
+    return edit
+
+
+def _whole_invoice_in_major_units(co, who):
+    invoice = _first(co.invoices(who, status="paid"))
+    if invoice is None:
+        return None
+
+    def scale(value):
+        if isinstance(value, dict):
+            return {k: scale(v) if k not in ("created", "period", "status_transitions",
+                                              "due_date", "effective_at", "quantity",
+                                              "webhooks_delivered_at",
+                                              "automatically_finalizes_at") else v
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [scale(v) for v in value]
+        return value / 100 if isinstance(value, int) and not isinstance(value, bool) else value
+
+    for field in ("amount_due", "amount_paid", "amount_remaining", "subtotal", "total",
+                  "subtotal_excluding_tax", "total_excluding_tax", "lines",
+                  "total_discount_amounts", "total_taxes"):
+        invoice[field] = scale(invoice[field])
+    for payment in co.payments(who):
+        if payment["invoice"] == invoice["id"]:
+            payment["amount_paid"] = payment["amount_paid"] / 100
+            payment["amount_requested"] = payment["amount_requested"] / 100
+    return f"stripe:{invoice['id']}"
+
+
+def _lines_has_more(invoice):
+    invoice["lines"]["has_more"] = True
+    invoice["lines"]["total_count"] = len(invoice["lines"]["data"]) + 1
+
+
+def _payment_missing(co, who):
+    payment = _first(co.payments(who))
+    if payment is None:
+        return None
+    payments = co.records("stripe/invoice_payments.json")
+    others = [p for p in payments if p["invoice"] == payment["invoice"] and p is not payment]
+    if others:
+        return None  # the invoice must lose its only payment
+    payments.remove(payment)
+    return f"stripe:{payment['invoice']}"
+
+
+def _overpaid_then_refunded(co, refund):
+    payment = next(p for p in co.records("stripe/invoice_payments.json")
+                   if p["payment"]["payment_intent"] == refund["payment_intent"])
+    invoice = next(i for i in co.records("stripe/invoices.json") if i["id"] == payment["invoice"])
+    # the customer paid the invoice and the refunded amount on top; Stripe credited the excess
+    payment["amount_paid"] += refund["amount"]
+    invoice["amount_paid"] += refund["amount"]
+    invoice["amount_overpaid"] = refund["amount"]
+
+
 def _payment_of_unknown_invoice(co, payment):
     payment["invoice"] = "in_1ZZZZZZZZZZZZZZZZZZZZZZZ"
 
@@ -311,9 +384,16 @@ STRIPE = [
     Damage("invoice line period ending before it starts", "service_period_inverted",
            "billing_ops", "invoice_lines", _invoice(_period_inverted, line=True),
            ("invoices", "payments")),
-    Damage("invoice line amount in major units (1152.0 for 115200)", "totals_differ",
-           "billing_ops", "invoices", _invoice(_major_units, line=True, report_invoice=True),
-           ("invoice_lines", "payments")),
+    Damage("invoice line amount in major units (1152.0 for 115200)", "invalid_type",
+           "billing_ops", "invoice_lines", _invoice(_major_units, line=True),
+           ("invoices", "payments")),
+    Damage("invoice exported wholly in major units as floats", "invalid_type", "billing_ops",
+           "invoices", _whole_invoice_in_major_units, ("invoice_lines", "payments")),
+    Damage("invoice saved with only its first page of lines", "incomplete_page",
+           "billing_ops", "invoices", _invoice(_lines_has_more, status="open"),
+           ("invoice_lines",)),
+    Damage("paid invoice whose invoice payment is missing", "payments_differ_from_invoice",
+           "billing_ops", "invoices", _payment_missing, ("invoice_lines",)),
     Damage("invoice line amount as text", "invalid_type", "billing_ops", "invoice_lines",
            _invoice(lambda line: line.update(amount="115200"), line=True),
            ("invoices", "payments")),
@@ -330,8 +410,10 @@ STRIPE = [
            "invoice_lines", _invoice(_period_as_text, line=True), ("invoices", "payments")),
     Damage("payment status none of Stripe's", "unknown_status", "billing_ops", "payments",
            _payment(_field("status", "settled")), ()),
+    # the invoice it was taken from says it was paid and has no payment now: held too
     Damage("payment of an invoice Stripe never sent", "unknown_invoice", "billing_ops",
-           "payments", _payment(_payment_of_unknown_invoice), ()),
+           "payments", _payment(_payment_of_unknown_invoice), ("invoice_lines",),
+           ("payments_differ_from_invoice",)),
     Damage("payment a hundred times its invoice", "payment_exceeds_invoice", "billing_ops",
            "payments", _payment(_times("amount_paid", 100)), ()),
     Damage("payment in another currency than its invoice", "currency_mismatch", "billing_ops",
@@ -340,7 +422,7 @@ STRIPE = [
            _payment(_times("amount_paid", -1)), ()),
     Damage("payment amount as text", "invalid_type", "billing_ops", "payments",
            _payment(_field("amount_paid", "4798.40")), ()),
-    Damage("payment amount in major units (2400.0 for 240000)", "payments_differ_from_invoice",
+    Damage("payment amount in major units (2400.0 for 240000)", "invalid_type",
            "billing_ops", "payments",
            _payment(lambda co, p: p.update(amount_paid=p["amount_paid"] / 100)), ()),
     Damage("payment amount with cents as a float (4798.4)", "invalid_type", "billing_ops",
@@ -350,6 +432,8 @@ STRIPE = [
            _payment(lambda co, p: p["status_transitions"].update(paid_at=10**13)), ()),
     Damage("refund created as text", "invalid_type", "billing_ops", "refunds",
            _refund(_field("created", "yesterday")), ()),
+    Damage("refund of an overpayment Stripe states", "refund_of_overpayment",
+           "controllership", "refunds", _refund(_overpaid_then_refunded), ()),
     Damage("refund ten times its payment", "refund_exceeds_payment", "billing_ops", "refunds",
            _refund(_times("amount", 10)), ()),
     Damage("refund status none of Stripe's", "unknown_status", "billing_ops", "refunds",
@@ -360,6 +444,8 @@ STRIPE = [
            _refund(_times("amount", -1)), ()),
     Damage("credit note of an invoice Stripe never sent", "unknown_invoice", "billing_ops",
            "credit_notes", _credit_note(_field("invoice", "in_1ZZZZZZZZZZZZZZZZZZZZZZZ")), ()),
+    Damage("credit note ten times its invoice", "credit_exceeds_invoice", "billing_ops",
+           "credit_notes", _credit_note(_credit_times(10)), ()),
     Damage("credit note in another currency than its invoice", "currency_mismatch",
            "billing_ops", "credit_notes", _credit_note(_field("currency", "jpy")), ()),
 ]

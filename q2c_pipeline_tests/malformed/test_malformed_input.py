@@ -21,6 +21,7 @@ from q2c_pipeline_tests.malformed import harness
 from q2c_pipeline_tests.malformed.catalog import (
     CATALOG,
     FOLLOW_CONTRACTS,
+    FOLLOW_INVOICE,
     FOLLOW_INVOICES,
     Damage,
 )
@@ -73,6 +74,7 @@ def test_a_malformed_record_is_held_with_its_dependents_and_the_rest_closes_unch
                | (new["record_id"] == case.record_id)]
     held = set(ours.loc[ours["rule"] == "held_by_upstream", "source_table"])
     optional = FOLLOW_CONTRACTS if {"contracts", "contract_lines"} & set(damage.held) \
+        else FOLLOW_INVOICE if damage.table in ("invoices", "invoice_lines") \
         else FOLLOW_INVOICES if {"invoices", "invoice_lines"} & set(damage.held) else set()
     assert set(damage.held) <= held <= set(damage.held) | optional, sorted(held)
     others = ours[(ours["rule"] != "held_by_upstream") & (ours["record_id"] != case.record_id)]
