@@ -50,6 +50,10 @@ def new_invoice(template: dict) -> dict:
                                      "paid_at": None, "voided_at": None}
     for number, line in enumerate(invoice["lines"]["data"]):
         line.update(id=f"il_1Q2CSensorTest{number:09d}", invoice=NEW_ID)
+        # the next period of the subscription: a second invoice for the same period would bill
+        # its seats twice (quantity_mismatch), which is not what this test is about
+        length = line["period"]["end"] - line["period"]["start"]
+        line["period"] = {"start": line["period"]["end"], "end": line["period"]["end"] + length}
     return invoice
 
 
