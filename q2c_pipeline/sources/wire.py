@@ -250,9 +250,10 @@ def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFram
 # (``schemas.validation``), so a value is never silently replaced, truncated or guessed.
 FIELD_PROBLEMS = "_field_problems"
 
-# The largest amount q2c posts, in minor units (10^12: USD 10 billion): any sum of a million such
+# The largest amount q2c posts, in minor units (10^14: USD 1 trillion, IDR 1 trillion, about
+# USD 60 million, so no real invoice in a weak currency comes near it): any sum of 90,000 such
 # amounts still fits a 64-bit integer, and no SaaS invoice line comes near it.
-MAX_MINOR = 10**12
+MAX_MINOR = 10**14
 # Unix seconds q2c reads (up to 2255-03-14; nanosecond timestamps end in 2262).
 MAX_UNIX_SECONDS = 9_000_000_000
 
