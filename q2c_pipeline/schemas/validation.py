@@ -564,13 +564,14 @@ def _credits_beyond_invoices(frame: pd.DataFrame, accepted: Mapping[str, pd.Data
     exclusive = ~lines["tax_inclusive"].astype("boolean").fillna(False).astype(bool)
     billed = (lines["amount"] + lines["tax_amount"].fillna(0).where(exclusive, 0)).groupby(
         lines["invoice_id"]).sum().astype("float64")
-    inclusive_by_invoice = lines.groupby("invoice_id")["tax_inclusive"].agg(
-        lambda v: bool(pd.Series(v).astype("boolean").fillna(False).all()))
+    inclusive_by_invoice = lines["tax_inclusive"].astype("boolean").fillna(False).astype(
+        bool).groupby(lines["invoice_id"]).all()
     live = frame["voided_at"].isna() if "voided_at" in frame else pd.Series(True, frame.index)
     amount = pd.to_numeric(frame["amount"], errors="coerce")
     tax = pd.to_numeric(frame["tax_amount"], errors="coerce").fillna(0) \
         if "tax_amount" in frame else pd.Series(0.0, index=frame.index)
-    tax = tax.where(~frame["invoice_id"].map(inclusive_by_invoice).fillna(False).astype(bool), 0)
+    inclusive = frame["invoice_id"].map(inclusive_by_invoice).astype("boolean").fillna(False)
+    tax = tax.where(~inclusive.astype(bool), 0)
     credited = (amount + tax).where(live & amount.gt(0))
     total = credited.groupby(frame["invoice_id"]).transform("sum").where(credited.notna())
     limit = frame["invoice_id"].map(billed)
@@ -756,17 +757,18 @@ def _fx_failures(table: str, frame: pd.DataFrame, accepted: Mapping[str, pd.Data
     if not foreign.any():
         return
     rates = accepted.get("fx_rates")
-    first: dict[tuple[str, str], pd.Timestamp] = {}
+    earliest = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     if rates is not None and len(rates):
         days = pd.to_datetime(rates["rate_date"])
-        for (src, dst), day in zip(zip(rates["from_currency"], rates["to_currency"],
-                                       strict=True), days, strict=True):
-            for key in ((src, dst), (dst, src)):
-                if key not in first or day < first[key]:
-                    first[key] = day
-    earliest = pd.Series([first.get((c, t)) for c, t in zip(frame["currency"], target,
-                                                             strict=True)], index=frame.index)
-    earliest = pd.to_datetime(earliest)
+        # a pair's first rate, either way round (the engine converts through the inverse too)
+        pairs = pd.concat([
+            pd.DataFrame({"src": rates["from_currency"], "dst": rates["to_currency"], "day": days}),
+            pd.DataFrame({"src": rates["to_currency"], "dst": rates["from_currency"], "day": days}),
+        ]).groupby(["src", "dst"], as_index=False)["day"].min()
+        wanted = pd.DataFrame({"src": frame["currency"].to_numpy(),
+                               "dst": target.to_numpy()}, index=frame.index)
+        earliest = pd.to_datetime(wanted.reset_index().merge(pairs, how="left", on=[
+            "src", "dst"]).set_index("index")["day"].reindex(frame.index))
     # a contract converts nothing when it is signed: it needs the pair at all; a booking needs
     # a rate on or before its own day
     late = earliest > date.dt.normalize() if table != "contracts" else pd.Series(

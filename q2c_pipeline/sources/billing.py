@@ -368,6 +368,19 @@ def _amount(record: Any, where: str, field: str, read: FieldProblems | None) -> 
     return value
 
 
+def _tax_amounts(line: Record, where: str, read: FieldProblems) -> list[int | None]:
+    """The amounts of a line's ``taxes`` (invoice or credit note line), read strictly. A null
+    ``taxes`` is "not stated" (an older API version's shape, or an object rendered without it):
+    unknown, never zero, so ``[None]`` and a missing_value problem."""
+    taxes = line.get("taxes")
+    if isinstance(taxes, list):
+        return [_amount(tax, f"{where}taxes[{n}].", "amount", read)
+                for n, tax in enumerate(taxes)]
+    read.add("missing_value", "taxes", f"field '{where}taxes' is null: Stripe states the taxes "
+             "of a line ([] when none), so its tax is unknown, never zero")
+    return [None]
+
+
 def _discounts(amounts: Any, read: FieldProblems | None = None) -> int | None:
     """The sum of ``discount_amounts[].amount`` (None when one is not an integer)."""
     values = [_amount(d, f"discount_amounts[{n}].", "amount", read)
@@ -422,15 +435,8 @@ def _invoice_line(
                  f"{start:%Y-%m-%dT%H:%M:%SZ}: the line's service period ends before it starts")
     # taxes: [] is "no tax"; a missing or null taxes is "not stated" (an older API version's
     # shape, or an object rendered without it): unknown, never zero -- validation quarantines it
-    taxes = line.get("taxes")
-    if isinstance(taxes, list):
-        tax_amounts = [_amount(tax, f"taxes[{n}].", "amount", read)
-                       for n, tax in enumerate(taxes)]
-    else:
-        tax_amounts = [None]
-        read.add("missing_value", "taxes", "field 'taxes' is null: Stripe states the taxes of a "
-                 "line ([] when none), so its tax is unknown, never zero")
-    taxes = taxes if isinstance(taxes, list) else []
+    tax_amounts = _tax_amounts(line, "", read)
+    taxes = line.get("taxes") if isinstance(line.get("taxes"), list) else []
     price_details = (line.get("pricing") or {}).get("price_details") or {}
     gross = _amount(line, "", "amount", read)
     discount = _discounts(line.get("discount_amounts"), read)
@@ -526,17 +532,9 @@ def map_credit_notes(
                 qualify(ID_PREFIX, note_id) if len(lines) == 1
                 else f"{ID_PREFIX}:{note_id}:{line.get('id')}"
             )
-            line_taxes = line.get("taxes")
             read = FieldProblems(line, "lines.")
             read.extend(head)
-            if isinstance(line_taxes, list):
-                taxes = [_amount(t, f"lines.taxes[{n}].", "amount", read)
-                         for n, t in enumerate(line_taxes)]
-            else:
-                taxes = [None]
-                read.add("missing_value", "taxes", "field 'lines.taxes' is null: Stripe states "
-                         "the taxes of a credit note line ([] when none), so its tax is unknown, "
-                         "never zero")
+            taxes = _tax_amounts(line, "lines.", read)
             gross = read.stripe_amount("amount")
             discount = read.stripe_amount("discount_amount") or 0
             rows.append({

@@ -182,10 +182,8 @@ def build_landing_frame(
 ) -> pd.DataFrame:
     """The rows a landing call would offer, one per record_id (latest modstamp wins within the
     batch), sorted by record_id. Deleted ids without a record become tombstones whose payload is
-    `{id_field: id}` stamped at `extracted_at`."""
-    missing = [index for index, record in enumerate(records) if record.get(id_field) in (None, "")]
-    if missing:
-        raise ValueError(f"{len(missing)} record(s) lack {id_field!r}, first at index {missing[0]}")
+    `{id_field: id}` stamped at `extracted_at`. Every record has its id (``land_records`` keeps
+    the others apart)."""
     deleted = {str(record_id) for record_id in deleted_ids}
     record_ids = [str(record[id_field]) for record in records]
     tombstones = sorted(deleted.difference(record_ids))

@@ -282,38 +282,30 @@ class FieldProblems:
         value = self.record.get(field)
         return None if isinstance(value, float) and value != value else value
 
-    def stripe_amount(self, field: str) -> int | None:
+    def _integer(self, field: str, low: int, high: int, what: str, beyond: str) -> int | None:
         value = self._value(field)
         if value is None:
             return None
+        named = self.where + field
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add("invalid_type", field,
-                     f"field {self.where + field!r} value {value!r} is not an integer of minor "
-                     "units (Stripe sends amounts as JSON integers in the currency's smallest "
-                     "unit, e.g. 44400 for 444.00)")
+            self.add("invalid_type", field, f"field {named!r} value {value!r} is not {what}")
             return None
-        if abs(value) > MAX_MINOR:
-            self.add("out_of_range", field,
-                     f"field {self.where + field!r} value {value} is beyond ±{MAX_MINOR:,} minor "
-                     "units, the largest amount q2c posts")
+        if not low <= value <= high:
+            self.add("out_of_range", field, f"field {named!r} value {value} is {beyond}")
             return None
         return value
 
+    def stripe_amount(self, field: str) -> int | None:
+        return self._integer(
+            field, -MAX_MINOR, MAX_MINOR,
+            "an integer of minor units (Stripe sends amounts as JSON integers in the "
+            "currency's smallest unit, e.g. 44400 for 444.00)",
+            f"beyond ±{MAX_MINOR:,} minor units, the largest amount q2c posts")
+
     def instant(self, field: str) -> pd.Timestamp | None:
-        value = self._value(field)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add("invalid_type", field,
-                     f"field {self.where + field!r} value {value!r} is not Unix seconds (an "
-                     "integer)")
-            return None
-        if not 0 <= value <= MAX_UNIX_SECONDS:
-            self.add("out_of_range", field,
-                     f"field {self.where + field!r} value {value} is not an instant between "
-                     "1970 and 2255 in Unix seconds")
-            return None
-        return timestamp_from_unix(value)
+        seconds = self._integer(field, 0, MAX_UNIX_SECONDS, "Unix seconds (an integer)",
+                                "not an instant between 1970 and 2255 in Unix seconds")
+        return None if seconds is None else timestamp_from_unix(seconds)
 
     def number(self, field: str) -> Decimal | None:
         value = self._value(field)

@@ -239,34 +239,24 @@ def _duplicate_invoice(co, who):
     return f"stripe:{invoice['id']}"
 
 
-def _payment(edit):
-    def apply(co, who):
-        payment = _first(co.payments(who))
-        if payment is None:
-            return None
-        edit(co, payment)
-        return f"stripe:{payment['id']}"
-    return apply
+def _first_record(pick):
+    """A class that edits the customer's first record of a kind (``pick(co, who)``) with
+    ``edit(co, record)`` and names it ``stripe:<id>``."""
+    def damage(edit):
+        def apply(co, who):
+            record = _first(pick(co, who))
+            if record is None:
+                return None
+            edit(co, record)
+            return f"stripe:{record['id']}"
+        return apply
+    return damage
 
 
-def _refund(edit):
-    def apply(co, who):
-        refund = _first(co.refunds(who))
-        if refund is None:
-            return None
-        edit(co, refund)
-        return f"stripe:{refund['id']}"
-    return apply
-
-
-def _credit_note(edit):
-    def apply(co, who):
-        note = _first([c for c in co.credit_notes(who) if c["status"] == "issued"])
-        if note is None:
-            return None
-        edit(co, note)
-        return f"stripe:{note['id']}"
-    return apply
+_payment = _first_record(lambda co, who: co.payments(who))
+_refund = _first_record(lambda co, who: co.refunds(who))
+_credit_note = _first_record(
+    lambda co, who: [c for c in co.credit_notes(who) if c["status"] == "issued"])
 
 
 def _times(field, factor):
