@@ -223,33 +223,142 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
-def cmd_close_period(args: argparse.Namespace) -> int:
-    """Lock one entity's period with close_period_job; exit 1 when a control refuses it."""
+def _instance():
     import dagster as dg
 
+    home = os.getenv("DAGSTER_HOME")
+    return dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+
+
+def cmd_close_period(args: argparse.Namespace) -> int:
+    """Lock (or reopen) one entity's period with close_period_job / reopen_period_job; exit 1
+    with every blocker named when the lock is refused."""
     os.environ["Q2C_DUCKDB_PATH"] = str(Path(args.duckdb).resolve())
     defs = load_definitions()
-    job = defs.resolve_job_def("close_period_job")
-    home = os.getenv("DAGSTER_HOME")
-    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    job_name, op = ("reopen_period_job", "reopen_period") if args.reopen else (
+        "close_period_job", "close_period")
     config = {"legal_entity": args.entity, "period": args.period}
-    result = job.execute_in_process(
-        instance=instance,
-        run_config={
-            "ops": {"close_period": {"config": config}},
-            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-        },
+    if args.actor:
+        config["actor"] = args.actor
+    if args.reason:
+        config["reason"] = args.reason
+    if args.reopen and not (args.actor and args.reason):
+        _out(f"{args.entity} {args.period}: NOT reopened: say who (--as) and why (--reason)")
+        return 2
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=_instance(),
+        run_config={"ops": {op: {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         raise_on_error=False,
     )
+    verb = "reopened" if args.reopen else "locked"
     if result.success:
-        _out(f"{args.entity} {args.period}: locked (or already locked)")
+        metadata = _output_metadata(result, op)
+        if metadata.get("already_locked"):
+            _out(f"{args.entity} {args.period}: already locked")
+        elif args.reopen:
+            _out(f"{args.entity} {args.period}: reopened; the close controls run again at the "
+                 "next lock")
+        else:
+            _out(f"{args.entity} {args.period}: locked ({metadata.get('lines_in_period')} posted "
+                 f"lines; {metadata.get('waived_exceptions_open')} waived exceptions open)")
         return 0
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             message = event.step_failure_data.user_failure_data
             text = message.description if message is not None else event.message
-            _out(f"{args.entity} {args.period}: NOT locked: {text}")
+            _out(f"{args.entity} {args.period}: NOT {verb}: {text}")
     return 1
+
+
+def _output_metadata(result, op: str) -> dict:
+    for event in result.events_for_node(op):
+        if event.event_type_value == "STEP_OUTPUT":
+            return {k: v.value for k, v in event.step_output_data.metadata.items()}
+    return {}
+
+
+def cmd_exceptions(args: argparse.Namespace) -> int:
+    """List, show and decide on exceptions (waive, resolve, override), with role checks; every
+    decision is appended to ledger.decisions and takes effect at the next close or lock."""
+    from q2c_pipeline.close.decisions import DecisionRefused, load_roles, roles_path
+    from q2c_pipeline.close.exceptions import decide, exceptions_with_state, find_exception
+    from q2c_pipeline.warehouse import connect
+
+    path = Path(args.duckdb).resolve()
+    if not path.is_file():
+        sys.stderr.write(f"q2c exceptions: no warehouse at {path}; run the close first\n")
+        return 2
+    try:
+        if args.action in ("list", "show"):
+            with connect(path, read_only=True) as conn:
+                if args.action == "list":
+                    return _list_exceptions(exceptions_with_state(conn), args)
+                return _show_exception(conn, find_exception(conn, args.id))
+        fields = dict(_field_value(item) for item in (args.set or []))
+        roles = load_roles(roles_path(args.sample))
+        with connect(path) as conn:
+            row = decide(conn, roles, action=args.action, prefix=args.id, actor=args.actor,
+                         reason=args.reason, fields=fields)
+    except DecisionRefused as error:
+        sys.stderr.write(f"q2c exceptions {args.action}: {error}\n")
+        return 2
+    done = {"waive": "waived (the lock of its period no longer waits for it)",
+            "resolve": "resolved (closed without posting)",
+            "override": "override recorded; it is applied at the next close (q2c run)"}
+    _out(f"{row['exception_id'][:12]} {done[args.action]}: decision {row['decision_seq']} by "
+         f"{row['actor']} as {row['role']}")
+    return 0
+
+
+def _field_value(item: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` of --set: VALUE is read as JSON when it is JSON (2, null, "x"), else as
+    text (PLAT-SEAT)."""
+    import json
+
+    from q2c_pipeline.close.decisions import DecisionRefused
+
+    field, sep, value = item.partition("=")
+    if not sep or not field.strip():
+        raise DecisionRefused(f"--set {item!r}: write FIELD=VALUE")
+    try:
+        return field.strip(), json.loads(value)
+    except ValueError:
+        return field.strip(), value
+
+
+def _list_exceptions(frame, args: argparse.Namespace) -> int:
+    for column, wanted in (("legal_entity", args.entity), ("owner", args.owner),
+                           ("state", args.state)):
+        if wanted:
+            frame = frame[frame[column] == wanted]
+    if args.roots:
+        frame = frame[frame["rule"] != "held_by_upstream"]
+    _out(f"{'id':<13}{'entity':<11}{'period':<8}{'owner':<15}{'state':<17}{'rule':<29}record")
+    for r in frame.itertuples(index=False):
+        period = r.period if isinstance(r.period, str) else "-"
+        _out(f"{r.exception_id[:12]:<13}{r.legal_entity:<11}{period:<8}{r.owner:<15}"
+             f"{r.state:<17}{r.rule:<29}{r.record_label}")
+    _out(f"{len(frame)} exception(s); q2c exceptions show ID for the reason, payload and "
+         "decisions")
+    return 0
+
+
+def _show_exception(conn, exception: dict) -> int:
+    from q2c_pipeline.close.decisions import read_decisions
+
+    for key in ("exception_id", "record_label", "legal_entity", "period", "owner", "rule",
+                "field", "reason", "state", "owner_action", "correlation_id"):
+        _out(f"{key:<15} {exception.get(key) if exception.get(key) is not None else ''}")
+    decisions = read_decisions(conn)
+    decisions = decisions[decisions["exception_id"] == exception["exception_id"]]
+    _out("decisions:" if len(decisions) else "decisions:     none")
+    for d in decisions.itertuples(index=False):
+        _out(f"  {d.decision_seq} {d.decided_at:%Y-%m-%d %H:%M} UTC {d.action} by {d.actor} "
+             f"({d.role}): {d.reason} {d.detail if d.action == 'override' else ''}".rstrip())
+    _out("payload (as the source sent it):")
+    _out(exception.get("payload") or "")
+    return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -355,11 +464,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duckdb", default=settings.duckdb_path())
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("close-period", help="lock an entity's period once every control holds")
+    p = sub.add_parser("close-period", help="lock an entity's period once every control "
+                       "holds (or --reopen it); prints what blocks the lock")
     p.add_argument("--entity", required=True, help="legal entity, e.g. US01")
     p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--as", dest="actor", default=os.getenv("Q2C_ACTOR", ""),
+                   help="who acts (a person in roles.yaml; default Q2C_ACTOR, else the "
+                   "close schedule's identity)")
+    p.add_argument("--reason", default="", help="why (required to reopen)")
+    p.add_argument("--reopen", action="store_true", help="reopen a locked period")
     p.add_argument("--duckdb", default=settings.duckdb_path())
     p.set_defaults(func=cmd_close_period)
+
+    p = sub.add_parser("exceptions", help="list, show, waive, resolve or override exceptions")
+    actions = p.add_subparsers(dest="action", required=True)
+    for name, text in (("list", "every exception of the last close with its state"),
+                       ("show", "one exception: reason, owner action, decisions, payload"),
+                       ("waive", "accept it open for the period lock (controllership)"),
+                       ("resolve", "close it without posting the record (the owner)"),
+                       ("override", "correct the record at the next run: --set FIELD=VALUE")):
+        a = actions.add_parser(name, help=text)
+        a.add_argument("--duckdb", default=settings.duckdb_path(), help="warehouse file")
+        if name == "list":
+            a.add_argument("--entity", help="legal entity (or UNASSIGNED)")
+            a.add_argument("--owner", help="sales_ops, billing_ops or controllership")
+            a.add_argument("--state", help="open, waived, resolved or override_pending")
+            a.add_argument("--roots", action="store_true",
+                           help="only the records that hold others (no held_by_upstream)")
+            continue
+        a.add_argument("id", help="exception id (its first 6+ characters)")
+        if name == "show":
+            continue
+        a.add_argument("--as", dest="actor", default=os.getenv("Q2C_ACTOR", ""),
+                       required=not os.getenv("Q2C_ACTOR"), help="who decides (roles.yaml)")
+        a.add_argument("--reason", required=True, help="why, for the decisions table")
+        a.add_argument("--sample", default=settings.sample_dir(),
+                       help="snapshot folder whose roles.yaml applies (or Q2C_ROLES_PATH)")
+        if name == "override":
+            a.add_argument("--set", action="append", required=True, metavar="FIELD=VALUE",
+                           help="a source field and its corrected value (repeatable)")
+    p.set_defaults(func=cmd_exceptions)
 
     p = sub.add_parser("restore", help="put back the last good close's warehouse (backups/)")
     p.add_argument("--duckdb", default=settings.duckdb_path(), help="warehouse file")

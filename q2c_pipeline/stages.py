@@ -26,8 +26,10 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
+from q2c_pipeline.close.exceptions import apply_overrides
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
+from q2c_pipeline.schemas.quarantine import exception_ids
 from q2c_pipeline.schemas.validation import (
     QUARANTINE_COLUMNS,
     VALIDATION_ORDER,
@@ -85,6 +87,9 @@ def load_raw(conn: duckdb.DuckDBPyConnection) -> tuple[dict[str, list[dict]], pd
 def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     """Map the latest raw records, validate them, write ``canonical.*`` and the quarantine."""
     raw, usage_events = load_raw(conn)
+    # corrections recorded with `q2c exceptions override`, applied to the record versions they
+    # were decided on (raw keeps what the source said)
+    replace_table(conn, "canonical", "overrides_applied", apply_overrides(conn, raw))
     candidates = build_candidates(raw, usage_events)
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
@@ -93,9 +98,10 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
         replace_table(conn, "canonical", table, result.accepted[table])
     landing = [q for q in (file_quarantine(conn) if _has_file_problems(conn) else None,
                            unlanded_quarantine(conn)) if q is not None and len(q)]
-    replace_table(conn, "canonical", "quarantine",
-                  pd.concat([result.quarantine, *landing], ignore_index=True)
+    quarantine = (pd.concat([result.quarantine, *landing], ignore_index=True)
                   if landing else result.quarantine)
+    replace_table(conn, "canonical", "quarantine",
+                  quarantine.assign(exception_id=exception_ids(quarantine)))
     replace_table(conn, "canonical", PENDING_INVOICES, pending)
     counts = result.counts()
     # pending: source records set aside before mapping by design (drafts and their lines,

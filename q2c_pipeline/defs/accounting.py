@@ -23,23 +23,32 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+from pydantic import Field
 
 from q2c_pipeline import settings
 from q2c_pipeline.accounting.erp_files import FileDropErpClient
 from q2c_pipeline.accounting.ledger import (
     JOURNAL_TABLE,
+    LOCKS_TABLE,
     ensure_ledger,
     lock_period,
     read_period_locks,
 )
 from q2c_pipeline.accounting.outbox import OUTBOX_TABLE, ensure_outbox, post_ledger
+from q2c_pipeline.close.decisions import (
+    DecisionRefused,
+    load_roles,
+    record_decision,
+    roles_path,
+)
+from q2c_pipeline.close.exceptions import exceptions_with_state, find_open_exceptions
 from q2c_pipeline.defs.checks import (
     SAMPLE_ROWS,
     find_lines_in_closed_periods,
     find_unbalanced_journals,
     find_unconserved_tables,
 )
-from q2c_pipeline.defs.resources import WarehouseResource
+from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
 
 CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
 CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
@@ -129,6 +138,7 @@ def evaluate_close_controls(conn: duckdb.DuckDBPyConnection, legal_entity: str,
         "deferred_revenue_rollforward_ties": find_untied_rollforward(conn, legal_entity, period),
         "erp_holds_every_journal": find_unposted_journals(conn, legal_entity, period),
         "earlier_periods_closed": find_open_earlier_periods(conn, legal_entity, period),
+        "no_open_exceptions": find_open_exceptions(conn, legal_entity, period),
     }
 
 
@@ -150,19 +160,47 @@ def find_open_earlier_periods(
     return conn.execute(sql, [legal_entity, period]).fetchall(), ["period"]
 
 
-class ClosePeriodConfig(dg.Config):
-    """Which books to lock."""
+SCHEDULE_ACTOR = "q2c-close-schedule"  # who the monthly schedule acts as (in roles.yaml)
 
-    legal_entity: str
-    period: str  # YYYY-MM
+
+class ClosePeriodConfig(dg.Config):
+    """Which books to lock, who is acting and why."""
+
+    legal_entity: str = Field(description="Legal entity to lock, e.g. US01.")
+    period: str = Field(description="Accounting period to lock, YYYY-MM.")
+    actor: str = Field(
+        default=SCHEDULE_ACTOR,
+        description="Who locks: a person in roles.yaml acting for controllership (the monthly "
+        "schedule acts as q2c-close-schedule).")
+    reason: str = Field(default="month-end close",
+                        description="Why, for the decisions table (e.g. 'March close').")
+
+
+class ReopenPeriodConfig(dg.Config):
+    """Which locked books to reopen, who is reopening them and why."""
+
+    legal_entity: str = Field(description="Legal entity, e.g. US01.")
+    period: str = Field(description="The locked period to reopen, YYYY-MM.")
+    actor: str = Field(description="A person in roles.yaml acting for controllership.")
+    reason: str = Field(description="Why the period is reopened (required, kept for audit).")
+
+
+def _refusal(description: str) -> dg.Failure:
+    return dg.Failure(description=description, allow_retries=False)
 
 
 @dg.op(tags={"kind": "duckdb"}, pool="warehouse")
 def close_period(
-    context: dg.OpExecutionContext, config: ClosePeriodConfig, warehouse: WarehouseResource
+    context: dg.OpExecutionContext, config: ClosePeriodConfig, warehouse: WarehouseResource,
+    erp: SourceSnapshotResource,
 ) -> dg.Output:
-    """Lock one entity's period after every close control holds; refuse otherwise."""
+    """Lock one entity's period after every close control holds (open exceptions included);
+    refuse otherwise, naming each blocker. Locks and refusals are decisions (ledger.decisions)."""
     entity, period = config.legal_entity, config.period
+    try:
+        role = load_roles(roles_path(erp.root)).role_for(config.actor, "lock", None)
+    except DecisionRefused as error:
+        raise _refusal(f"refusing to close {entity} {period}: {error}") from None
     with warehouse.get_connection() as conn:
         locks = read_period_locks(conn)
         already = locks[(locks["legal_entity"] == entity) & (locks["period"] == period)]
@@ -173,21 +211,23 @@ def close_period(
             "select count(*) from canonical.legal_entities where legal_entity = ?", [entity]
         ).fetchone()[0]
         if not known:
-            raise dg.Failure(description=f"unknown legal entity {entity!r}")
+            raise _refusal(f"unknown legal entity {entity!r}")
         controls = evaluate_close_controls(conn, entity, period)
         failing = {name: rows for name, (rows, _) in controls.items() if rows}
         if failing:
-            summary = ", ".join(f"{name} ({len(rows)} failing)" for name, rows in failing.items())
+            samples = {name: [dict(zip(controls[name][1], [str(v) for v in row], strict=True))
+                              for row in rows[:SAMPLE_ROWS]] for name, rows in failing.items()}
+            record_decision(conn, actor=config.actor, role=role, action="lock_refused",
+                            reason=config.reason, legal_entity=entity, period=period,
+                            detail={"failing_controls": {n: len(r) for n, r in failing.items()},
+                                    "blockers": samples})
             raise dg.Failure(
-                description=f"refusing to close {entity} {period}: {summary}",
-                metadata={
-                    "failing_controls": {name: len(rows) for name, rows in failing.items()},
-                    "sample": dg.MetadataValue.json({
-                        name: [dict(zip(controls[name][1], [str(v) for v in row], strict=True))
-                               for row in rows[:SAMPLE_ROWS]]
-                        for name, rows in failing.items()}),
-                },
-            )
+                description=f"refusing to close {entity} {period}: " + "; ".join(
+                    describe_blockers(name, rows) for name, rows in failing.items()),
+                metadata={"failing_controls": {n: len(r) for n, r in failing.items()},
+                          "sample": dg.MetadataValue.json(samples)},
+                allow_retries=False)
+        waived = waived_exceptions_in_scope(conn, entity, period)
         record = context.instance.get_run_record_by_id(context.run_id)
         created = record.create_timestamp if record is not None else None
         closed_at = (pd.Timestamp(created).tz_convert("UTC").tz_localize(None)
@@ -197,19 +237,105 @@ def close_period(
         lines = conn.execute(
             f"select count(*) from {JOURNAL_TABLE} where legal_entity = ? and period = ?",
             [entity, period]).fetchone()[0]
-    context.log.info(f"locked {entity} {period} ({lines} posted lines)")
+        record_decision(conn, actor=config.actor, role=role, action="lock", reason=config.reason,
+                        legal_entity=entity, period=period,
+                        detail={"controls": sorted(controls), "lines_in_period": int(lines),
+                                "run_id": context.run_id, "waived_open": waived})
+    context.log.info(f"locked {entity} {period} ({lines} posted lines, {len(waived)} waived "
+                     "exceptions open)")
     return dg.Output(None, metadata={"locked": True, "legal_entity": entity, "period": period,
-                                     "lines_in_period": int(lines)})
+                                     "lines_in_period": int(lines),
+                                     "waived_exceptions_open": len(waived)})
+
+
+def describe_blockers(control: str, rows: list[tuple]) -> str:
+    """One control's failure in words: the exceptions by name, the others by count."""
+    if control != "no_open_exceptions":
+        return f"{control} ({len(rows)} failing)"
+    shown = ", ".join(f"{label} ({rule}, {owner}, {state}"
+                      + (f", holding {held} more" if held else "") + f"; id {eid})"
+                      for eid, label, rule, owner, _period, state, held in rows[:SAMPLE_ROWS])
+    more = f" and {len(rows) - SAMPLE_ROWS} more" if len(rows) > SAMPLE_ROWS else ""
+    return (f"no_open_exceptions ({len(rows)} open: {shown}{more}; fix at the source and run "
+            "the close again, or waive: q2c exceptions waive ID --reason ...)")
+
+
+def waived_exceptions_in_scope(conn: duckdb.DuckDBPyConnection, entity: str,
+                               period: str) -> list[dict]:
+    """Exceptions in the lock's scope still in the quarantine but waived (the lock says so)."""
+    frame = exceptions_with_state(conn)
+    scope = frame["legal_entity"].isin([entity, "UNASSIGNED"]) & (
+        frame["period"].isna() | (frame["period"].astype(str) <= period))
+    waived = frame[scope & (frame["state"] == "waived")]
+    return [{"exception_id": r.exception_id[:12], "record": r.record_label, "rule": r.rule,
+             "decision": r.decision} for r in waived.itertuples(index=False)]
+
+
+@dg.op(tags={"kind": "duckdb"}, pool="warehouse")
+def reopen_period(
+    context: dg.OpExecutionContext, config: ReopenPeriodConfig, warehouse: WarehouseResource,
+    erp: SourceSnapshotResource,
+) -> dg.Output:
+    """Reopen a period q2c locked (controllership, with a reason). Later periods must be
+    reopened first; the controls run again at the next lock."""
+    entity, period = config.legal_entity, config.period
+    try:
+        role = load_roles(roles_path(erp.root)).role_for(config.actor, "reopen", None)
+        with warehouse.get_connection() as conn:
+            lock = reopen_locked_period(conn, entity, period, actor=config.actor, role=role,
+                                        reason=config.reason)
+    except DecisionRefused as error:
+        raise _refusal(f"refusing to reopen {entity} {period}: {error}") from None
+    context.log.info(f"reopened {entity} {period} (locked at {lock['closed_at']})")
+    return dg.Output(None, metadata={"reopened": True, "legal_entity": entity,
+                                     "period": period})
+
+
+def reopen_locked_period(conn: duckdb.DuckDBPyConnection, entity: str, period: str, *,
+                         actor: str, role: str, reason: str) -> dict:
+    """Remove q2c's lock of (entity, period) and record why; refuses an unlocked period and
+    one with later locked periods."""
+    if not reason or not reason.strip():
+        raise DecisionRefused("reopening needs a reason")
+    locks = read_period_locks(conn)
+    mine = locks[locks["legal_entity"] == entity]
+    lock = mine[mine["period"] == period]
+    if lock.empty:
+        raise DecisionRefused(f"{entity} {period} is not locked by q2c (an ERP-closed period "
+                              "is reopened in the ERP)")
+    later = sorted(mine.loc[mine["period"] > period, "period"])
+    if later:
+        raise DecisionRefused(f"later periods are locked ({', '.join(later)}); reopen them "
+                              "first, latest first")
+    row = {k: str(v) for k, v in lock.iloc[0].to_dict().items()}
+    conn.execute(f"delete from {LOCKS_TABLE} where legal_entity = ? and period = ?",
+                 [entity, period])
+    record_decision(conn, actor=actor, role=role, action="reopen", reason=reason,
+                    legal_entity=entity, period=period, detail={"lock": row})
+    return row
 
 
 @dg.job(
     description="Lock one legal entity's accounting period in q2c's ledger once every close "
     "control holds (journals balance, nothing in a closed period, roll-forward ties, rows "
-    "conserved, the ERP holds every journal).",
+    "conserved, the ERP holds every journal, earlier periods locked, no open exception of the "
+    "entity up to the period unless controllership waived it); refused otherwise, naming each "
+    "blocker. Locks and refusals are recorded in ledger.decisions.",
     executor_def=dg.in_process_executor,
+    tags={"team": "controllership"},
 )
 def close_period_job():
     close_period()
+
+
+@dg.job(
+    description="Reopen a period q2c locked (controllership, with a reason; later periods "
+    "first). Recorded in ledger.decisions; the controls run again at the next lock.",
+    executor_def=dg.in_process_executor,
+    tags={"team": "controllership"},
+)
+def reopen_period_job():
+    reopen_period()
 
 
 def business_day_of_month(day: date) -> int:
@@ -257,7 +383,7 @@ def accounting() -> dg.Definitions:
     ``erp_posting`` resource (the sample company's file drop)."""
     return dg.Definitions(
         assets=[erp_outbox],
-        jobs=[close_period_job],
+        jobs=[close_period_job, reopen_period_job],
         schedules=[monthly_close_period_schedule],
         resources={"erp_posting": ErpPostingResource()},
     )

@@ -141,8 +141,26 @@ QUARANTINE_COLUMNS = [
     "correlation_id",
     "legal_entity",
     "customer_id",
+    "effective_date",
     "payload",
 ]
+# The business date of a record of each table: the date whose period a quarantined record is
+# stuck in (a record without one takes its parent invoice's or contract's).
+EFFECTIVE_DATE_COLUMNS = {
+    "contracts": ("effective_date", "signed_date"), "contract_lines": ("service_start",),
+    "invoices": ("finalized_at",), "invoice_lines": ("created_at",),
+    "credit_notes": ("issued_at",), "payments": ("paid_at",), "refunds": ("refunded_at",),
+    "invoice_events": ("occurred_at",), "usage": ("occurred_at",),
+}
+
+
+def _business_date(record: Mapping, table: str) -> str | None:
+    """The first of the table's business-date columns the record has, as YYYY-MM-DD."""
+    for column in EFFECTIVE_DATE_COLUMNS.get(table, ()):
+        value = _iso_date(record.get(column))
+        if value is not None:
+            return value
+    return None
 # Parent references kept while building the quarantine, to attribute a held record to the
 # customer and legal entity it belongs to (dropped before the frame is returned).
 _PARENT_COLUMNS = ["_invoice_id", "_contract_id"]
@@ -208,6 +226,7 @@ class _Failures:
                     "correlation_id": _text(record.get("correlation_id")),
                     "legal_entity": _text(record.get("legal_entity")) or None,
                     "customer_id": _text(record.get("customer_id")) or None,
+                    "effective_date": _business_date(record, self.table),
                     "payload": _text(record.get(PAYLOAD_COLUMN)) or _row_json(record),
                     "_invoice_id": _text(record.get("invoice_id")),
                     "_contract_id": _text(record.get("contract_id")),
@@ -220,6 +239,14 @@ def _text(value: object) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return str(value)
+
+
+def _iso_date(value: object) -> str | None:
+    """YYYY-MM-DD of a date or timestamp value; None when absent or unreadable."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    moment = pd.to_datetime(value, errors="coerce", utc=True)
+    return None if pd.isna(moment) else moment.strftime("%Y-%m-%d")
 
 
 def _record_id(record: pd.Series, key_columns: list[str]) -> str:
@@ -968,6 +995,12 @@ def _attribute(quarantine: pd.DataFrame, candidates: Mapping[str, pd.DataFrame])
         for column in ("customer_id", "legal_entity"):
             mapped = out[parent].map(lookup(table, key, column))
             out[column] = out[column].where(out[column].notna(), mapped)
+        frame = candidates.get(table)
+        dates = {} if frame is None or frame.empty else {
+            str(row[key]): _business_date(row, table)
+            for _, row in frame.drop_duplicates(key, keep="last").iterrows()}
+        out["effective_date"] = out["effective_date"].where(
+            out["effective_date"].notna(), out[parent].map(dates))
     customer_entity = lookup("customers", "customer_id", "legal_entity")
     out["legal_entity"] = out["legal_entity"].where(
         out["legal_entity"].notna(), out["customer_id"].map(customer_entity)
@@ -1000,10 +1033,11 @@ def _withdrawn_contracts(
             "legal_entity": row.legal_entity or None,
             "customer_id": row.customer_id,
             "payload": payloads.get((row.contract_id, int(row.version)), "{}"),
+            "_contract_id": row.contract_id,
         }
         for row in withdrawn.itertuples(index=False)
     ]
-    return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+    return pd.DataFrame(rows, columns=[*QUARANTINE_COLUMNS, *_PARENT_COLUMNS])
 
 
 def _withdrawn_invoices(

@@ -84,6 +84,18 @@ Deliberately bad records, each isolated to one small customer:
 
 __doc__ = (__doc__ or "") + "\n" + COMPANY_STORY
 
+# Who may act for which team in the close (q2c_pipeline/close/decisions.py reads it).
+SAMPLE_ROLES = """\
+# Who may decide what in the close: each person and the teams they act for
+# (sales_ops, billing_ops, controllership). Controllership may act for every team; waivers,
+# locks, reopenings and revenue-treatment overrides need it.
+people:
+  dana.controller@q2c.example: [controllership]
+  bo.billing@q2c.example: [billing_ops]
+  sam.salesops@q2c.example: [sales_ops]
+  q2c-close-schedule: [controllership]   # the monthly close schedule's runs
+"""
+
 GENERATOR_VERSION = "1.0.0"
 AS_OF = date(2026, 6, 30)
 USAGE_START = date(2026, 4, 1)
@@ -1221,6 +1233,7 @@ class _CompanyBuilder:
             "counts": dict(sorted(counts.items())),
         }
         _write_json(out_dir / "manifest.json", manifest)
+        (out_dir / "roles.yaml").write_text(SAMPLE_ROLES, encoding="utf-8")
         return dict(sorted(counts.items()))
 
     def _write_usage(self, folder: Path) -> dict[str, int]:

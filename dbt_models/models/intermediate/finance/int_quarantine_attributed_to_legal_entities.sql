@@ -53,12 +53,9 @@ contract_entities as (
 
 parsed as (
     select
+        -- exception_id: the payload is part of it, so two records sharing a source id
+        -- (duplicate_id) are two exceptions, not one
         quarantine.*,
-        -- the payload is part of the id: two records sharing a source id (duplicate_id) are two
-        -- exceptions, not one
-        md5(concat_ws(
-            '|', source_system, source_table, record_id, coalesce(field, ''), rule, payload
-        )) as exception_id,
         case when json_valid(payload)
             then json_extract_string(payload, '$.legal_entity') end as payload_legal_entity,
         case when json_valid(payload)
@@ -119,6 +116,8 @@ select
     reason,
     owner,
     correlation_id,
+    customer_id,
+    effective_date,
     payload,
     coalesce(
         entity_from_validation,
