@@ -50,6 +50,11 @@ from q2c_pipeline.defs.checks import (
 )
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
 
+# the tie-outs the ERP outbox waits for (each with its dbt test)
+RECONCILIATION_MARTS = ("fct_invoice_ar_reconciliation", "fct_invoice_source_tieout",
+                        "fct_deferred_revenue_rollforward",
+                        "fct_contract_position_reconciliation", "fct_usage_source_tieout",
+                        "fct_contract_source_tieout")
 CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
 CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
 
@@ -70,8 +75,11 @@ class ErpPostingResource(dg.ConfigurableResource):
     key=["ledger", "erp_outbox"],
     group_name="erp_posting",
     kinds={"python", "duckdb", "netsuite"},
+    # posts only after the journals' reconciliation: the marts and their dbt tests (a failing
+    # test fails the dbt step, and the outbox does not run)
     deps=[dg.AssetKey(["finance", "journal_lines"]),
-          dg.AssetKey(["canonical", "chart_of_accounts"])],
+          dg.AssetKey(["canonical", "chart_of_accounts"]),
+          *[dg.AssetKey(["marts", name]) for name in RECONCILIATION_MARTS]],
     pool="warehouse",
 )
 def erp_outbox(

@@ -33,10 +33,16 @@ class Q2cDbtTranslator(DagsterDbtTranslator):
         return "reconciliation"
 
 
+# The work queues (tag after_posting) read the ERP outbox, so they build after it posts; the
+# ERP outbox itself waits for the reconciliation marts and their tests (defs/accounting.py).
+AFTER_POSTING = "tag:after_posting"
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=Q2cDbtTranslator(),
+    exclude=AFTER_POSTING,
     pool="warehouse",
 )
 def q2c_dbt_models(
@@ -44,5 +50,21 @@ def q2c_dbt_models(
 ):
     """Build and test the staging, intermediate and reconciliation models in the warehouse file."""
     # dbt reads the file from Q2C_DUCKDB_PATH (profiles.yml); point it at this run's warehouse.
+    os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=Q2cDbtTranslator(),
+    select=AFTER_POSTING,
+    name="q2c_dbt_work_queues",
+    pool="warehouse",
+)
+def q2c_dbt_work_queues(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Build and test the work queues once the ERP outbox has posted this run's journals."""
     os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
     yield from dbt.cli(["build"], context=context).stream()

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from q2c_pipeline.defs.dbt import q2c_dbt_models
+from q2c_pipeline.defs.dbt import q2c_dbt_models, q2c_dbt_work_queues
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.publish import analytics_path, publish_analytics
 from q2c_pipeline.warehouse import back_up
@@ -15,7 +15,8 @@ ANALYTICS_KEY = dg.AssetKey(["publish", "analytics"])
     key=ANALYTICS_KEY,
     group_name="publish",
     kinds={"python", "duckdb"},
-    deps=sorted(q2c_dbt_models.keys, key=lambda k: k.to_user_string()),
+    deps=sorted(q2c_dbt_models.keys | q2c_dbt_work_queues.keys,
+                key=lambda k: k.to_user_string()),
     pool="warehouse",
     description=(
         "analytics.duckdb beside the warehouse: the canonical model with the quarantine, "

@@ -9,14 +9,21 @@ whole posted ledger, ``finance.account_balances`` its balances.
 """
 
 
+import hashlib
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
+from q2c_pipeline.close.decisions import roles_path
 from q2c_pipeline.core.policy import Policy, load_policy
-from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
+from q2c_pipeline.defs.resources import (
+    SourceSnapshotResource,
+    WarehouseResource,
+    live_systems,
+)
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.stages import FINANCE_OUTPUTS, build_finance
 
@@ -36,23 +43,69 @@ FINANCE_TABLES = {
 class CloseConfig(dg.Config):
     """Run-time knobs of a close run."""
 
-    as_of: str = ""  # YYYY-MM-DD; empty = Q2C_AS_OF, else the snapshot's as_of, else today (UTC)
+    as_of: str = Field(
+        default="",
+        description="Close date YYYY-MM-DD: revenue is recognized and journaled through this "
+        "day. Empty = Q2C_AS_OF, else the snapshot's manifest as_of, else today in UTC.")
+
+
+def resolve_as_of_with_source(config_value: str,
+                              snapshot: SourceSnapshotResource | None) -> tuple[date, str]:
+    """The close date and where it came from (config, Q2C_AS_OF, snapshot, today UTC)."""
+    if config_value:
+        return date.fromisoformat(config_value), "run config"
+    if os.getenv("Q2C_AS_OF"):
+        return date.fromisoformat(os.environ["Q2C_AS_OF"]), "Q2C_AS_OF"
+    if snapshot is not None:
+        value = str(snapshot.get_source().manifest().get("as_of", ""))
+        if value:
+            return date.fromisoformat(value), "snapshot manifest"
+    return datetime.now(UTC).date(), "today (UTC)"
 
 
 def resolve_as_of(config_value: str, snapshot: SourceSnapshotResource | None) -> date:
-    value = config_value or os.getenv("Q2C_AS_OF", "")
-    if not value and snapshot is not None:
-        manifest = snapshot.get_source().manifest()
-        value = str(manifest.get("as_of", ""))
-    return date.fromisoformat(value) if value else date.today()
+    return resolve_as_of_with_source(config_value, snapshot)[0]
 
 
-def resolve_policy(snapshot: SourceSnapshotResource | None) -> Policy:
+def policy_file(snapshot: SourceSnapshotResource | None) -> str:
+    """``Q2C_POLICY_PATH``, else ``policy.yaml`` in the snapshot, else '' (the defaults)."""
     path = os.getenv("Q2C_POLICY_PATH", "")
     if not path and snapshot is not None:
         candidate = Path(snapshot.root) / "policy.yaml"
         path = str(candidate) if candidate.exists() else ""
+    return path
+
+
+def resolve_policy(snapshot: SourceSnapshotResource | None) -> Policy:
+    path = policy_file(snapshot)
     return load_policy(path) if path else Policy()
+
+
+def close_inputs(context: dg.AssetExecutionContext, config_as_of: str,
+                 snapshot: SourceSnapshotResource, database_path: str) -> dict:
+    """What this close ran on, resolved once: as-of and its source, the policy file and the
+    sha256 of its content, the warehouse, the sources (snapshot folder or live) and roles."""
+    as_of, source = resolve_as_of_with_source(config_as_of, snapshot)
+    path = policy_file(snapshot)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    live = sorted(live_systems())
+    return {"run_id": context.run_id, "as_of": as_of.isoformat(), "as_of_source": source,
+            "policy_path": path or "(built-in defaults)", "policy_sha256": digest,
+            "warehouse_path": database_path,
+            "sources": ("live: " + ", ".join(live) + "; " if live else "")
+            + f"snapshot: {snapshot.root}",
+            "roles_path": str(roles_path(snapshot.root))}
+
+
+def record_close_run(conn, inputs: dict) -> None:
+    """One row per close run in ``ledger.close_runs`` (append-only)."""
+    conn.execute("create schema if not exists ledger")
+    columns = list(inputs)
+    conn.execute("create table if not exists ledger.close_runs (recorded_at timestamp, "
+                 + ", ".join(f"{c} varchar" for c in columns) + ")")
+    conn.execute(f"insert into ledger.close_runs (recorded_at, {', '.join(columns)}) values "
+                 f"(?, {', '.join('?' for _ in columns)})",
+                 [datetime.now(UTC).replace(tzinfo=None), *inputs.values()])
 
 
 @dg.multi_asset(
@@ -76,9 +129,11 @@ def revenue_and_ledger(
     erp: SourceSnapshotResource,
 ):
     """Allocate, schedule and journal every accepted obligation as of the close date."""
-    as_of = resolve_as_of(config.as_of, erp)
+    inputs = close_inputs(context, config.as_of, erp, warehouse.database_path)
+    as_of = date.fromisoformat(inputs["as_of"])
     policy = resolve_policy(erp)
     with warehouse.get_connection() as conn:
+        record_close_run(conn, inputs)
         result = build_finance(conn, policy, as_of)
     outputs = {name: getattr(result, name) for name in FINANCE_OUTPUTS}
     counts = ", ".join(f"{k}={len(v)}" for k, v in outputs.items())
@@ -92,7 +147,7 @@ def revenue_and_ledger(
            if delta.held_back else "")
     )
     for name, frame in outputs.items():
-        metadata: dict = {"rows": len(frame), "as_of": str(as_of)}
+        metadata: dict = {"rows": len(frame), **{f"close/{k}": v for k, v in inputs.items()}}
         if name == "journal_lines":
             metadata["journals_posted_this_run"] = delta.journals_posted
             metadata["journals_reversed_this_run"] = delta.journals_reversed

@@ -80,6 +80,9 @@ Deliberately bad records, each isolated to one small customer:
   c) Britannia Tea Co     GBP contract; its May invoice was issued in USD.
   d) Hooli Holdings       invoice id duplicated: the March invoice appears twice, different content.
   e) Vandelay Industries  SBQQ__Subscription__c with quantity -2 and no RevisedSubscription.
+Waiting on a team (the work queues):
+  Pied Piper Inc (US01)   8 seats from 2026-06-01, activated in Salesforce on 2026-05-21 and
+                          never set up in Stripe: a contract activated but not billed.
 """
 
 __doc__ = (__doc__ or "") + "\n" + COMPANY_STORY
@@ -237,6 +240,7 @@ class _Deal:
     paid_after_days: int | None = None  # fixed payment delay instead of a random one
     annual: bool = False  # seats billed once a year in advance instead of monthly
     refund_unused: bool = False  # on cancellation, credit the unused term and refund it
+    not_billed: bool = False  # activated in Salesforce, never set up in Stripe
     # the CPQ discount is billed as a Stripe coupon on the subscription: list-price lines with
     # discount_amounts (instead of a net price)
     coupon: bool = False
@@ -314,6 +318,9 @@ class _CompanyBuilder:
         self.deals = self._plan_deals()
         for index, deal in enumerate(self.deals):
             self._build_salesforce(deal)
+            if deal.not_billed:  # in the ERP customer master, never set up in Stripe
+                self._add_erp_customer(deal, f"C-{self._next_erp():05d}", stripe_customer="")
+                continue
             self._build_stripe_customer(deal)
             if deal.usage:
                 self._build_usage(index, deal)
@@ -463,6 +470,10 @@ class _CompanyBuilder:
             _Deal("Stark Industries", "US01", "USD", "US", "Los Angeles", "CA", "US-CA", 10,
                   date(2026, 1, 1), date(2025, 12, 18), annual=True, cancel_on=date(2026, 4, 1),
                   refund_unused=True, paid_after_days=5),
+        )
+        deals.append(
+            _Deal("Pied Piper Inc", "US01", "USD", "US", "Palo Alto", "CA", "US-CA", 8,
+                  date(2026, 6, 1), date(2026, 5, 21), not_billed=True),
         )
         return deals
 
@@ -676,13 +687,15 @@ class _CompanyBuilder:
             "test_clock": None,
         })
         if deal.in_erp:
-            self.erp_customers.append({
-                "erp_customer_id": erp_customer_id, "name": deal.name,
-                "sf_account_id": deal.ids["account"],
-                "stripe_customer_id": deal.ids["stripe_customer"],
-                "legal_entity": deal.entity, "currency": deal.currency,
-                "country": deal.country, "tax_region": deal.tax_code,
-            })
+            self._add_erp_customer(deal, erp_customer_id, deal.ids["stripe_customer"])
+
+    def _add_erp_customer(self, deal: _Deal, erp_customer_id: str, stripe_customer: str) -> None:
+        self.erp_customers.append({
+            "erp_customer_id": erp_customer_id, "name": deal.name,
+            "sf_account_id": deal.ids["account"], "stripe_customer_id": stripe_customer,
+            "legal_entity": deal.entity, "currency": deal.currency,
+            "country": deal.country, "tax_region": deal.tax_code,
+        })
 
     def _next_erp(self) -> int:
         self._erp_number += 1

@@ -37,5 +37,9 @@ select
     cast(payload ->> '$.total' as bigint) as source_total_minor,
     cast(payload ->> '$.amount_paid' as bigint) as source_paid_minor,
     cast(payload ->> '$.amount_remaining' as bigint) as source_remaining_minor,
+    -- payment attempts Stripe made on the invoice (an open invoice with attempts: they failed)
+    cast(payload ->> '$.attempt_count' as integer) as attempt_count,
+    payload ->> '$.customer' as stripe_customer_id,
+    to_timestamp(cast(payload ->> '$.due_date' as bigint)) as source_due_at,
     latest_versions > 1 as is_ambiguous
 from latest

@@ -15,6 +15,8 @@ select
     cast(revises_line_id as varchar) as revises_line_id,
     cast(effective_date as timestamp) as effective_at,
     cast(allocation_group as varchar) as allocation_group,
+    -- how an amendment delta is accounted for; null = the default (prospective)
+    cast(modification_treatment as varchar) as modification_treatment,
     cast(source_system as varchar) as source_system,
     cast(source_id as varchar) as source_id,
     cast(correlation_id as varchar) as correlation_id

@@ -9,6 +9,7 @@ select
     cast(legal_entity as varchar) as legal_entity,
     cast(currency as varchar) as currency_code,
     cast(signed_date as timestamp) as signed_at,
+    cast(effective_date as timestamp) as effective_at,
     cast(transaction_price as bigint) as transaction_price_minor,
     cast(amends_contract_id as varchar) as amends_contract_id,
     cast(status as varchar) as contract_status,
