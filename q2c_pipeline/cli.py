@@ -78,13 +78,14 @@ def run_close(
         result = job.execute_in_process(
             instance=instance, run_config=run_config, raise_on_error=False
         )
-    failed_checks = [
-        evaluation
-        for evaluation in result.get_asset_check_evaluations()
-        if not evaluation.passed
-    ]
+    not_passed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed_checks = [e for e in not_passed if e.severity != dg.AssetCheckSeverity.WARN]
+    warned = sorted(e.check_name for e in not_passed if e not in failed_checks)
     for evaluation in failed_checks:
         _out(f"CHECK FAILED: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+    if warned:
+        _out(f"checks warning (work waiting past its SLA, see marts.fct_work_queue): "
+             f"{', '.join(warned)}")
     failures = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
@@ -297,18 +298,23 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
                 return _show_exception(conn, find_exception(conn, args.id))
         fields = dict(_field_value(item) for item in (args.set or []))
         roles = load_roles(roles_path(args.sample))
+        ids = [args.id] if isinstance(args.id, str) else args.id
         with connect(path) as conn:
-            row = decide(conn, roles, action=args.action, prefix=args.id, actor=args.actor,
-                         reason=args.reason, fields=fields)
+            for found in [find_exception(conn, prefix) for prefix in ids]:  # all, or none
+                row = decide(conn, roles, action=args.action, prefix=found["exception_id"],
+                             actor=args.actor, reason=args.reason, fields=fields)
+                _out(f"{found['exception_id'][:12]} {found['record_label']}: "
+                     f"{DONE[args.action]}; decision {row['decision_seq']} by {row['actor']} "
+                     f"as {row['role']}")
     except DecisionRefused as error:
         sys.stderr.write(f"q2c exceptions {args.action}: {error}\n")
         return 2
-    done = {"waive": "waived (the lock of its period no longer waits for it)",
-            "resolve": "resolved (closed without posting)",
-            "override": "override recorded; it is applied at the next close (q2c run)"}
-    _out(f"{row['exception_id'][:12]} {done[args.action]}: decision {row['decision_seq']} by "
-         f"{row['actor']} as {row['role']}")
     return 0
+
+
+DONE = {"waive": "waived (the lock of its period no longer waits for it)",
+        "resolve": "resolved (closed without posting)",
+        "override": "override recorded; it is applied at the next close (q2c run)"}
 
 
 def _field_value(item: str) -> tuple[str, object]:
@@ -492,7 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--roots", action="store_true",
                            help="only the records that hold others (no held_by_upstream)")
             continue
-        a.add_argument("id", help="exception id (its first 6+ characters)")
+        if name == "show":
+            a.add_argument("id", help="exception id (its first 6+ characters)")
+        else:
+            a.add_argument("id", nargs="+", help="exception id(s) (first 6+ characters each)")
         if name == "show":
             continue
         a.add_argument("--as", dest="actor", default=os.getenv("Q2C_ACTOR", ""),

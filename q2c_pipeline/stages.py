@@ -26,7 +26,7 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
-from q2c_pipeline.close.exceptions import apply_overrides
+from q2c_pipeline.close.exceptions import apply_canonical_overrides, apply_overrides
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.quarantine import exception_ids
@@ -89,8 +89,11 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     raw, usage_events = load_raw(conn)
     # corrections recorded with `q2c exceptions override`, applied to the record versions they
     # were decided on (raw keeps what the source said)
-    replace_table(conn, "canonical", "overrides_applied", apply_overrides(conn, raw))
+    applied = apply_overrides(conn, raw)
     candidates = build_candidates(raw, usage_events)
+    applied = pd.concat([applied, apply_canonical_overrides(conn, candidates)],
+                        ignore_index=True).sort_values("decision_seq", kind="mergesort")
+    replace_table(conn, "canonical", "overrides_applied", applied)
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
     result = validate_canonical(candidates, held_parents=_parents_of_unlanded(conn))

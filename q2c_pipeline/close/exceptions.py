@@ -34,6 +34,11 @@ EXCEPTION_COLUMNS = ["exception_id", "legal_entity", "period", "effective_date",
                      "correlation_id",
                      "payload"]
 HELD = "held_by_upstream"
+# canonical columns that decide how revenue is recognized: overriding one is a revenue-treatment
+# override, which needs controllership (the amendment queue's --set modification_treatment=...)
+TREATMENT_FIELDS = {"modification_treatment", "revenue_pattern", "ssp_amount",
+                    "allocation_group", "service_start", "service_end"}
+APPLIED_COLUMNS = ["decision_seq", "exception_id", "target", "record_id", "fields", "status"]
 
 
 def _has_marts(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -62,6 +67,24 @@ def exceptions_with_state(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         if states and not {"open", "override_pending"} & set(states):
             frame.at[position, "state"] = sorted(states)[0]
             frame.at[position, "decision"] = "follows the record holding it"
+    # the earliest period a root reaches: its own and every record it holds (undated when
+    # none is dated); a held record is in its roots' scope, one without a root in its own
+    periods = frame["period"].where(frame["period"].notna(), None)
+    reach: dict[int, list[str]] = {p: [periods[p]] if periods[p] else [] for p in frame.index}
+    held_count = dict.fromkeys(frame.index, 0)
+    for position, holders in roots.items():
+        for holder in holders:
+            held_count[holder] += 1
+            if periods[position]:
+                reach[holder].append(periods[position])
+    scope = {p: min(reach[p]) if reach[p] else None for p in frame.index}
+    for position, holders in roots.items():
+        if holders:
+            dated = [scope[h] for h in holders if scope[h]]
+            scope[position] = min(dated) if dated else None
+    frame["scope_period"] = pd.Series(scope, dtype=object)
+    frame["records_held"] = pd.Series(held_count, dtype="int64")
+    frame["is_root"] = [frame.at[p, "rule"] != HELD or not roots.get(p) for p in frame.index]
     return frame.reset_index(drop=True)
 
 
@@ -79,13 +102,20 @@ def _roots_of(frame: pd.DataFrame) -> dict[int, list[int]]:
             for position in frame.index[~is_root]}
 
 
+def in_lock_scope(frame: pd.DataFrame, legal_entity: str, period: str) -> pd.Series:
+    """Exceptions a lock of (legal_entity, period) must account for: the entity's and the
+    unassigned ones whose scope reaches the period or earlier, or is undated."""
+    return frame["legal_entity"].isin([legal_entity, "UNASSIGNED"]) & (
+        frame["scope_period"].isna() | (frame["scope_period"].astype(str) <= period))
+
+
 def blocking_exceptions(conn: duckdb.DuckDBPyConnection, legal_entity: str,
                         period: str) -> pd.DataFrame:
-    """The exceptions that block locking (legal_entity, period)."""
+    """The exceptions that block locking (legal_entity, period): in scope, neither waived nor
+    resolved (an override waits for the run that applies it)."""
     frame = exceptions_with_state(conn)
-    scope = frame["legal_entity"].isin([legal_entity, "UNASSIGNED"]) & (
-        frame["period"].isna() | (frame["period"].astype(str) <= period))
-    blocking = frame[scope & frame["state"].isin(["open", "override_pending"])]
+    blocking = frame[in_lock_scope(frame, legal_entity, period)
+                     & frame["state"].isin(["open", "override_pending"])]
     return blocking.reset_index(drop=True)
 
 
@@ -95,20 +125,10 @@ def find_open_exceptions(conn: duckdb.DuckDBPyConnection, legal_entity: str,
     holds (a held record blocks through its root; one without a root blocks on its own)."""
     blocking = blocking_exceptions(conn, legal_entity, period)
     columns = ["exception_id", "record", "rule", "owner", "period", "state", "records_held"]
-    if blocking.empty:
-        return [], columns
-    roots = _roots_of(blocking)
-    held_by: dict[int, int] = {}
-    for position, holders in roots.items():
-        for holder in holders:
-            held_by[holder] = held_by.get(holder, 0) + 1
-    shown = [p for p in blocking.index if blocking.at[p, "rule"] != HELD or not roots.get(p)]
-    rows = []
-    for position in shown:
-        r = blocking.loc[position]
-        rows.append((r["exception_id"][:12], r["record_label"], r["rule"], r["owner"],
-                     r["period"] if isinstance(r["period"], str) else "undated", r["state"],
-                     held_by.get(position, 0)))
+    rows = [(r.exception_id[:12], r.record_label, r.rule, r.owner,
+             r.scope_period if isinstance(r.scope_period, str) else "undated", r.state,
+             int(r.records_held))
+            for r in blocking[blocking["is_root"]].itertuples(index=False)]
     return rows, columns
 
 
@@ -121,6 +141,8 @@ def find_exception(conn: duckdb.DuckDBPyConnection, prefix: str) -> dict:
     frame = exceptions_with_state(conn)
     hits = frame[frame["exception_id"].str.startswith(prefix)]
     if hits.empty:
+        hits = _review_items(conn, prefix)
+    if hits.empty:
         raise DecisionRefused(f"no open or decided exception {prefix!r} in the last close "
                               "(fixed at the source and released? q2c exceptions list)")
     if len(hits) > 1:
@@ -130,35 +152,82 @@ def find_exception(conn: duckdb.DuckDBPyConnection, prefix: str) -> dict:
             for k, v in hits.iloc[0].to_dict().items()}
 
 
+def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
+    """Amendments awaiting review (marts.fct_work_queue) whose item id starts with ``prefix``,
+    shaped as exceptions: a controller resolves one (the treatment stands) or overrides its
+    treatment."""
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = 'marts' "
+        "and table_name = 'fct_work_queue'").fetchone()[0]
+    if not exists:
+        return pd.DataFrame()
+    return conn.execute("""
+        select item_id as exception_id, legal_entity, strftime(since_date, '%Y-%m') as period,
+               owner, 'salesforce' as source_system, 'contract_lines' as source_table,
+               record_id, 'modification_treatment' as field, 'amendment_review' as rule,
+               customer_name, record_label, detail as reason, owner_action,
+               record_id as correlation_id, null as payload, decision_state as state
+        from marts.fct_work_queue
+        where queue = 'amendments_awaiting_review' and item_id like ? || '%'""",
+                        [prefix]).df()
+
+
 def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
-    """The landed raw record version the exception's payload is (raw table, id, hash)."""
-    from q2c_pipeline.sources.landing import dump_canonical_json, load_payload
+    """The landed raw record version the exception is about: raw table, source id and the
+    content hash of its latest version (an override corrects that version only)."""
     from q2c_pipeline.sources.registry import SALESFORCE_SOURCES, STRIPE_RESOURCES
 
-    payload = exception.get("payload") or ""
-    try:
-        content_hash = hashlib.sha256(
-            dump_canonical_json(load_payload(payload)).encode("utf-8")).hexdigest()
-    except ValueError:
-        content_hash = ""
+    source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
+    found = []
     for source in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES):
-        if source.system != exception.get("source_system"):
+        if source.system != exception.get("source_system") or not _raw_exists(
+                conn, source.raw_table):
             continue
-        row = conn.execute(
-            f"select record_id from raw.{source.raw_table} where content_hash = ? limit 1",
-            [content_hash]).fetchone() if _raw_exists(conn, source.raw_table) else None
-        if row is not None:
-            return {"raw_table": source.raw_table, "source_id": row[0],
-                    "content_hash": content_hash}
-    raise DecisionRefused(
-        f"exception {exception['exception_id'][:12]}: its payload is not a landed source "
-        "record q2c can correct (a file, or a record held by another); fix it at the source")
+        found += [(source.raw_table, digest) for (digest,) in conn.execute(
+            f"""select content_hash from raw.{source.raw_table} where record_id = ?
+                qualify rank() over (order by source_modstamp desc nulls last,
+                                     extracted_at desc) = 1""", [source_id]).fetchall()]
+    if len(found) != 1:
+        raise DecisionRefused(
+            f"exception {exception['exception_id'][:12]}: "
+            + ("the source holds several versions of this record at once; keep one at the "
+               "source" if found else "its record is not a landed source record q2c can "
+               "correct (a file, or a record without an id); fix it at the source"))
+    return {"raw_table": found[0][0], "source_id": source_id, "content_hash": found[0][1]}
 
 
 def _raw_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'raw' "
         "and table_name = ?", [table]).fetchone()[0])
+
+
+def _override_target(conn: duckdb.DuckDBPyConnection, exception: dict,
+                     fields: dict[str, object]) -> dict:
+    """Where an override applies: fields of the source record (its landed version, by content
+    hash), or canonical columns of the record as mapped (a Stripe line embedded in its invoice,
+    an ERP row), pinned to the payload the exception was raised on."""
+    from q2c_pipeline.schemas import CANONICAL_TABLES
+
+    if not fields:
+        raise DecisionRefused("an override needs the corrected fields: --set FIELD=VALUE")
+    original = json.loads(exception["payload"] or "{}")
+    table = exception["source_table"]
+    pin = (hashlib.sha256(exception["payload"].encode("utf-8")).hexdigest()
+           if exception["payload"] else None)  # an amendment under review: its id
+    columns = set(CANONICAL_TABLES[table][0].to_schema().columns) if table in CANONICAL_TABLES \
+        else set()
+    settings = {"set": dict(sorted(fields.items()))}
+    if set(fields) <= set(original):
+        return {"target": "source", **_source_version(conn, exception), **settings,
+                "was": {k: original.get(k) for k in sorted(fields)}}
+    if set(fields) <= columns:
+        return {"target": "canonical", "source_table": table,
+                "record_id": exception["record_id"], "payload_sha256": pin, **settings}
+    raise DecisionRefused(
+        f"cannot set {', '.join(sorted(fields))}: name fields of the source record "
+        f"({', '.join(sorted(original)) or 'none'}) or canonical columns of {table} "
+        f"({', '.join(sorted(columns)) or 'none'})")
 
 
 def decide(conn: duckdb.DuckDBPyConnection, roles: Roles, *, action: str, prefix: str,
@@ -172,15 +241,11 @@ def decide(conn: duckdb.DuckDBPyConnection, roles: Roles, *, action: str, prefix
             f"{exception['record_label']} is only held by another record "
             f"(correlation {exception['correlation_id']}); act on that one: q2c exceptions "
             f"list --correlation {exception['correlation_id']}")
-    role = roles.role_for(actor, action, exception["owner"])
+    role = roles.role_for(actor, action, exception["owner"],
+                          treatment=bool(set(fields or {}) & TREATMENT_FIELDS))
     detail: dict = {"state_before": exception["state"], "record": exception["record_label"]}
     if action == "override":
-        if not fields:
-            raise DecisionRefused("an override needs the corrected fields: --set FIELD=VALUE")
-        version = _source_version(conn, exception)
-        original = json.loads(exception["payload"])
-        detail.update(version, set=dict(sorted(fields.items())),
-                      was={k: original.get(k) for k in sorted(fields)})
+        detail.update(_override_target(conn, exception, fields or {}))
     return record_decision(conn, actor=actor, role=role, action=action, reason=reason,
                            exception=exception, detail=detail)
 
@@ -199,6 +264,8 @@ def apply_overrides(conn: duckdb.DuckDBPyConnection,
     rows = []
     for o in pending_overrides(conn).itertuples(index=False):
         detail = json.loads(o.detail)
+        if detail.get("target", "source") != "source":
+            continue
         table, source_id = detail.get("raw_table"), detail.get("source_id")
         applied = False
         for record in raw.get(table, []):
@@ -209,9 +276,46 @@ def apply_overrides(conn: duckdb.DuckDBPyConnection,
                 record.update(detail.get("set", {}))
                 applied = True
         rows.append({"decision_seq": int(o.decision_seq), "exception_id": o.exception_id,
-                     "raw_table": table, "source_id": source_id,
+                     "target": f"raw.{table}", "record_id": source_id,
                      "fields": json.dumps(detail.get("set", {}), sort_keys=True),
                      "status": "applied" if applied else "lapsed: the source sent another "
                      "version of the record since; it is validated as sent"})
-    return pd.DataFrame(rows, columns=["decision_seq", "exception_id", "raw_table",
-                                       "source_id", "fields", "status"])
+    return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
+
+
+def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
+                              candidates: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Apply every pending override of canonical columns to the mapped candidate rows (in
+    place), each only to the row whose payload is the one the exception was raised on. One row
+    per override, as ``apply_overrides``."""
+    from q2c_pipeline.schemas import CANONICAL_TABLES
+    from q2c_pipeline.schemas.validation import PAYLOAD_COLUMN
+
+    rows = []
+    for o in pending_overrides(conn).itertuples(index=False):
+        detail = json.loads(o.detail)
+        if detail.get("target") != "canonical":
+            continue
+        table = detail["source_table"]
+        frame = candidates.get(table)
+        applied = False
+        if frame is not None and len(frame) and table in CANONICAL_TABLES:
+            keys = CANONICAL_TABLES[table][1]
+            ids = frame[keys].astype(str).agg("|".join, axis=1)
+            payloads = frame[PAYLOAD_COLUMN] if PAYLOAD_COLUMN in frame else pd.Series(
+                "", index=frame.index)
+            digests = payloads.fillna("").map(
+                lambda text: hashlib.sha256(str(text).encode("utf-8")).hexdigest())
+            hit = (ids == detail["record_id"]) & (
+                (digests == detail["payload_sha256"]) if detail["payload_sha256"] else True)
+            for column, value in detail["set"].items():
+                if hit.any():
+                    frame[column] = frame[column].astype(object)
+                    frame.loc[hit, column] = value
+            applied = bool(hit.any())
+        rows.append({"decision_seq": int(o.decision_seq), "exception_id": o.exception_id,
+                     "target": f"canonical.{table}", "record_id": detail["record_id"],
+                     "fields": json.dumps(detail["set"], sort_keys=True),
+                     "status": "applied" if applied else "lapsed: the record has changed "
+                     "since the decision; it is validated as sent"})
+    return pd.DataFrame(rows, columns=APPLIED_COLUMNS)

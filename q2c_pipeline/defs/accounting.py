@@ -41,7 +41,11 @@ from q2c_pipeline.close.decisions import (
     record_decision,
     roles_path,
 )
-from q2c_pipeline.close.exceptions import exceptions_with_state, find_open_exceptions
+from q2c_pipeline.close.exceptions import (
+    exceptions_with_state,
+    find_open_exceptions,
+    in_lock_scope,
+)
 from q2c_pipeline.defs.checks import (
     SAMPLE_ROWS,
     find_lines_in_closed_periods,
@@ -272,9 +276,8 @@ def waived_exceptions_in_scope(conn: duckdb.DuckDBPyConnection, entity: str,
                                period: str) -> list[dict]:
     """Exceptions in the lock's scope still in the quarantine but waived (the lock says so)."""
     frame = exceptions_with_state(conn)
-    scope = frame["legal_entity"].isin([entity, "UNASSIGNED"]) & (
-        frame["period"].isna() | (frame["period"].astype(str) <= period))
-    waived = frame[scope & (frame["state"] == "waived")]
+    waived = frame[in_lock_scope(frame, entity, period) & (frame["state"] == "waived")
+                   & frame["is_root"]]
     return [{"exception_id": r.exception_id[:12], "record": r.record_label, "rule": r.rule,
              "decision": r.decision} for r in waived.itertuples(index=False)]
 

@@ -2,6 +2,8 @@
 validated with pandera and reference-data rules; what fails goes to ``canonical.quarantine``."""
 
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -100,6 +102,31 @@ def _pending_table(pending) -> str:
     return "\n".join(rows)
 
 
+def quarantine_table(quarantine, accepted, limit: int = 60) -> str:
+    """The held records in words for the UI: owner, rule, customer and reason (records that
+    hold others first; the rest are counted)."""
+    names = dict(zip(accepted["customers"]["customer_id"], accepted["customers"]["name"],
+                     strict=True)) if len(accepted.get("customers", [])) else {}
+    roots = quarantine[quarantine["rule"] != "held_by_upstream"]
+    rows = ["| owner | rule | customer | reason |", "|---|---|---|---|"]
+    for row in roots.head(limit).itertuples(index=False):
+        customer = names.get(row.customer_id) or (
+            _payload_name(row.payload) if row.source_table == "customers" else None)
+        reason = str(row.reason).replace("|", "/")
+        rows.append(f"| {row.owner} | {row.rule} | {customer or 'unknown'} | {reason} |")
+    held = len(quarantine) - len(roots)
+    if held:
+        rows.append(f"| | held_by_upstream | | {held} more records held with the ones above |")
+    return "\n".join(rows)
+
+
+def _payload_name(payload: str) -> str | None:
+    try:
+        return json.loads(payload).get("Name")
+    except (ValueError, AttributeError):
+        return None
+
+
 @dg.multi_asset(specs=_specs(), can_subset=False, pool="warehouse")
 def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Map, validate and write every canonical table and the quarantine in one pass."""
@@ -120,15 +147,18 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         )
     quarantine = result.quarantine
     by_owner = quarantine.groupby("owner").size().to_dict() if len(quarantine) else {}
-    by_rule = quarantine.groupby("rule").size().to_dict() if len(quarantine) else {}
-    for row in quarantine.itertuples(index=False):
-        context.log.warning(f"quarantined [{row.owner}] {row.reason}")
+    by_rule = quarantine.groupby(["owner", "rule"]).size() if len(quarantine) else {}
+    # one line per rule (the records, with their reasons, are in the quarantine and its table)
+    for (owner, rule), count in (by_rule.items() if len(quarantine) else []):
+        context.log.warning(f"quarantined {count} record(s) [{owner}] {rule}")
     yield dg.MaterializeResult(
         asset_key=["canonical", "quarantine"],
         metadata={
             "rows": len(quarantine),
             "by_owner": {k: int(v) for k, v in sorted(by_owner.items())},
-            "by_rule": {k: int(v) for k, v in sorted(by_rule.items())},
+            "by_rule": {f"{o} {r}": int(v) for (o, r), v in
+                        (by_rule.items() if len(quarantine) else [])},
+            "held_records": dg.MetadataValue.md(quarantine_table(quarantine, result.accepted)),
         },
     )
     yield dg.MaterializeResult(

@@ -211,3 +211,76 @@ def usage_ties_to_stripe(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         units_invoiced=int(sum(int(r[5] or 0) for r in rows)),
         invoiced_minor_by_currency=dg.MetadataValue.json(dict(sorted(by_currency.items()))),
     )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["canonical", "quarantine"]),
+    description=("Warns while any record is held in the quarantine, naming each record that "
+                 "holds others (customer, rule, owner) and counting the records held with it. "
+                 "A warning, not a failure: the rest of the close goes on; the period lock "
+                 "waits for them (close_period_job)."),
+)
+def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The quarantine in words: who must fix what."""
+    with warehouse.get_connection() as conn:
+        rows = conn.execute("""
+            select q.owner, q.rule, coalesce(c.name, case when q.source_table = 'customers'
+                   and json_valid(q.payload) then q.payload ->> '$.Name' end, 'unknown')
+                   as customer, q.source_table, q.record_id
+            from canonical.quarantine q
+            left join canonical.customers c on c.customer_id = q.customer_id
+            where q.rule <> 'held_by_upstream'
+            order by q.owner, q.rule, customer, q.record_id""").fetchall()
+        held = conn.execute("select count(*) from canonical.quarantine "
+                            "where rule = 'held_by_upstream'").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=not rows and not held, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"records_holding_others": len(rows), "records_held_with_them": int(held),
+                  "held": dg.MetadataValue.md("\n".join(
+                      ["| owner | rule | customer | record |", "|---|---|---|---|"]
+                      + [f"| {o} | {r} | {c} | {t} {i} |" for o, r, c, t, i in rows]))})
+
+
+# The work queues of marts.fct_work_queue and what each means; the SLA (days) is the dbt var
+# work_queue_sla_days in dbt_models/dbt_project.yml, read back from the table's sla_days.
+WORK_QUEUES = {
+    "contracts_not_billed": "contracts activated in Salesforce with no invoice in Stripe",
+    "invoices_not_in_erp": "finalized invoices whose receivable journal the ERP does not hold",
+    "obligations_pending_allocation": "contract lines with no allocation (nothing recognized)",
+    "payments_not_applied": "cash received that is held, not applied to its invoice",
+    "failed_payment_attempts": "open invoices Stripe tried to collect and could not",
+    "amendments_awaiting_review": ("price decreases, backdated or future-dated amendments and "
+                                   "amendments whose treatment was chosen by default"),
+    "quarantined_records": "quarantined records, by owner and age",
+}
+
+
+def _work_queue_check(queue: str, meaning: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["marts", "fct_work_queue"]),
+        name=f"{queue}_within_sla",
+        description=(f"Warns when an open row of the {queue} queue ({meaning}) is older than "
+                     "its SLA at the close's as-of date; lists the oldest with owner, customer "
+                     "and record."),
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            rows = conn.execute("""
+                select owner, legal_entity, record_label, age_days, sla_days
+                from marts.fct_work_queue
+                where queue = ? and decision_state = 'open'
+                order by age_days desc, record_label""", [queue]).fetchall()
+        late = [r for r in rows if r[3] is not None and r[4] is not None and r[3] > r[4]]
+        return dg.AssetCheckResult(
+            passed=not late, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"open": len(rows), "past_sla": len(late),
+                      "sla_days": int(rows[0][4]) if rows and rows[0][4] is not None else 0,
+                      "oldest": dg.MetadataValue.md("\n".join(
+                          ["| owner | entity | record | age (days) |", "|---|---|---|---|"]
+                          + [f"| {o} | {e} | {label} | {age} |"
+                             for o, e, label, age, _ in late[:SAMPLE_ROWS]]))})
+
+    return _check
+
+
+work_queue_checks = [_work_queue_check(q, m) for q, m in WORK_QUEUES.items()]
