@@ -15,7 +15,7 @@ SUMMARY_SQL = """
            coalesce(contract_asset_functional_minor, 0),
            coalesce(unbilled_receivable_functional_minor, 0),
            coalesce(refund_liability_functional_minor, 0),
-           open_exceptions_sales_ops, open_exceptions_billing_ops,
+           held_invoices, open_exceptions_sales_ops, open_exceptions_billing_ops,
            open_exceptions_controllership
     from marts.fct_close_summary
     order by legal_entity = 'UNASSIGNED', legal_entity, period
@@ -55,6 +55,9 @@ AR_SQL = """
     group by 1 order by 1
 """
 
+HELD_SQL = """
+    select count(distinct record_id) from canonical.quarantine where source_table = 'invoices'
+"""
 EXCEPTIONS_SQL = """
     select owner, rule, count(*) from marts.fct_exceptions group by 1, 2 order by 1, 2
 """
@@ -84,28 +87,31 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         contracts_tied, contracts_compared, contracts_alone = conn.execute(
             CONTRACT_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
+        held_total = conn.execute(HELD_SQL).fetchone()[0]
 
     header = (
         f"{'entity':<11}{'period':<9}{'ccy':<5}"
         + "".join(f"{title:>{width}}" for title, width in MONEY_COLUMNS)
-        + "  exceptions s/b/c"
+        + "  held inv.  exceptions s/b/c"
     )
     lines = [
         "",
         "Close summary (functional currency)",
-        "Contract position at the month end, from the ledger; exceptions open now by owner, "
-        "s/b/c = sales_ops/billing_ops/controllership",
+        "Contract position at the month end, from the ledger; held inv. = invoices finalized "
+        "that month and held in the quarantine (not journaled);",
+        "exceptions open now by owner, s/b/c = sales_ops/billing_ops/controllership",
         header,
         "-" * len(header),
     ]
-    for entity, period, ccy, *amounts, sales, billing, control in rows:
+    for entity, period, ccy, *amounts, held, sales, billing, control in rows:
         money = "".join(
             f"{from_minor(amount, ccy) if ccy else '':>{width}}"
             for amount, (_, width) in zip(amounts, MONEY_COLUMNS, strict=True)
         )
         counts = "/".join(_count(v) for v in (sales, billing, control))
         lines.append(
-            f"{entity:<11}{period:<9}{ccy:<5}{money}  {counts if counts != '//' else ''}".rstrip()
+            f"{entity:<11}{period:<9}{ccy:<5}{money}{(str(held) if held else ''):>11}  "
+            f"{counts if counts != '//' else ''}".rstrip()
         )
     lines.append("")
     lines.append(
@@ -120,7 +126,9 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         f"Contract positions vs ledger: {positions_tied} of {positions_compared} "
         f"entity-currency-months tie{skipped}"
     )
-    lines.append("Invoices vs AR journals: " + ", ".join(f"{s} {n}" for s, n in ar))
+    lines.append("Invoices vs AR journals: " + ", ".join(f"{s} {n}" for s, n in ar)
+                 + f"; {held_total} more held in the quarantine (not journaled: "
+                 "marts.fct_work_queue, queue invoices_not_in_erp)")
     lines.append(
         f"Invoices vs Stripe's own totals (discounts, tax, total, paid, remaining): "
         f"{source_tied} of {source_total} tie in canonical and ledger"

@@ -253,7 +253,10 @@ def _count(value: int | None) -> str:
 
 
 def _when(value: object) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else _esc(value)
+    """A timestamp to the second; anything else (a date, text) as it is."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else str(value)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence], *, numeric: Iterable[int] = (),

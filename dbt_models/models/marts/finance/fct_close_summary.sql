@@ -82,6 +82,22 @@ exception_counts as (
     group by 1, 2
 ),
 
+-- invoices held in the quarantine (never journaled), in the period they were finalized; the
+-- unassigned ones on the UNASSIGNED row
+held_invoices as (
+    select
+        exceptions.legal_entity,
+        case when exceptions.legal_entity = 'UNASSIGNED'
+            then (select max(period) from entity_periods)
+            else coalesce(exceptions.period, entity_latest_periods.latest_period)
+        end as period,
+        count(distinct exceptions.record_id) as held_invoices
+    from exceptions
+    left join entity_latest_periods on exceptions.legal_entity = entity_latest_periods.legal_entity
+    where exceptions.source_table = 'invoices'
+    group by 1, 2
+),
+
 summary_rows as (
     select legal_entity, period from entity_periods
     union
@@ -129,7 +145,8 @@ select
         as open_exceptions_billing_ops,
     case when flagged_rows.is_latest_period
         then coalesce(exception_counts.open_exceptions_controllership, 0) end
-        as open_exceptions_controllership
+        as open_exceptions_controllership,
+    coalesce(held_invoices.held_invoices, 0) as held_invoices
 from flagged_rows
 left join legal_entities on flagged_rows.legal_entity = legal_entities.legal_entity
 left join rollforward_by_entity
@@ -141,4 +158,7 @@ left join revenue_by_entity
 left join exception_counts
     on flagged_rows.legal_entity = exception_counts.legal_entity
     and flagged_rows.period = exception_counts.period
+left join held_invoices
+    on flagged_rows.legal_entity = held_invoices.legal_entity
+    and flagged_rows.period = held_invoices.period
 order by flagged_rows.legal_entity, flagged_rows.period
