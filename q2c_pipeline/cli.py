@@ -326,7 +326,7 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
                 if args.action == "list":
                     return _list_exceptions(exceptions_with_state(conn), args)
                 return _show_exception(conn, find_exception(conn, args.id))
-        fields = dict(_field_value(item) for item in (args.set or []))
+        fields = dict(_field_value(item) for item in (getattr(args, "set", None) or []))
         roles = load_roles(roles_path(args.sample))
         ids = [args.id] if isinstance(args.id, str) else args.id
         with connect(path) as conn:

@@ -158,7 +158,7 @@ def record_decision(conn: duckdb.DuckDBPyConnection, *, actor: str, role: str, a
     conn.execute("begin transaction")
     try:
         seq = conn.execute(
-            f"select coalesce(max(decision_seq), 0) + 1 from {DECISIONS_TABLE}").fetchone()[0]
+            f"select coalesce(max(decision_seq), 0) + 1 from {DECISIONS_TABLE}").fetchall()[0][0]
         row["decision_seq"] = int(seq)
         names = list(COLUMNS)
         conn.execute(f"insert into {DECISIONS_TABLE} ({', '.join(names)}) values "
@@ -173,7 +173,7 @@ def record_decision(conn: duckdb.DuckDBPyConnection, *, actor: str, role: str, a
 def _has_decisions(conn: duckdb.DuckDBPyConnection) -> bool:
     return bool(conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'ledger' "
-        "and table_name = 'decisions'").fetchone()[0])
+        "and table_name = 'decisions'").fetchall()[0][0])
 
 
 def read_decisions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

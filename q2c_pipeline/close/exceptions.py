@@ -44,7 +44,7 @@ APPLIED_COLUMNS = ["decision_seq", "exception_id", "target", "record_id", "field
 def _has_marts(conn: duckdb.DuckDBPyConnection) -> bool:
     return bool(conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'fct_exceptions'").fetchone()[0])
+        "and table_name = 'fct_exceptions'").fetchall()[0][0])
 
 
 def exceptions_with_state(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -158,7 +158,7 @@ def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
     treatment."""
     exists = conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'fct_work_queue'").fetchone()[0]
+        "and table_name = 'fct_work_queue'").fetchall()[0][0]
     if not exists:
         return pd.DataFrame()
     return conn.execute("""
@@ -199,7 +199,7 @@ def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
 def _raw_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'raw' "
-        "and table_name = ?", [table]).fetchone()[0])
+        "and table_name = ?", [table]).fetchall()[0][0])
 
 
 def _override_target(conn: duckdb.DuckDBPyConnection, exception: dict,
@@ -236,7 +236,7 @@ def decide(conn: duckdb.DuckDBPyConnection, roles: Roles, *, action: str, prefix
     if action not in SETTLING:
         raise DecisionRefused(f"{action!r} is not an exception action ({', '.join(SETTLING)})")
     exception = find_exception(conn, prefix)
-    if exception["rule"] == HELD and action != "waive":
+    if exception["rule"] == HELD and action == "resolve":
         raise DecisionRefused(
             f"{exception['record_label']} is only held by another record "
             f"(correlation {exception['correlation_id']}); act on that one: q2c exceptions "

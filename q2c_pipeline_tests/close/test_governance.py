@@ -1,0 +1,191 @@
+"""Close governance on the sample company: a lock waits for the exceptions of its entity and
+period, controllership waives with a reason, a reopening is recorded, and an override corrects
+Umbrella's product code at the next run so its contract posts.
+
+Every step goes through the `q2c` command a controller types; the figures are computed here
+from the sample's own prices and the ERP catalog's SSP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+
+from q2c_pipeline.cli import main
+from q2c_pipeline.core.policy import Policy
+from q2c_pipeline.stages import build_canonical, build_finance
+
+DANA = "dana.controller@q2c.example"  # controllership (roles.yaml of the sample company)
+BO = "bo.billing@q2c.example"         # billing_ops
+SAM = "sam.salesops@q2c.example"      # sales_ops
+
+
+@pytest.fixture
+def books(closed_warehouse, sample_company, tmp_path, monkeypatch):
+    source, _, _ = closed_warehouse
+    warehouse = tmp_path / "books.duckdb"
+    shutil.copy(source, warehouse)
+    monkeypatch.setenv("Q2C_DUCKDB_PATH", str(warehouse))
+    monkeypatch.setenv("Q2C_SAMPLE_DIR", str(sample_company))
+    return warehouse
+
+
+def q2c(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def exception_ids(warehouse, where: str) -> list[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return [r[0][:12] for r in conn.execute(
+            f"select exception_id from marts.fct_exceptions where {where} order by 1").fetchall()]
+
+
+def test_the_march_lock_waits_for_hoolis_invoice_until_it_is_waived(books, capsys):
+    w = ("--duckdb", str(books))
+
+    def close(period: str, actor: str = DANA) -> tuple[int, str]:
+        return q2c(capsys, "close-period", "--entity", "US01", "--period", period, "--as",
+                   actor, "--reason", f"{period} close", *w)
+
+    # January: Shadow Labs has no legal entity (it could be US01's) and its contract was
+    # signed in January; nobody but controllership may waive it
+    code, out = close("2026-01")
+    assert code == 1 and "Shadow Labs Inc customer" in out and "missing_legal_entity_mapping" in out
+    shadow = exception_ids(books, "rule = 'missing_legal_entity_mapping'")
+    code, out = q2c(capsys, "exceptions", "waive", *shadow, "--as", BO, "--reason", "x", *w)
+    assert code == 2 and "needs controllership" in out
+    code, out = q2c(capsys, "exceptions", "waive", *shadow, "--as", DANA, "--reason",
+                    "ERP customer master row requested (ticket FIN-101)", *w)
+    assert code == 0, out
+    code, out = close("2026-01")
+    assert code == 0 and "locked" in out and "1 waived exceptions open" in out
+
+    # February: Umbrella's contract (signed 24 February) waits for its unknown product
+    code, out = close("2026-02")
+    assert code == 1 and "Umbrella Supplies contract line" in out and "Hooli" not in out
+    umbrella = exception_ids(books, "rule = 'unknown_product_code'")
+    assert q2c(capsys, "exceptions", "waive", *umbrella, "--as", DANA, "--reason",
+               "revenue not started in February", *w)[0] == 0
+    assert close("2026-02")[0] == 0
+
+    # March: refused, naming Hooli's duplicated invoice (and Vandelay's negative row)
+    code, out = close("2026-03")
+    assert code == 1
+    assert "Hooli Holdings invoice in_1c1y7upUQQcJT9LYD5MPsTd2" in out
+    assert "duplicate_id" in out and "Vandelay Industries" in out
+    hooli = exception_ids(books, "customer_name = 'Hooli Holdings' and rule = 'duplicate_id'")
+    assert len(hooli) == 4  # two versions of the invoice and of its line
+    assert q2c(capsys, "exceptions", "waive", *hooli, "--as", DANA, "--reason",
+               "duplicate March invoice under review with Stripe support", *w)[0] == 0
+    code, out = close("2026-03")
+    assert code == 1 and "Hooli" not in out and "Vandelay Industries" in out
+    vandelay = exception_ids(books, "rule = 'negative_quantity'")
+    assert q2c(capsys, "exceptions", "waive", *vandelay, "--as", DANA, "--reason",
+               "contract starts in April", *w)[0] == 0
+    code, out = close("2026-03")
+    assert code == 0 and "7 waived exceptions open" in out  # Shadow, Umbrella, Hooli x4, Vandelay
+
+    # reopening: controllership only, with a reason, latest period first
+    assert q2c(capsys, "close-period", "--entity", "US01", "--period", "2026-03", "--reopen",
+               "--as", BO, "--reason", "x", *w)[0] == 1
+    code, out = q2c(capsys, "close-period", "--entity", "US01", "--period", "2026-02",
+                    "--reopen", "--as", DANA, "--reason", "late credit note", *w)
+    assert code == 1 and "later periods are locked (2026-03)" in out
+    code, out = q2c(capsys, "close-period", "--entity", "US01", "--period", "2026-03",
+                    "--reopen", "--as", DANA, "--reason", "Hooli's credit note arrived", *w)
+    assert code == 0 and "reopened" in out
+
+    with duckdb.connect(str(books), read_only=True) as conn:
+        locked = [p for (p,) in conn.execute(
+            "select period from ledger.period_locks where legal_entity = 'US01' order by 1"
+        ).fetchall()]
+        decisions = conn.execute(
+            "select action, actor, role, period, reason, detail from ledger.decisions "
+            "where legal_entity in ('US01', 'UNASSIGNED') order by decision_seq").fetchall()
+    assert locked == ["2026-01", "2026-02"]
+    actions = [(a, p) for a, _, _, p, _, _ in decisions]
+    assert actions == [
+        ("lock_refused", "2026-01"), ("waive", None), ("lock", "2026-01"),
+        ("lock_refused", "2026-02"), ("waive", "2026-03"), ("lock", "2026-02"),
+        ("lock_refused", "2026-03"), *[("waive", "2026-03")] * 4, ("lock_refused", "2026-03"),
+        ("waive", "2026-04"), ("lock", "2026-03"), ("reopen", "2026-03"),
+    ]
+    # who, as which team, why; the refused BO waive left nothing behind
+    assert {(actor, role) for _, actor, role, *_ in decisions} == {(DANA, "controllership")}
+    march_lock = json.loads(decisions[-2][5])
+    assert {w["record"].split(" of ")[0] for w in march_lock["waived_open"]} >= {
+        "Hooli Holdings invoice in_1c1y7upUQQcJT9LYD5MPsTd2", "Shadow Labs Inc customer "
+        "001Hp000008ZHNXIA4"}
+    assert decisions[-1][4] == "Hooli's credit note arrived"
+    assert json.loads(decisions[-1][5])["lock"]["period"] == "2026-03"
+
+    # the next lock runs the controls again (the waivers stand) and is recorded again
+    assert close("2026-03")[0] == 0
+
+
+def test_an_override_corrects_umbrellas_product_code_at_the_next_run(books, capsys):
+    """Umbrella sold LEGACY-SUPPORT, which the ERP catalog lacks. Sales ops records the
+    correction (PLAT-SEAT) on the Salesforce line and on the four Stripe lines that bill it;
+    the next run applies it to those record versions only, and the contract posts."""
+    w = ("--duckdb", str(books))
+    line = exception_ids(books, "rule = 'unknown_product_code'")
+    stripe_lines = exception_ids(  # the support lines of its four invoices (held with it)
+        books, "customer_name = 'Umbrella Supplies' and source_table = 'invoice_lines' "
+        "and payload like '%Legacy premium support%'")
+    code, out = q2c(capsys, "exceptions", "override", *line, "--set",
+                    "SBQQ__ProductCode__c=PLAT-SEAT", "--as", BO, "--reason", "x", *w)
+    assert code == 2 and "owned by sales_ops" in out
+    code, out = q2c(capsys, "exceptions", "override", *line, "--set",
+                    "SBQQ__Quantity__c=2", "--set", "Nonsense__c=1", "--as", SAM, "--reason",
+                    "x", *w)
+    assert code == 2 and "cannot set" in out
+    reason = "Legacy premium support is sold as a platform seat (catalog decision 2026-07)"
+    assert q2c(capsys, "exceptions", "override", *line, "--set",
+               "SBQQ__ProductCode__c=PLAT-SEAT", "--as", SAM, "--reason", reason, *w)[0] == 0
+    assert len(stripe_lines) == 4
+    assert q2c(capsys, "exceptions", "override", *stripe_lines, "--set",
+               "product_code=PLAT-SEAT", "--as", SAM, "--reason", reason, *w)[0] == 0
+
+    with duckdb.connect(str(books)) as conn:  # the next run's canonical and finance stages
+        build_canonical(conn)
+        build_finance(conn, Policy(), date(2026, 6, 30))
+        applied = conn.execute("select target, status from canonical.overrides_applied "
+                               "order by decision_seq").fetchall()
+        raw = conn.execute("select payload ->> 'SBQQ__ProductCode__c' from "
+                           "raw.salesforce_subscriptions where record_id = "
+                           "'a0XHp00000G5YKXMA3'").fetchall()
+        held = conn.execute("select count(*) from canonical.quarantine "
+                            "where correlation_id = 'sf:800Hp000007qBvkIAE'").fetchone()[0]
+        allocation = dict(conn.execute(
+            "select contract_line_id, allocated_amount from finance.allocation "
+            "where contract_id = 'sf:800Hp000007qBvkIAE'").fetchall())
+        march = dict(conn.execute(
+            "select source_id, amount from finance.revenue_schedule where contract_id = "
+            "'sf:800Hp000007qBvkIAE' and period = '2026-03'").fetchall())
+        billed = conn.execute(
+            "select count(distinct source_id), sum(debit) from finance.journal_lines "
+            "where source_type = 'invoice' and account = 'AccountsReceivable' and source_id in "
+            "(select invoice_id from canonical.invoices "
+            " where contract_id = 'sf:800Hp000007qBvkIAE')").fetchone()
+    assert applied == [("raw.salesforce_subscriptions", "applied")] + [
+        ("canonical.invoice_lines", "applied")] * 4
+    assert raw == [("LEGACY-SUPPORT",)]  # what Salesforce said is kept as it said it
+    assert held == 0
+    # prices: 5 seats at 100.00 a month and support at 25.00 a month for 12 months;
+    # SSP: the catalog's PLAT-SEAT at 1,200.00 a year per unit (5 + 1 units)
+    price = 12 * (5 * 100_00 + 1 * 25_00)
+    seats, support = 5 * 1_200_00, 1 * 1_200_00
+    assert price == 630_000
+    assert allocation == {"sf:a0XHp00000FMaCUMA1": price * seats // (seats + support),
+                          "sf:a0XHp00000G5YKXMA3": price * support // (seats + support)}
+    assert allocation == {"sf:a0XHp00000FMaCUMA1": 525_000, "sf:a0XHp00000G5YKXMA3": 105_000}
+    # ratable by day over 2026-03-01..2027-02-28 (365 days): March is 31 of them
+    assert march == {"sf:a0XHp00000FMaCUMA1": round(525_000 * 31 / 365),
+                     "sf:a0XHp00000G5YKXMA3": round(105_000 * 31 / 365)}
+    # four monthly invoices of 525.00 plus Texas sales tax 6.25% (32.81) now in receivables
+    assert billed == (4, 4 * (52_500 + 3_281))
