@@ -348,19 +348,14 @@ DONE = {"waive": "waived (the lock of its period no longer waits for it)",
 
 
 def _field_value(item: str) -> tuple[str, object]:
-    """``FIELD=VALUE`` of --set: VALUE is read as JSON when it is JSON (2, null, "x"), else as
-    text (PLAT-SEAT)."""
-    import json
-
+    """``FIELD=VALUE`` of --set (the value as ``field_value`` reads it)."""
     from q2c_pipeline.close.decisions import DecisionRefused
+    from q2c_pipeline.close.exceptions import field_value
 
     field, sep, value = item.partition("=")
     if not sep or not field.strip():
         raise DecisionRefused(f"--set {item!r}: write FIELD=VALUE")
-    try:
-        return field.strip(), json.loads(value)
-    except ValueError:
-        return field.strip(), value
+    return field.strip(), field_value(value)
 
 
 def _list_exceptions(frame, args: argparse.Namespace) -> int:

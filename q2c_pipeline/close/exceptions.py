@@ -152,6 +152,15 @@ def find_exception(conn: duckdb.DuckDBPyConnection, prefix: str) -> dict:
             for k, v in hits.iloc[0].to_dict().items()}
 
 
+def field_value(text: str) -> object:
+    """A corrected value as typed: JSON when it is JSON (2, null, "x"), else the text itself
+    (PLAT-SEAT)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
     """Amendments awaiting review (marts.fct_work_queue) whose item id starts with ``prefix``,
     shaped as exceptions: a controller resolves one (the treatment stands) or overrides its

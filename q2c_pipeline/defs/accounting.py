@@ -19,6 +19,7 @@
 import os
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import duckdb
@@ -42,7 +43,10 @@ from q2c_pipeline.close.decisions import (
     roles_path,
 )
 from q2c_pipeline.close.exceptions import (
+    decide,
     exceptions_with_state,
+    field_value,
+    find_exception,
     find_open_exceptions,
     in_lock_scope,
 )
@@ -52,6 +56,7 @@ from q2c_pipeline.defs.checks import (
     find_unbalanced_journals,
     find_unconserved_tables,
 )
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
 
 # the tie-outs the ERP outbox waits for (each with its dbt test)
@@ -60,7 +65,9 @@ RECONCILIATION_MARTS = ("fct_invoice_ar_reconciliation", "fct_invoice_source_tie
                         "fct_contract_position_reconciliation", "fct_usage_source_tieout",
                         "fct_contract_source_tieout")
 CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business day 3 of M+1
-CLOSE_CRON = "0 18 * * 1-5"  # weekdays 18:00 UTC; the schedule acts on business day 3 only
+# Business day 3 always falls on calendar day 3, 4 or 5: the schedule ticks at 18:00 UTC on
+# those days and acts on the one that is business day 3 (cron cannot say "business day").
+CLOSE_CRON = "0 18 3-5 * *"
 
 
 class ErpPostingResource(dg.ConfigurableResource):
@@ -78,6 +85,7 @@ class ErpPostingResource(dg.ConfigurableResource):
 @dg.asset(
     key=["ledger", "erp_outbox"],
     group_name="erp_posting",
+    owners=owner_of(["ledger", "erp_outbox"]),
     kinds={"python", "duckdb", "netsuite"},
     # posts only after the journals' reconciliation: the marts and their dbt tests (a failing
     # test fails the dbt step, and the outbox does not run)
@@ -326,6 +334,59 @@ def reopen_locked_period(conn: duckdb.DuckDBPyConnection, entity: str, period: s
     return row
 
 
+class ExceptionDecisionConfig(dg.Config):
+    """One decision on one or more exceptions, as `q2c exceptions waive|resolve|override`."""
+
+    action: Literal["waive", "resolve", "override"] = Field(
+        description="waive: accept it open for the period lock (controllership); resolve: "
+        "close it without posting (the owning team); override: correct the record at the next "
+        "run with the fields below (the owning team; a revenue-treatment field needs "
+        "controllership).")
+    exception_ids: list[str] = Field(
+        description="Exception ids (first 6+ characters each), from marts.fct_exceptions or "
+        "the amendments_awaiting_review queue of marts.fct_work_queue.")
+    actor: str = Field(description="Who decides: a person in roles.yaml.")
+    reason: str = Field(description="Why, kept in ledger.decisions (required).")
+    set_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="override only: FIELD -> corrected value, fields of the source record "
+        "(e.g. SBQQ__ProductCode__c) or canonical columns (e.g. product_code, "
+        "modification_treatment); a value is read as JSON when it is JSON.")
+
+
+@dg.op(tags={"kind": "duckdb"}, pool="warehouse")
+def decide_on_exceptions(
+    context: dg.OpExecutionContext, config: ExceptionDecisionConfig,
+    warehouse: WarehouseResource, erp: SourceSnapshotResource,
+) -> dg.Output:
+    """Record the decision for every exception named (all or none), after the role check."""
+    fields = {k: field_value(v) for k, v in config.set_fields.items()}
+    try:
+        roles = load_roles(roles_path(erp.root))
+        with warehouse.get_connection() as conn:
+            found = [find_exception(conn, prefix) for prefix in config.exception_ids]
+            rows = [decide(conn, roles, action=config.action, prefix=e["exception_id"],
+                           actor=config.actor, reason=config.reason, fields=fields)
+                    for e in found]
+    except DecisionRefused as error:
+        raise _refusal(f"no decision recorded: {error}") from None
+    for exception, row in zip(found, rows, strict=True):
+        context.log.info(f"{config.action} {exception['record_label']}: decision "
+                         f"{row['decision_seq']} by {row['actor']} as {row['role']}")
+    return dg.Output(None, metadata={"decisions": [int(r["decision_seq"]) for r in rows],
+                                     "records": [e["record_label"] for e in found]})
+
+
+@dg.job(
+    description="Waive, resolve or override exceptions from the UI (as `q2c exceptions`): the "
+    "role is checked against roles.yaml and each decision is appended to ledger.decisions; an "
+    "override is applied at the next close run.",
+    executor_def=dg.in_process_executor,
+)
+def exception_decision_job():
+    decide_on_exceptions()
+
+
 @dg.job(
     description="Lock one legal entity's accounting period in q2c's ledger once every close "
     "control holds (journals balance, nothing in a closed period, roll-forward ties, rows "
@@ -366,6 +427,9 @@ def previous_period(day: date) -> str:
     job=close_period_job,
     cron_schedule=CLOSE_CRON,
     execution_timezone="UTC",
+    description="Days 3-5 of each month at 18:00 UTC; on the one that is business day 3, one "
+    "close_period_job run per legal entity locks the previous month (refused, naming the "
+    "blockers, while a control fails or an exception is open).",
 )
 def monthly_close_period_schedule(context: dg.ScheduleEvaluationContext,
                                   warehouse: WarehouseResource):
@@ -388,13 +452,32 @@ def monthly_close_period_schedule(context: dg.ScheduleEvaluationContext,
     ]
 
 
+# q2c's records of the close, written by the close jobs and the `q2c exceptions` command (not
+# materialized by a run): the dbt work queues and the close pack read them.
+CLOSE_RECORDS = [
+    dg.AssetSpec(
+        key=["ledger", "decisions"], group_name="close", owners=owner_of(["ledger", "x"]),
+        kinds={"duckdb"},
+        description="Append-only: every period lock (with what was open and waived), refused "
+        "lock (with its blockers), reopening, waiver, resolution and override: who, when (UTC), "
+        "as which team, why. Written by close_period_job, reopen_period_job, "
+        "exception_decision_job and `q2c exceptions`."),
+    dg.AssetSpec(
+        key=["ledger", "close_runs"], group_name="close", owners=owner_of(["ledger", "x"]),
+        kinds={"duckdb"},
+        description="Append-only: the inputs of every close run: as-of date and where it came "
+        "from, the policy file and the sha256 of its content, the warehouse, the sources "
+        "(snapshot folder or live) and the roles file."),
+]
+
+
 @dg.definitions
 def accounting() -> dg.Definitions:
     """This module's contribution: the outbox asset, the close job and its schedule, and the
     ``erp_posting`` resource (the sample company's file drop)."""
     return dg.Definitions(
-        assets=[erp_outbox],
-        jobs=[close_period_job, reopen_period_job],
+        assets=[erp_outbox, *CLOSE_RECORDS],
+        jobs=[close_period_job, reopen_period_job, exception_decision_job],
         schedules=[monthly_close_period_schedule],
         resources={"erp_posting": ErpPostingResource()},
     )

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from q2c_pipeline.core.money import from_minor
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
@@ -44,6 +45,7 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=["canonical", table],
             group_name="canonical",
+            owners=owner_of(["canonical", table]),
             kinds={"python", "duckdb", "pandera"},
             description=CANONICAL_DOCS[table],
             deps=RAW_KEYS,
@@ -54,6 +56,7 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=["canonical", "quarantine"],
             group_name="canonical",
+            owners=owner_of(["canonical", "quarantine"]),
             kinds={"python", "duckdb"},
             description=(
                 "One row per rejected source record: rule, reason naming record and field, "
@@ -66,6 +69,7 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=["canonical", "load_audit"],
             group_name="canonical",
+            owners=owner_of(["canonical", "load_audit"]),
             kinds={"python", "duckdb"},
             description=("One row per canonical table: rows in, accepted and quarantined, and "
                          "the source records set aside as pending before mapping (drafts)."),
@@ -76,6 +80,7 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=["canonical", "pending_invoices"],
             group_name="canonical",
+            owners=owner_of(["canonical", "pending_invoices"]),
             kinds={"python", "duckdb"},
             description=(
                 "One row per Stripe invoice still in draft: awaiting finalization (Stripe may yet "

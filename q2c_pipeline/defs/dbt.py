@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from q2c_pipeline import settings
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 
 settings.ensure_dbt_on_path()
@@ -31,6 +32,9 @@ class Q2cDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "reconciliation"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return owner_of(self.get_asset_key(dbt_resource_props))
 
 
 # The work queues (tag after_posting) read the ERP outbox, so they build after it posts; the

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import invoice_daily_partitions
 from q2c_pipeline.defs.resources import (
     BillingResource,
@@ -64,6 +65,7 @@ def _spec(obj: SourceObject, description: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=["raw", obj.raw_table],
         group_name="raw",
+        owners=owner_of(["raw", obj.raw_table]),
         kinds=RAW_KINDS | {obj.system},
         description=description,
         metadata={"source_object": obj.name, "id_fields": ",".join(obj.id_fields)},
@@ -174,6 +176,7 @@ def erp_raw(
 
 @dg.asset(
     key=["raw", "usage_events"],
+    owners=owner_of(["raw", "usage_events"]),
     group_name="raw",
     kinds={"python", "duckdb", "parquet"},
     pool="warehouse",
@@ -195,6 +198,7 @@ def usage_events_raw(
 
 @dg.asset(
     key=INVOICES_DAILY_KEY,
+    owners=owner_of(INVOICES_DAILY_KEY),
     group_name="invoices_daily",
     kinds={"python", "duckdb", "stripe"},
     partitions_def=invoice_daily_partitions,
@@ -225,6 +229,7 @@ def stripe_invoices_daily(
 
 @dg.asset(
     key=CONTRACT_POSTING_STATUS_KEY,
+    owners=owner_of(CONTRACT_POSTING_STATUS_KEY),
     group_name="writeback",
     kinds={"python", "duckdb", "salesforce"},
     deps=[

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from q2c_pipeline.defs.dbt import q2c_dbt_models, q2c_dbt_work_queues
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.publish import analytics_path, publish_analytics
 from q2c_pipeline.warehouse import back_up
@@ -14,6 +15,7 @@ ANALYTICS_KEY = dg.AssetKey(["publish", "analytics"])
 @dg.asset(
     key=ANALYTICS_KEY,
     group_name="publish",
+    owners=owner_of(ANALYTICS_KEY),
     kinds={"python", "duckdb"},
     deps=sorted(q2c_dbt_models.keys | q2c_dbt_work_queues.keys,
                 key=lambda k: k.to_user_string()),

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from q2c_pipeline.close.decisions import roles_path
 from q2c_pipeline.core.policy import Policy, load_policy
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import (
     SourceSnapshotResource,
     WarehouseResource,
@@ -113,6 +114,7 @@ def record_close_run(conn, inputs: dict) -> None:
         dg.AssetSpec(
             key=["finance", name],
             group_name="finance",
+            owners=owner_of(["finance", name]),
             kinds={"python", "duckdb"},
             description=doc,
             deps=[dg.AssetKey(["canonical", t]) for t in VALIDATION_ORDER],

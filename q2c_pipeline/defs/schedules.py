@@ -20,7 +20,7 @@ month_end_close_job = dg.define_asset_job(
     ),
 )
 
-# Business day 1 of each month, 06:00 UTC: the previous month's close run.
+# The 1st of each month, 06:00 UTC: the previous month's close run.
 MONTH_END_CLOSE_CRON = "0 6 1 * *"
 
 monthly_month_end_close_schedule = dg.ScheduleDefinition(
@@ -28,6 +28,8 @@ monthly_month_end_close_schedule = dg.ScheduleDefinition(
     job=month_end_close_job,
     cron_schedule=MONTH_END_CLOSE_CRON,
     execution_timezone="UTC",
+    description="The 1st of each month at 06:00 UTC: the month-end close run (land, validate, "
+    "recognize, post, reconcile, queue, publish) for the month just ended.",
 )
 
 
@@ -48,5 +50,6 @@ weekly_salesforce_id_comparison_schedule = dg.ScheduleDefinition(
     job=salesforce_id_comparison_job,
     cron_schedule="0 3 * * 0",
     execution_timezone="UTC",
-    description="Weekly: every Salesforce Id + SystemModstamp against the landed records.",
+    description="Sundays at 03:00 UTC: every Salesforce Id + SystemModstamp against the landed "
+    "records, landing what the incremental windows missed.",
 )

@@ -71,6 +71,9 @@ def _already_requested(instance: dg.DagsterInstance, run_key: str) -> bool:
     job=invoice_partition_job,
     minimum_interval_seconds=INVOICE_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Every 30 s (live billing only): reads Stripe's invoice events since its "
+    "cursor and requests the daily invoice partitions they touch, once per content (run key "
+    "from the events' fingerprint). Off by default; a snapshot folder has no events.",
 )
 def billing_invoice_sensor(context: dg.SensorEvaluationContext, billing: BillingResource):
     """Request the invoice day partitions that new, changed or voided invoices fall on."""
@@ -113,6 +116,8 @@ def billing_invoice_sensor(context: dg.SensorEvaluationContext, billing: Billing
     job=invoice_journals_job,
     minimum_interval_seconds=INVOICE_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.STOPPED,
+    description="After an invoice day partition lands: rebuilds canonical, finance, the ERP "
+    "outbox and the Salesforce status write-back (invoice_journals_job), once per landing.",
 )
 def invoices_landed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     """Rebuild canonical, finance and posting status after an invoice day landed."""

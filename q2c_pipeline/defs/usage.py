@@ -15,6 +15,7 @@ from q2c_pipeline.accounting.usage_summary import (
     verify_usage_summary,
     write_usage_summary,
 )
+from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import WarehouseResource
 
@@ -28,6 +29,7 @@ USAGE_SUMMARY_HOUR_UTC = 1
 @dg.asset(
     key=USAGE_SUMMARY_KEY,
     group_name="usage_daily",
+    owners=owner_of(USAGE_SUMMARY_KEY),
     partitions_def=usage_daily_partitions,
     deps=[dg.AssetKey(["canonical", "usage"]), dg.AssetKey(["canonical", "customers"])],
     kinds={"python", "duckdb"},
@@ -87,4 +89,6 @@ daily_usage_summary_schedule = dg.build_schedule_from_partitioned_job(
     usage_summary_job,
     name="daily_usage_summary_schedule",
     hour_of_day=USAGE_SUMMARY_HOUR_UTC,
+    description="Daily at 01:00 UTC: summarizes the day just ended into ledger.usage_summary "
+    "(one partition per UTC day).",
 )

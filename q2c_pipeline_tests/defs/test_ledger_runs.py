@@ -18,6 +18,7 @@ from q2c_pipeline.accounting.erp_files import JSON_FILE, NETSUITE_FILE
 from q2c_pipeline.accounting.ledger import lock_period, read_ledger
 from q2c_pipeline.accounting.outbox import enqueue, post_pending, read_outbox
 from q2c_pipeline.accounting.posting_rules import apply_posting_rules
+from q2c_pipeline.close.decisions import record_decision
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.defs.accounting import (
     ErpPostingResource,
@@ -27,7 +28,7 @@ from q2c_pipeline.defs.accounting import (
     monthly_close_period_schedule,
 )
 from q2c_pipeline.defs.checks import find_lines_in_closed_periods, find_unbalanced_journals
-from q2c_pipeline.defs.resources import WarehouseResource
+from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
@@ -235,24 +236,32 @@ def test_re_materializing_the_outbox_sends_nothing_new(closed_copy, tmp_path):
     assert ids <= set(delta.lines["journal_key"])
 
 
-def _close(path, entity="US01", period="2026-01"):
+def _close(path, snapshot, entity="US01", period="2026-01"):
     return close_period_job.execute_in_process(
         run_config={"ops": {"close_period": {"config": {"legal_entity": entity,
                                                        "period": period}}}},
-        resources={"warehouse": WarehouseResource(database_path=str(path))},
+        resources={"warehouse": WarehouseResource(database_path=str(path)),
+                   "erp": SourceSnapshotResource(root=str(snapshot))},
         raise_on_error=False,
     )
 
 
-def test_the_close_job_refuses_while_a_journal_is_unbalanced_and_locks_when_green(closed_copy):
+def test_the_close_job_refuses_while_a_journal_is_unbalanced_and_locks_when_green(
+        closed_copy, sample_company):
     conn = duckdb.connect(str(closed_copy))
+    # Shadow Labs (no legal entity, contract signed in January) is accepted open for this test
+    shadow = conn.execute("select exception_id, legal_entity, period, source_table, record_id, "
+                          "rule, owner from marts.fct_exceptions "
+                          "where rule = 'missing_legal_entity_mapping'").df()
+    record_decision(conn, actor="q2c-close-schedule", role="controllership", action="waive",
+                    reason="ERP master row requested", exception=shadow.iloc[0].to_dict())
     journal_id = conn.execute(
         "select min(journal_id) from finance.journal_lines").fetchone()[0]
     conn.execute("update finance.journal_lines set debit = debit + 1 "
                  "where journal_id = ? and line_number = 1", [journal_id])
     conn.close()
 
-    refused = _close(closed_copy)
+    refused = _close(closed_copy, sample_company)
     assert not refused.success
     failure = refused.failure_data_for_node("close_period").user_failure_data
     assert "refusing to close US01 2026-01" in failure.description
@@ -265,7 +274,7 @@ def test_the_close_job_refuses_while_a_journal_is_unbalanced_and_locks_when_gree
                  "where journal_id = ? and line_number = 1", [journal_id])
     conn.close()
 
-    locked = _close(closed_copy)
+    locked = _close(closed_copy, sample_company)
     assert locked.success
     conn = duckdb.connect(str(closed_copy))
     row = conn.execute("select legal_entity, period, closed_by_run, lock_seq "
