@@ -67,8 +67,7 @@ def run_close(
     os.environ["Q2C_SAMPLE_DIR"] = sample_dir
     defs = load_definitions()
     job = defs.resolve_job_def("month_end_close_job")
-    home = os.getenv("DAGSTER_HOME")
-    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    instance = _instance()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if as_of:
         run_config["ops"] = {"revenue_and_ledger": {"config": {"as_of": as_of}}}
@@ -255,10 +254,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _instance():
+    """The Dagster instance of ``settings.dagster_home()`` (the one ``dagster dev`` shows)."""
     import dagster as dg
 
-    home = os.getenv("DAGSTER_HOME")
-    return dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.from_config(str(settings.dagster_home()))
 
 
 def cmd_close_period(args: argparse.Namespace) -> int:

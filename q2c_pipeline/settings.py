@@ -29,6 +29,18 @@ def sample_dir() -> str:
     return _path("Q2C_SAMPLE_DIR", REPO_ROOT / "data" / "sample")
 
 
+def dagster_home() -> Path:
+    """``DAGSTER_HOME``, else ``.dagster_home`` in the repository (made, with the repository's
+    ``dagster.yaml``, when missing): the instance ``dagster dev`` uses when started as the
+    README says, so the runs of the ``q2c`` commands show in the UI."""
+    value = os.getenv("DAGSTER_HOME")
+    home = Path(value) if value else REPO_ROOT / ".dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
 def ensure_dbt_on_path() -> None:
     """dagster-dbt runs ``dbt`` from PATH. When q2c runs from a virtualenv that is not activated
     (``.venv/bin/q2c``, ``.venv/bin/dagster dev``), put the interpreter's bin folder first so the

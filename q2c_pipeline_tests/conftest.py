@@ -20,6 +20,20 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "q2c"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dagster_home(tmp_path_factory):
+    """The `q2c` commands record their runs on the DAGSTER_HOME instance (the one `dagster dev`
+    shows); the tests' runs go to a session folder, never the repository's .dagster_home."""
+    home = tmp_path_factory.mktemp("q2c_dagster_home")
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    yield home
+    if saved is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def sample_company(tmp_path_factory) -> Path:
     """The default sample company's source systems, written once per test session."""

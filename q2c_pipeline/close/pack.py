@@ -374,7 +374,7 @@ def _inputs_section(pack: _Pack) -> str:
               ("policy_path", "Policy file"), ("policy_sha256", "Policy sha256"),
               ("warehouse_path", "Warehouse"), ("sources", "Sources"),
               ("roles_path", "Roles file"))
-    facts += [(label, _when(latest[c])) for c, label in labels if c in latest]
+    facts += [(label, _when(latest[c]) or "—") for c, label in labels if c in latest]
     facts.append(("Close runs recorded", f"{len(runs):,}"))
     return _facts(facts)
 

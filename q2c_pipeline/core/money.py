@@ -53,3 +53,10 @@ def from_minor(amount_minor: int, currency: str) -> str:
 def round_half_up(value: Decimal) -> int:
     """Round a Decimal number of minor units to an integer, half away from zero."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def major_units(name: str, totals) -> dict:
+    """``<name> <CCY>``: each currency's total in major units (what a controller reads), with
+    the currency in the label; the tables keep integer minor units."""
+    return {f"{name} {currency}": f"{Decimal(from_minor(int(total), currency)):,}"
+            for currency, total in sorted(totals.items())}

@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 
 from q2c_pipeline.accounting.ledger import JOURNAL_TABLE, LOCKS_TABLE, ensure_ledger
+from q2c_pipeline.core.money import major_units
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.warehouse import identifier
@@ -209,7 +210,7 @@ def usage_ties_to_stripe(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         not failing, failing, columns,
         usage_lines=len(rows), tied=len(rows) - len(failing),
         units_invoiced=int(sum(int(r[5] or 0) for r in rows)),
-        invoiced_minor_by_currency=dg.MetadataValue.json(dict(sorted(by_currency.items()))),
+        **major_units("invoiced", by_currency),
     )
 
 

@@ -18,6 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from q2c_pipeline.close.decisions import roles_path
+from q2c_pipeline.core.money import major_units
 from q2c_pipeline.core.policy import Policy, load_policy
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import (
@@ -158,8 +159,8 @@ def revenue_and_ledger(
         if name == "journal_lines" and len(journals):
             metadata["journals"] = int(journals["journal_id"].nunique())
             totals = journals.groupby("currency")["debit"].sum()
-            metadata["debits_by_currency_minor"] = {k: int(v) for k, v in totals.items()}
+            metadata.update(major_units("debits", totals))
         if name == "revenue_schedule" and len(frame):
             totals = frame.groupby("currency")["amount"].sum()
-            metadata["revenue_by_currency_minor"] = {k: int(v) for k, v in totals.items()}
+            metadata.update(major_units("revenue", totals))
         yield dg.MaterializeResult(asset_key=["finance", name], metadata=metadata)

@@ -15,6 +15,7 @@ from q2c_pipeline.accounting.usage_summary import (
     verify_usage_summary,
     write_usage_summary,
 )
+from q2c_pipeline.core.money import major_units
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import WarehouseResource
@@ -56,7 +57,7 @@ def usage_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "day": day,
             "rows": rows,
             "events": int(debit_side["event_count"].sum()),
-            "amount_by_currency_minor": {k: int(v) for k, v in amounts.items()},
+            **major_units("amount", amounts),
             "fingerprint_scheme": FINGERPRINT_SCHEME,
         },
     )

@@ -26,6 +26,16 @@ DEBIT_NORMAL_ACCOUNTS = (
 CANONICAL_DDL = """
 create schema canonical;
 create schema finance;
+create schema ledger;
+create table ledger.erp_outbox (
+    journal_key varchar, journal_id varchar, legal_entity varchar, period varchar,
+    entry_date date, status varchar, reason varchar);
+create table ledger.decisions (
+    decision_seq bigint, decision_id varchar, decided_at timestamp, actor varchar,
+    role varchar, action varchar, legal_entity varchar, period varchar, exception_id varchar,
+    source_table varchar, record_id varchar, rule varchar, owner varchar, reason varchar,
+    detail varchar);
+create table ledger.close_runs (recorded_at timestamp, run_id varchar, as_of varchar);
 create table canonical.legal_entities (
     legal_entity varchar, functional_currency varchar, country varchar, calendar varchar);
 create table canonical.chart_of_accounts (
@@ -49,13 +59,13 @@ create table canonical.contracts (
     contract_id varchar, customer_id varchar, legal_entity varchar, currency varchar,
     signed_date timestamp, transaction_price bigint, version bigint,
     amends_contract_id varchar, status varchar, source_system varchar, source_id varchar,
-    correlation_id varchar);
+    correlation_id varchar, effective_date timestamp);
 create table canonical.contract_lines (
     contract_line_id varchar, contract_id varchar, product_code varchar, quantity double,
     amount bigint, ssp_amount bigint, service_start timestamp, service_end timestamp,
     revenue_pattern varchar, revises_line_id varchar, effective_date timestamp,
     allocation_group varchar, source_system varchar, source_id varchar,
-    correlation_id varchar);
+    correlation_id varchar, modification_treatment varchar);
 create table canonical.invoices (
     invoice_id varchar, customer_id varchar, currency varchar, finalized_at timestamp,
     contract_id varchar, legal_entity varchar, due_date timestamp, billing_system varchar,
@@ -89,7 +99,8 @@ create table canonical.usage (
 create table canonical.quarantine (
     source_system varchar, source_table varchar, record_id varchar, field varchar,
     rule varchar, reason varchar, owner varchar, correlation_id varchar,
-    legal_entity varchar, customer_id varchar, payload varchar);
+    legal_entity varchar, customer_id varchar, payload varchar, effective_date varchar,
+    exception_id varchar);
 create table finance.allocation (
     contract_id varchar, contract_line_id varchar, ssp_amount bigint,
     transaction_price bigint, allocated_amount bigint, currency varchar,
@@ -333,7 +344,7 @@ def load_warehouse(path: str) -> None:
         )
         con.executemany(
             "insert into canonical.contracts values (?, ?, ?, ?, ?, null, 1, null, 'Activated',"
-            " 'salesforce', ?, ?)",
+            " 'salesforce', ?, ?, null)",
             [
                 ("sf:800A", "sf:001A", "US01", "USD", "2026-01-01", "800A", "sf:800A"),
                 ("sf:800B", "sf:001B", "EU01", "EUR", "2026-02-01", "800B", "sf:800B"),
@@ -384,20 +395,21 @@ def load_warehouse(path: str) -> None:
         )
         con.executemany(
             "insert into canonical.quarantine (source_system, source_table, record_id, field, "
-            "rule, reason, owner, correlation_id, payload) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rule, reason, owner, correlation_id, payload, exception_id) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, md5(? || ?))",
             [
                 # attributed through the Stripe customer id -> Beta GmbH -> EU01
                 ("stripe", "invoices", "stripe:in_Q", "tax_amount", "negative_tax_amount",
                  "invoice stripe:in_Q: tax_amount -5 < 0", "billing_ops", None,
-                 '{"id": "in_Q", "customer": "cus_B1", "tax": -5}'),
+                 '{"id": "in_Q", "customer": "cus_B1", "tax": -5}', "stripe:in_Q", "tax"),
                 # the account is unknown: nobody to attribute it to
                 ("salesforce", "contracts", "sf:800Z", "AccountId", "unknown_customer",
                  "contract sf:800Z: AccountId 001ZZZ not found", "sales_ops", "sf:800Z",
-                 '{"Id": "800Z", "AccountId": "001ZZZ"}'),
+                 '{"Id": "800Z", "AccountId": "001ZZZ"}', "sf:800Z", "contract"),
                 # payload is not JSON; the correlation id names contract sf:800A -> US01
                 ("salesforce", "contract_lines", "sf:802Q", "payload", "unparseable_record",
                  "contract line sf:802Q: payload is not JSON", "controllership", "sf:800A",
-                 "<not json>"),
+                 "<not json>", "sf:802Q", "line"),
             ],
         )
         con.executemany(

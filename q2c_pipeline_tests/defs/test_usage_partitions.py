@@ -70,7 +70,8 @@ def test_a_partition_writes_that_day_summary_lines_and_its_check_passes(tmp_path
     assert check.metadata["canonical_events"].value == 3
     materialization = result.asset_materializations_for_node("ledger__usage_summary")[0]
     assert materialization.metadata["events"].value == 3
-    assert materialization.metadata["amount_by_currency_minor"].value == {"EUR": 70, "USD": 350}
+    assert materialization.metadata["amount EUR"].value == "0.70"
+    assert materialization.metadata["amount USD"].value == "3.50"
 
 
 def test_rerunning_a_day_replaces_its_rows_and_leaves_other_days_alone(tmp_path):
