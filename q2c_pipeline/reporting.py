@@ -92,13 +92,13 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
     header = (
         f"{'entity':<11}{'period':<9}{'ccy':<5}"
         + "".join(f"{title:>{width}}" for title, width in MONEY_COLUMNS)
-        + "  held inv.  exceptions s/b/c"
+        + "  held  exceptions s/b/c"
     )
     lines = [
         "",
         "Close summary (functional currency)",
-        "Contract position at the month end, from the ledger; held inv. = invoices finalized "
-        "that month and held in the quarantine (not journaled);",
+        "Contract position at the month end, from the ledger; held = invoices finalized that "
+        "month and held in the quarantine (not journaled);",
         "exceptions open now by owner, s/b/c = sales_ops/billing_ops/controllership",
         header,
         "-" * len(header),
@@ -110,7 +110,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         )
         counts = "/".join(_count(v) for v in (sales, billing, control))
         lines.append(
-            f"{entity:<11}{period:<9}{ccy:<5}{money}{(str(held) if held else ''):>11}  "
+            f"{entity:<11}{period:<9}{ccy:<5}{money}{(str(held) if held else ''):>6}  "
             f"{counts if counts != '//' else ''}".rstrip()
         )
     lines.append("")

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from q2c_pipeline.close.decisions import roles_path
+from q2c_pipeline.close.decisions import ensure_decisions, roles_path
 from q2c_pipeline.core.money import major_units
 from q2c_pipeline.core.policy import Policy, load_policy
 from q2c_pipeline.defs.owners import owner_of
@@ -100,8 +100,9 @@ def close_inputs(context: dg.AssetExecutionContext, config_as_of: str,
 
 
 def record_close_run(conn, inputs: dict) -> None:
-    """One row per close run in ``ledger.close_runs`` (append-only)."""
-    conn.execute("create schema if not exists ledger")
+    """One row per close run in ``ledger.close_runs`` (append-only); the decisions table is
+    made too, so the work queues can read it before anyone decided anything."""
+    ensure_decisions(conn)
     columns = list(inputs)
     conn.execute("create table if not exists ledger.close_runs (recorded_at timestamp, "
                  + ", ".join(f"{c} varchar" for c in columns) + ")")

@@ -750,10 +750,10 @@ def _contract_warehouse(tmp_path, amount: str, amendment: str | None = None):
     with duckdb.connect(str(path)) as con:
         con.execute("insert into canonical.contract_lines values ('sf:a0X1', 'sf:800A', "
                     "'PLAT-SEAT', 10, 1200000, null, '2026-01-01', '2027-01-01', 'ratable', "
-                    "null, null, null, 'salesforce', 'a0X1', 'sf:800A')")
+                    "null, null, null, 'salesforce', 'a0X1', 'sf:800A', null)")
         con.execute("insert into canonical.contract_lines values ('sf:a0X2', 'sf:800A', "
                     "'PLAT-SEAT', 1, 100000, null, '2026-07-01', '2027-01-01', 'ratable', "
-                    "'sf:a0X1', '2026-07-01', null, 'salesforce', 'a0X2', 'sf:800A')")
+                    "'sf:a0X1', '2026-07-01', null, 'salesforce', 'a0X2', 'sf:800A', null)")
         rows = [("800A", {"Id": "800A", "SBQQ__Opportunity__c": "006A"}, "salesforce_contracts"),
                 ("006A", {"Id": "006A", "Type": "New Business", "Amount": amount,
                           "CurrencyIsoCode": "USD", "IsWon": True}, "salesforce_opportunities")]

@@ -25,8 +25,16 @@ def test_close_job_succeeds_and_every_asset_check_passes(closed_warehouse):
     _, result, _ = closed_warehouse
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations
+              if not e.passed and e.severity != dg.AssetCheckSeverity.WARN]
     assert failed == []
+    # what warns is the sample's own story: records held, and work waiting past its SLA in
+    # every queue (each queue's rows: q2c_pipeline_tests/dbt/test_work_queues.py)
+    warned = {e.check_name for e in evaluations if not e.passed}
+    assert warned == {"quarantine_is_empty", *(f"{q}_within_sla" for q in (
+        "contracts_not_billed", "invoices_not_in_erp", "obligations_pending_allocation",
+        "payments_not_applied", "failed_payment_attempts", "amendments_awaiting_review",
+        "quarantined_records"))}
     names = {e.check_name for e in evaluations}
     assert {"journal_lines_balance", "canonical_rows_conserved",
             "revenue_schedule_sums_to_allocation", "journal_lines_avoid_closed_periods"} <= names
@@ -165,9 +173,12 @@ def test_close_summary_has_a_row_per_entity_and_month_with_exceptions_by_owner(c
     titles = ("billings", "revenue", "reductions", "contract liab.", "contract asset",
               "unbilled AR", "refund liab.", "exceptions")
     assert all(title in header for title in titles)
-    # an entity-month row: entity, period, currency and the seven functional amounts
+    # an entity-month row: entity, period, currency, the seven functional amounts, the held
+    # invoices of the month (Vandelay's and Umbrella's June invoices: 2) and the
+    # exceptions by owner
     [june] = [line.split() for line in lines if line.startswith("US01       2026-06")]
-    assert june[:3] == ["US01", "2026-06", "USD"] and len(june) == 3 + 7 + 1
+    assert june[:3] == ["US01", "2026-06", "USD"] and len(june) == 3 + 7 + 2
+    assert june[10] == "2"
     [rollforward] = [line for line in lines if line.startswith("Contract-position roll-forward")]
     tied, _, total = rollforward.split(": ")[1].split()[:3]
     assert tied == total and int(total) >= 12
@@ -420,7 +431,7 @@ def test_every_contract_ties_to_what_salesforce_states_the_deal_is_worth(warehou
     statuses = dict(warehouse.execute(
         "select tieout_status, count(*) from marts.fct_contract_source_tieout group by 1"
     ).fetchall())
-    assert statuses == {"tied": 16}
+    assert statuses == {"tied": 17}  # every contract, Pied Piper's (not billed) included
     # Initech: 12 seats at GBP 80.00 a month for 12 months, 10% off = 10,368.00 both in the
     # opportunity Salesforce states and in the lines q2c holds
     assert warehouse.execute("""

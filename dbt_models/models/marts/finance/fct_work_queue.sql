@@ -353,7 +353,7 @@ select
     named.detail,
     named.owner_action,
     named.exception_id,
-    named.amount_minor,
+    cast(named.amount_minor as bigint) as amount_minor,
     named.currency_code
 from named
 cross join close_run
