@@ -291,7 +291,8 @@ def cmd_close_period(args: argparse.Namespace) -> int:
                  "next lock")
         else:
             _out(f"{args.entity} {args.period}: locked ({metadata.get('lines_in_period')} posted "
-                 f"lines; {metadata.get('waived_exceptions_open')} waived exceptions open)")
+                 f"lines; {metadata.get('waived_exceptions_open')} waived exceptions open); "
+                 f"close pack {metadata.get('close_pack')}")
         return 0
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:

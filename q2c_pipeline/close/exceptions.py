@@ -319,7 +319,8 @@ def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
                 (digests == detail["payload_sha256"]) if detail["payload_sha256"] else True)
             for column, value in detail["set"].items():
                 if hit.any():
-                    frame[column] = frame[column].astype(object)
+                    frame[column] = (frame[column].astype(object) if column in frame
+                                     else pd.Series(None, index=frame.index, dtype=object))
                     frame.loc[hit, column] = value
             applied = bool(hit.any())
         rows.append({"decision_seq": int(o.decision_seq), "exception_id": o.exception_id,

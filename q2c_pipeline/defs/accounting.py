@@ -50,6 +50,7 @@ from q2c_pipeline.close.exceptions import (
     find_open_exceptions,
     in_lock_scope,
 )
+from q2c_pipeline.close.pack import write_close_pack, write_close_packs
 from q2c_pipeline.defs.checks import (
     SAMPLE_ROWS,
     find_lines_in_closed_periods,
@@ -241,11 +242,14 @@ def close_period(
                             reason=config.reason, legal_entity=entity, period=period,
                             detail={"failing_controls": {n: len(r) for n, r in failing.items()},
                                     "blockers": samples})
+            pack = write_close_pack(conn, entity, period,
+                                    close_pack_dir(warehouse.database_path))
             raise dg.Failure(
                 description=f"refusing to close {entity} {period}: " + "; ".join(
                     describe_blockers(name, rows) for name, rows in failing.items()),
                 metadata={"failing_controls": {n: len(r) for n, r in failing.items()},
-                          "sample": dg.MetadataValue.json(samples)},
+                          "sample": dg.MetadataValue.json(samples),
+                          "close_pack": dg.MetadataValue.path(str(pack))},
                 allow_retries=False)
         waived = waived_exceptions_in_scope(conn, entity, period)
         record = context.instance.get_run_record_by_id(context.run_id)
@@ -261,11 +265,13 @@ def close_period(
                         legal_entity=entity, period=period,
                         detail={"controls": sorted(controls), "lines_in_period": int(lines),
                                 "run_id": context.run_id, "waived_open": waived})
+        pack = write_close_pack(conn, entity, period, close_pack_dir(warehouse.database_path))
     context.log.info(f"locked {entity} {period} ({lines} posted lines, {len(waived)} waived "
                      "exceptions open)")
     return dg.Output(None, metadata={"locked": True, "legal_entity": entity, "period": period,
                                      "lines_in_period": int(lines),
-                                     "waived_exceptions_open": len(waived)})
+                                     "waived_exceptions_open": len(waived),
+                                     "close_pack": dg.MetadataValue.path(str(pack))})
 
 
 def describe_blockers(control: str, rows: list[tuple]) -> str:
@@ -452,6 +458,36 @@ def monthly_close_period_schedule(context: dg.ScheduleEvaluationContext,
     ]
 
 
+def close_pack_dir(database_path: str) -> Path:
+    """``output/close`` beside the warehouse (``data/output/close/`` for the sample)."""
+    return Path(database_path).parent / "output" / "close"
+
+
+@dg.asset(
+    key=["close", "close_packs"],
+    group_name="close",
+    owners=owner_of(["close", "close_packs"]),
+    kinds={"python", "html"},
+    deps=[dg.AssetKey(["marts", "fct_work_queue"]), dg.AssetKey(["marts", "fct_close_summary"]),
+          dg.AssetKey(["ledger", "decisions"]), dg.AssetKey(["ledger", "close_runs"]),
+          dg.AssetKey(["ledger", "erp_outbox"])],
+    pool="warehouse",
+    description="The close pack of each legal entity for the month in progress: one HTML page "
+    "(data/output/close/close_pack_<entity>_<period>.html) with the close's inputs, the "
+    "summary, the deferred-revenue waterfall, roll-forward bars, billings vs revenue, the "
+    "exceptions by owner and age, the reconciliation status and the locks, waivers and "
+    "decisions. A lock or a refused lock writes that month's pack again.",
+)
+def close_packs(context: dg.AssetExecutionContext,
+                warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.get_connection() as conn:
+        paths = write_close_packs(conn, close_pack_dir(warehouse.database_path))
+    context.log.info(f"close packs: {', '.join(p.name for p in paths)}")
+    return dg.MaterializeResult(metadata={
+        "packs": len(paths), **{p.stem.removeprefix("close_pack_"): dg.MetadataValue.path(
+            str(p)) for p in paths}})
+
+
 # q2c's records of the close, written by the close jobs and the `q2c exceptions` command (not
 # materialized by a run): the dbt work queues and the close pack read them.
 CLOSE_RECORDS = [
@@ -476,7 +512,7 @@ def accounting() -> dg.Definitions:
     """This module's contribution: the outbox asset, the close job and its schedule, and the
     ``erp_posting`` resource (the sample company's file drop)."""
     return dg.Definitions(
-        assets=[erp_outbox, *CLOSE_RECORDS],
+        assets=[erp_outbox, close_packs, *CLOSE_RECORDS],
         jobs=[close_period_job, reopen_period_job, exception_decision_job],
         schedules=[monthly_close_period_schedule],
         resources={"erp_posting": ErpPostingResource()},

@@ -189,3 +189,38 @@ def test_an_override_corrects_umbrellas_product_code_at_the_next_run(books, caps
                      "sf:a0XHp00000G5YKXMA3": round(105_000 * 31 / 365)}
     # four monthly invoices of 525.00 plus Texas sales tax 6.25% (32.81) now in receivables
     assert billed == (4, 4 * (52_500 + 3_281))
+
+
+def test_a_revenue_treatment_override_needs_controllership_and_moves_only_the_timing(
+        books, capsys):
+    """Contoso's +5 seats from 16 March were treated prospectively by default, so the amendment
+    waits for review. Only controllership may choose another treatment; a cumulative catch-up
+    (ASC 606-10-25-13(b)) recognizes the same contract total, only earlier."""
+    w = ("--duckdb", str(books))
+    with duckdb.connect(str(books), read_only=True) as conn:
+        [(item, line)] = conn.execute(
+            "select left(item_id, 12), record_id from marts.fct_work_queue where queue = "
+            "'amendments_awaiting_review' and customer_name = 'Contoso Retail'").fetchall()
+        contract = conn.execute("select contract_id from canonical.contract_lines "
+                                "where contract_line_id = ?", [line]).fetchone()[0]
+    schedule = ("select period, sum(amount) from finance.revenue_schedule where contract_id = ? "
+                "group by 1 order by 1")
+    with duckdb.connect(str(books), read_only=True) as conn:
+        before = dict(conn.execute(schedule, [contract]).fetchall())
+    code, out = q2c(capsys, "exceptions", "override", item, "--set",
+                    "modification_treatment=catch_up", "--as", SAM, "--reason", "x", *w)
+    assert code == 2 and "revenue-treatment override needs controllership" in out
+    assert q2c(capsys, "exceptions", "override", item, "--set",
+               "modification_treatment=catch_up", "--as", DANA, "--reason",
+               "the added seats are not distinct from the remaining ones", *w)[0] == 0
+    with duckdb.connect(str(books)) as conn:
+        build_canonical(conn)
+        build_finance(conn, Policy(), date(2026, 6, 30))
+        treatment = conn.execute("select modification_treatment from canonical.contract_lines "
+                                 "where contract_line_id = ?", [line]).fetchall()
+        after = dict(conn.execute(schedule, [contract]).fetchall())
+        role = conn.execute("select role from ledger.decisions where action = 'override' "
+                            "order by decision_seq desc limit 1").fetchone()[0]
+    assert treatment == [("catch_up",)] and role == "controllership"
+    assert sum(after.values()) == sum(before.values())  # the same contract total
+    assert after != before  # recognized on another timing

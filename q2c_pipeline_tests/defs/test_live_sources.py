@@ -159,7 +159,7 @@ def test_live_path_lands_canonical_tables_identical_to_the_snapshot_path(
     assert set(snapshot_tables) == set(live_tables)
     for table, rows in snapshot_tables.items():
         assert live_tables[table] == rows, table
-    assert len(live_tables["contracts"]) == 19 and len(live_tables["invoices"]) == 75
+    assert len(live_tables["contracts"]) == 20 and len(live_tables["invoices"]) == 75
     # the live run really went over HTTP: logins, queries and Stripe list pages were served
     assert fakes.org.logins >= 1 and len(fakes.account.requests) > 8
 
@@ -183,7 +183,7 @@ def test_second_live_run_reads_only_the_window_after_each_mark_and_lands_nothing
         for e in again.get_asset_materialization_events()
     }
     assert set(appended.values()) == {0}
-    assert contracts.source_count == 19 and contracts.rows_received == 19
+    assert contracts.source_count == 20 and contracts.rows_received == 20
     assert contracts.high_water_mark == max(
         r["SystemModstamp"] for r in fakes.org.records["Contract"]
     )[:19] + "Z"
@@ -209,7 +209,7 @@ def test_expired_sessions_and_server_errors_are_retried_to_the_same_landing(
     assert result.success
     assert fakes.org.logins >= 2  # logged in again after the session expired
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
-    assert conn.execute("select count(*) from raw.salesforce_contracts").fetchone()[0] == 19
+    assert conn.execute("select count(*) from raw.salesforce_contracts").fetchone()[0] == 20
     # 88 invoices and the draft renewal
     assert conn.execute("select count(*) from raw.stripe_invoices").fetchone()[0] == 89
 
@@ -278,8 +278,8 @@ def test_completeness_check_fails_when_an_incremental_window_missed_rows(fakes, 
     assert all(e.passed for e in first.values()) and len(first) == 6
     failed = second["salesforce_contracts"]
     assert not failed.passed
-    assert failed.metadata["salesforce_count"].value == 20
-    assert failed.metadata["landed"].value == 19
+    assert failed.metadata["salesforce_count"].value == 21
+    assert failed.metadata["landed"].value == 20
     assert failed.metadata["missing"].value == 1
     assert all(e.passed for k, e in second.items() if k != "salesforce_contracts")
     assert repaired["salesforce_contracts"].passed
@@ -342,11 +342,11 @@ def test_the_weekly_id_comparison_repairs_a_restored_record_without_a_full_refre
         run_config={"ops": {"salesforce_raw": {"config": {"compare_ids": True}}}})
     assert compared.success
     checks = _check_results(compared)
-    assert checks["salesforce_contracts"].passed  # 20 in Salesforce, 20 landed
+    assert checks["salesforce_contracts"].passed  # 21 in Salesforce, 21 landed
     landed = compared.asset_materializations_for_node("salesforce_raw")
     contracts = next(m for m in landed if m.asset_key.path[-1] == "salesforce_contracts")
     assert contracts.metadata["id_comparison_missing"].value == 1
-    assert contracts.metadata["id_comparison_checked"].value == 20
+    assert contracts.metadata["id_comparison_checked"].value == 21
 
 
 def test_a_product_fixed_at_the_source_reaches_q2c_through_product_updated(fakes, tmp_path):

@@ -86,9 +86,9 @@ def test_snapshot_mode_stores_statuses_without_calling_salesforce(closed, tmp_pa
 
     assert result.success
     statuses = stored_statuses(warehouse)
-    assert len(statuses) == 19
+    assert len(statuses) == 20
     counts = pd.Series([s for s, _ in statuses.values()]).value_counts().to_dict()
-    assert counts == {"posted": 15, "failed": 4}
+    assert counts == {"posted": 16, "failed": 4}  # Pied Piper's contract posts (not billed)
     assert statuses[BAD_CONTRACT][1].startswith("failed: quarantined unknown_product_code; ")
 
 
@@ -111,9 +111,9 @@ def test_status_write_back_is_bulk_and_idempotent_against_the_fake(closed, tmp_p
         [event] = result.get_asset_materialization_events()
         return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
-    assert metadata(first)["updated_in_salesforce"] == 19
+    assert metadata(first)["updated_in_salesforce"] == 20
     assert metadata(second)["updated_in_salesforce"] == 0
-    assert metadata(second)["unchanged"] == 19
+    assert metadata(second)["unchanged"] == 20
     assert len(patches_after_first) == 1  # 18 contracts in one sObject-collection call
     assert patches_after_second == patches_after_first  # the second run wrote nothing
     bad = contracts[BAD_CONTRACT]

@@ -272,8 +272,10 @@ amendments_awaiting_review as (
         contract_line_id as record_id,
         cast(effective_at as date) as since_date,
         array_to_string(reasons, '; ') as detail,
-        'review the treatment (ASC 606-10-25-12/13); to choose another: q2c exceptions override '
-            || 'ITEM --treatment catch_up|prospective|separate_contract' as owner_action,
+        'review the treatment (ASC 606-10-25-12/13); keep it: q2c exceptions resolve ITEM; '
+            || 'choose another: q2c exceptions override ITEM --set '
+            || 'modification_treatment=catch_up (or prospective, separate_contract)'
+            as owner_action,
         cast(null as varchar) as exception_id,
         amount_minor,
         currency_code
@@ -351,7 +353,7 @@ select
         'open'
     ) as decision_state,
     named.detail,
-    named.owner_action,
+    replace(named.owner_action, 'ITEM', left(named.item_id, 12)) as owner_action,
     named.exception_id,
     cast(named.amount_minor as bigint) as amount_minor,
     named.currency_code
