@@ -20,6 +20,49 @@ RAW_KEYS = [
     dg.AssetKey(["raw", o.raw_table]) for o in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES, *ERP_TABLES)
 ] + [dg.AssetKey(["raw", "usage_events"])]
 
+# What each canonical table is made from (q2c_pipeline/sources/assemble.py): the raw objects its
+# mapper reads, and the canonical tables its records are validated against (a held contract holds
+# its invoices). The quarantine and the load audit come from every raw object.
+MAPPED_FROM = {
+    "legal_entities": ["erp_legal_entities"],
+    "chart_of_accounts": ["erp_chart_of_accounts"],
+    "accounting_periods": ["erp_accounting_periods"],
+    "tax_codes": ["erp_tax_codes"],
+    "fx_rates": ["erp_fx_rates"],
+    "products": ["erp_products"],
+    "customers": ["salesforce_accounts", "erp_customers", "salesforce_user_info"],
+    "contracts": ["salesforce_contracts", "salesforce_subscriptions", "salesforce_user_info"],
+    "contract_lines": ["salesforce_subscriptions", "salesforce_contracts",
+                       "salesforce_opportunities", "salesforce_opportunity_line_items",
+                       "salesforce_products", "salesforce_user_info"],
+    "invoices": ["stripe_invoices"],
+    "invoice_lines": ["stripe_invoices", "stripe_products"],
+    "credit_notes": ["stripe_credit_notes", "stripe_invoices"],
+    "payments": ["stripe_invoice_payments", "stripe_invoices"],
+    "refunds": ["stripe_refunds", "stripe_invoice_payments", "stripe_invoices",
+                "stripe_credit_notes"],
+    "invoice_events": ["stripe_invoices"],
+    "usage": ["usage_events", "stripe_prices", "stripe_products", "stripe_subscriptions",
+              "stripe_billing_meters"],
+}
+VALIDATED_AGAINST = {
+    "chart_of_accounts": ["legal_entities"], "accounting_periods": ["legal_entities"],
+    "customers": ["legal_entities"],
+    "contracts": ["customers", "legal_entities", "fx_rates"],
+    "contract_lines": ["contracts", "products"],
+    "invoices": ["customers", "contracts", "fx_rates"],
+    "invoice_lines": ["invoices", "contract_lines", "products", "tax_codes"],
+    "credit_notes": ["invoices", "invoice_lines"], "payments": ["invoices"],
+    "refunds": ["payments", "credit_notes"], "invoice_events": ["invoices"],
+    "usage": ["customers", "contract_lines", "invoice_lines", "fx_rates"],
+}
+
+
+def _deps(table: str) -> list[dg.AssetKey]:
+    return ([dg.AssetKey(["raw", name]) for name in MAPPED_FROM[table]]
+            + [dg.AssetKey(["canonical", name]) for name in VALIDATED_AGAINST.get(table, [])])
+
+
 CANONICAL_DOCS = {
     "legal_entities": "One row per legal entity (ERP).",
     "chart_of_accounts": "One row per entity and logical account: its GL account (ERP).",
@@ -48,7 +91,7 @@ def _specs() -> list[dg.AssetSpec]:
             owners=owner_of(["canonical", table]),
             kinds={"python", "duckdb", "pandera"},
             description=CANONICAL_DOCS[table],
-            deps=RAW_KEYS,
+            deps=_deps(table),
         )
         for table in VALIDATION_ORDER
     ]

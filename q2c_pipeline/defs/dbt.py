@@ -36,10 +36,55 @@ class Q2cDbtTranslator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return owner_of(self.get_asset_key(dbt_resource_props))
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """dbt tests as checks, each saying what it asserts: a singular test its leading
+        comment, a generic test its rule and column."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        test = manifest["nodes"].get(unique_id, {})
+        return spec._replace(description=describe_test(test))  # a NamedTuple
+
 
 # The work queues (tag after_posting) read the ERP outbox, so they build after it posts; the
 # ERP outbox itself waits for the reconciliation marts and their tests (defs/accounting.py).
 AFTER_POSTING = "tag:after_posting"
+
+
+GENERIC_TESTS = {
+    "not_null": "{column} is never null",
+    "unique": "{column} is unique",
+    "accepted_values": "{column} is one of {values}",
+    "relationships": "every {column} is a {field} of {to}",
+    "expression_is_true": "every row satisfies {expression}",
+    "unique_combination_of_columns": "one row per {combination_of_columns}",
+}
+
+
+def describe_test(test: Mapping[str, Any]) -> str:
+    """What a dbt test asserts, in words, for the check's description in the UI."""
+    if test.get("description"):
+        return test["description"]
+    metadata = test.get("test_metadata") or {}
+    if metadata:
+        kwargs = {k: v for k, v in (metadata.get("kwargs") or {}).items()}
+        kwargs.setdefault("column", kwargs.get("column_name", "the column"))
+        for key in ("values", "combination_of_columns"):
+            if isinstance(kwargs.get(key), list):
+                kwargs[key] = ", ".join(map(str, kwargs[key]))
+        template = GENERIC_TESTS.get(metadata.get("name", ""), "{name} holds")
+        try:
+            text = template.format(name=metadata.get("name"), **kwargs)
+        except (KeyError, IndexError):
+            text = f"{metadata.get('name')} holds"
+        severity = (test.get("config") or {}).get("severity", "error").lower()
+        return f"{text} (dbt test; {'warns' if severity == 'warn' else 'fails the close'})"
+    comment = []
+    for line in (test.get("raw_code") or "").splitlines():
+        if not line.startswith("--"):
+            break
+        comment.append(line.removeprefix("--").strip())
+    return " ".join(comment) or f"dbt test {test.get('name')}"
 
 
 @dbt_assets(
