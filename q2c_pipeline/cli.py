@@ -365,9 +365,10 @@ def _list_exceptions(frame, args: argparse.Namespace) -> int:
             frame = frame[frame[column] == wanted]
     if args.roots:
         frame = frame[frame["rule"] != "held_by_upstream"]
-    _out(f"{'id':<13}{'entity':<11}{'period':<8}{'owner':<15}{'state':<17}{'rule':<29}record")
+    _out("blocks = the first month whose lock waits for it (every later month too)")
+    _out(f"{'id':<13}{'entity':<11}{'blocks':<8}{'owner':<15}{'state':<17}{'rule':<29}record")
     for r in frame.itertuples(index=False):
-        period = r.period if isinstance(r.period, str) else "-"
+        period = r.scope_period if isinstance(r.scope_period, str) else "all"
         _out(f"{r.exception_id[:12]:<13}{r.legal_entity:<11}{period:<8}{r.owner:<15}"
              f"{r.state:<17}{r.rule:<29}{r.record_label}")
     _out(f"{len(frame)} exception(s); q2c exceptions show ID for the reason, payload and "

@@ -21,11 +21,13 @@ from q2c_pipeline.close.decisions import ensure_decisions, roles_path
 from q2c_pipeline.core.money import major_units
 from q2c_pipeline.core.policy import Policy, load_policy
 from q2c_pipeline.defs.owners import owner_of
+from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import (
     SourceSnapshotResource,
     WarehouseResource,
     live_systems,
 )
+from q2c_pipeline.defs.usage import USAGE_SUMMARY_KEY
 from q2c_pipeline.schemas.validation import VALIDATION_ORDER
 from q2c_pipeline.stages import FINANCE_OUTPUTS, build_finance
 
@@ -139,6 +141,17 @@ def revenue_and_ledger(
     with warehouse.get_connection() as conn:
         record_close_run(conn, inputs)
         result = build_finance(conn, policy, as_of)
+        days = [str(d) for (d,) in conn.execute(
+            "select distinct strftime(day, '%Y-%m-%d') from ledger.usage_summary order by 1"
+        ).fetchall()]
+    # the close summarized every usage day it holds (the same lines the daily partitions
+    # write): mark those partitions as written, so the UI does not show them missing
+    known = set(usage_daily_partitions.get_partition_keys())
+    for day in days:
+        if day in known:
+            context.log_event(dg.AssetMaterialization(
+                asset_key=USAGE_SUMMARY_KEY, partition=day,
+                metadata={"written_by": "month_end_close_job (revenue_and_ledger)"}))
     outputs = {name: getattr(result, name) for name in FINANCE_OUTPUTS}
     counts = ", ".join(f"{k}={len(v)}" for k, v in outputs.items())
     context.log.info(f"engine as of {as_of}: {counts}")
