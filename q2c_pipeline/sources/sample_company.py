@@ -491,7 +491,8 @@ class _CompanyBuilder:
             "Name": deal.name, "Type": "Customer", "Industry": "Technology", "ParentId": None,
             "BillingCity": deal.city, "BillingState": deal.state, "BillingCountry": deal.country,
             "CurrencyIsoCode": deal.currency, "OwnerId": "005Hp00000Q2cOwIAF",
-            "Stripe_Customer_Id__c": deal.ids["stripe_customer"],
+            # a customer billing never set up has no Stripe customer to name
+            "Stripe_Customer_Id__c": None if deal.not_billed else deal.ids["stripe_customer"],
         })
         opportunity_id = self.sf_id("006")
         contract_id = self.sf_id("800")
