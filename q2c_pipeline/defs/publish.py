@@ -32,7 +32,11 @@ def analytics_publish(context: dg.AssetExecutionContext,
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     target = analytics_path(warehouse.database_path)
     with warehouse.get_connection() as conn:
-        counts = publish_analytics(conn, target, run_id=context.run_id)
+        as_of = conn.execute(
+            "select as_of from ledger.close_runs order by run_id = ? desc, recorded_at desc "
+            "limit 1", [context.run_id]).fetchall()
+        counts = publish_analytics(conn, target, run_id=context.run_id,
+                                   as_of=as_of[0][0] if as_of else None)
         backup = back_up(conn, warehouse.database_path)
     context.log.info(f"published {len(counts)} tables to {target}; last good close kept as "
                      f"{backup}")
