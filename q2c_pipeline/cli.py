@@ -56,11 +56,12 @@ def load_definitions():
 
 def run_close(
     duckdb_path: str, sample_dir: str, as_of: str = "", log_level: str = "WARNING"
-) -> tuple[bool, list[str]]:
-    """Materialize every asset (and run every check) with the month-end close job.
+) -> tuple[bool, list[str], list[str]]:
+    """Materialize every asset (and run every check) with the month-end close job: (success,
+    each failed step in one line, the checks that warned).
 
-    The console shows warnings and errors (each quarantined record is a warning naming record,
-    field and rule); the full event log is in the Dagster instance."""
+    The console shows warnings and errors (one line per owner and quarantine rule); the full
+    event log is in the Dagster instance."""
     import dagster as dg
 
     os.environ["Q2C_DUCKDB_PATH"] = duckdb_path
@@ -83,17 +84,17 @@ def run_close(
     warned = sorted(e.check_name for e in not_passed if e not in failed_checks)
     for evaluation in failed_checks:
         _out(f"CHECK FAILED: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
-    if warned:
-        _out(f"checks warning (work waiting past its SLA, see marts.fct_work_queue): "
-             f"{', '.join(warned)}")
     failures = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
             text = (error.message if error is not None else event.message or "").strip()
-            last = text.splitlines()[-1] if text else ""
-            failures.append(f"step {event.step_key} failed: {last}")
-    return result.success and not failed_checks, failures
+            lines = [line.strip() for line in text.splitlines()
+                     if line.strip() and set(line.strip()) - set("^~")]
+            named = [line for line in lines if "Error" in line or "error" in line]
+            failures.append(f"step {event.step_key} failed: "
+                            f"{(named or lines or [''])[-1]}")
+    return result.success and not failed_checks, failures, warned
 
 
 class _WithoutDbtObservationNotes:
@@ -211,11 +212,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    ok, failures = run_close(str(duckdb_path), str(sample_dir), args.as_of)
+    ok, failures, warned = run_close(str(duckdb_path), str(sample_dir), args.as_of)
     elapsed = time.perf_counter() - started
     _out(f"month_end_close_job {'succeeded' if ok else 'FAILED'} in {elapsed:.1f}s")
     for failure in failures:
         _out(f"  {failure}")
+    if warned:
+        _out(f"checks warning ({len(warned)}; records held, work past its SLA: "
+             "marts.fct_work_queue, q2c exceptions list): " + ", ".join(warned))
     _out(f"warehouse: {duckdb_path}")
     try:
         print_close_summary(str(duckdb_path))

@@ -210,7 +210,7 @@ def test_a_second_run_over_the_same_input_gives_byte_identical_tables(
 
     first, _, _ = closed_warehouse
     second = tmp_path / "again.duckdb"
-    ok, failures = run_close(str(second), str(sample_company))
+    ok, failures, _ = run_close(str(second), str(sample_company))
     assert ok and failures == []
     assert _fingerprint(first) == _fingerprint(second)
 
