@@ -233,6 +233,9 @@ def close_period(
         ).fetchone()[0]
         if not known:
             raise _refusal(f"unknown legal entity {entity!r}")
+        problem = period_problem(conn, period)
+        if problem:
+            raise _refusal(f"refusing to close {entity} {period}: {problem}")
         controls = evaluate_close_controls(conn, entity, period)
         failing = {name: rows for name, (rows, _) in controls.items() if rows}
         if failing:
@@ -272,6 +275,27 @@ def close_period(
                                      "lines_in_period": int(lines),
                                      "waived_exceptions_open": len(waived),
                                      "close_pack": dg.MetadataValue.path(str(pack))})
+
+
+def period_problem(conn: duckdb.DuckDBPyConnection, period: str) -> str | None:
+    """Why ``period`` cannot be locked before any control runs: not a month, or not over at
+    the as-of date of the last close (its books cannot be complete)."""
+    try:
+        start = date.fromisoformat(f"{period}-01") if len(period) == 7 else None
+    except ValueError:
+        start = None
+    if start is None:
+        return "the period must be a month YYYY-MM (01-12)"
+    closed = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = 'ledger' "
+        "and table_name = 'close_runs'").fetchall()[0][0]
+    as_of = conn.execute("select max(as_of) from ledger.close_runs").fetchall()[0][0] \
+        if closed else None
+    month_end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    if as_of is None or month_end > date.fromisoformat(str(as_of)[:10]):
+        return (f"the month is not over at the last close's as-of date ({as_of or 'no close'}"
+                "); run the close through its last day first")
+    return None
 
 
 def describe_blockers(control: str, rows: list[tuple]) -> str:
