@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("list", "every exception of the last close with its state"),
                        ("show", "one exception: reason, owner action, decisions, payload"),
                        ("waive", "accept it open for the period lock (controllership)"),
-                       ("resolve", "close it without posting the record (the owner)"),
+                       ("resolve", "close it without posting the record (controllership)"),
                        ("override", "correct the record at the next run: --set FIELD=VALUE")):
         a = actions.add_parser(name, help=text)
         a.add_argument("--duckdb", default=settings.duckdb_path(), help="warehouse file")

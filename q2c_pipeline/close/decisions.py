@@ -13,9 +13,10 @@ Roles come from a YAML file (``roles.yaml`` beside the snapshot's ``policy.yaml`
       dana@q2c.example: [controllership]
       bo@q2c.example: [billing_ops]
 
-Every action is checked against it: waiving an exception, reopening or locking a period, and
-any override that changes a revenue treatment need ``controllership``; resolving or overriding
-an exception needs the team that owns it (controllership may act for every team).
+Every action is checked against it: waiving or resolving an exception, reopening or locking a
+period, and any override that changes a revenue treatment (a product, and with it the SSP and
+pattern; service dates; the modification treatment) need ``controllership``; any other override
+needs the team that owns the exception (controllership may act for every team).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ ACTIONS = {
     "resolve": "close an exception without posting the record (it is not to be booked)",
     "override": "correct the record at the next run (retry with edited data)",
 }
-CONTROLLERSHIP_ACTIONS = {"lock", "reopen", "waive"}
+# a resolution drops a record (and what it holds, cash included) from the books: controllership's
+CONTROLLERSHIP_ACTIONS = {"lock", "reopen", "waive", "resolve"}
 # decisions that settle an exception for the period lock, and the one that waits for a run
 SETTLING = {"waive": "waived", "resolve": "resolved", "override": "override_pending"}
 

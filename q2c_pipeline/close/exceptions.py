@@ -36,8 +36,12 @@ EXCEPTION_COLUMNS = ["exception_id", "legal_entity", "period", "effective_date",
 HELD = "held_by_upstream"
 # canonical columns that decide how revenue is recognized: overriding one is a revenue-treatment
 # override, which needs controllership (the amendment queue's --set modification_treatment=...)
+# (canonical columns, and the Salesforce CPQ fields they are read from); a product code brings
+# its catalog SSP and revenue pattern (ASC 606-10-32-31/33)
 TREATMENT_FIELDS = {"modification_treatment", "revenue_pattern", "ssp_amount",
-                    "allocation_group", "service_start", "service_end"}
+                    "allocation_group", "service_start", "service_end", "product_code",
+                    "SBQQ__ProductCode__c", "SBQQ__StartDate__c", "SBQQ__EndDate__c",
+                    "SBQQ__TerminatedDate__c", "SBQQ__RevisedSubscription__c"}
 APPLIED_COLUMNS = ["decision_seq", "exception_id", "target", "record_id", "fields", "status"]
 
 

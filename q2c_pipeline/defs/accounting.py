@@ -369,7 +369,7 @@ class ExceptionDecisionConfig(dg.Config):
 
     action: Literal["waive", "resolve", "override"] = Field(
         description="waive: accept it open for the period lock (controllership); resolve: "
-        "close it without posting (the owning team); override: correct the record at the next "
+        "close it without posting (controllership); override: correct the record at the next "
         "run with the fields below (the owning team; a revenue-treatment field needs "
         "controllership).")
     exception_ids: list[str] = Field(

@@ -129,9 +129,10 @@ def test_the_march_lock_waits_for_hoolis_invoice_until_it_is_waived(books, capsy
 
 
 def test_an_override_corrects_umbrellas_product_code_at_the_next_run(books, capsys):
-    """Umbrella sold LEGACY-SUPPORT, which the ERP catalog lacks. Sales ops records the
-    correction (PLAT-SEAT) on the Salesforce line and on the four Stripe lines that bill it;
-    the next run applies it to those record versions only, and the contract posts."""
+    """Umbrella sold LEGACY-SUPPORT, which the ERP catalog lacks. Controllership records the
+    correction (PLAT-SEAT: a product brings its SSP, so it is a revenue-treatment override) on
+    the Salesforce line and on the four Stripe lines that bill it; the next run applies it to
+    those record versions only, and the contract posts."""
     w = ("--duckdb", str(books))
     line = exception_ids(books, "rule = 'unknown_product_code'")
     stripe_lines = exception_ids(  # the support lines of its four invoices (held with it)
@@ -139,17 +140,20 @@ def test_an_override_corrects_umbrellas_product_code_at_the_next_run(books, caps
         "and payload like '%Legacy premium support%'")
     code, out = q2c(capsys, "exceptions", "override", *line, "--set",
                     "SBQQ__ProductCode__c=PLAT-SEAT", "--as", BO, "--reason", "x", *w)
-    assert code == 2 and "owned by sales_ops" in out
+    assert code == 2 and "needs controllership" in out
+    code, out = q2c(capsys, "exceptions", "override", *line, "--set",
+                    "SBQQ__ProductCode__c=PLAT-SEAT", "--as", SAM, "--reason", "x", *w)
+    assert code == 2 and "revenue-treatment override needs controllership" in out
     code, out = q2c(capsys, "exceptions", "override", *line, "--set",
                     "SBQQ__Quantity__c=2", "--set", "Nonsense__c=1", "--as", SAM, "--reason",
                     "x", *w)
     assert code == 2 and "cannot set" in out
     reason = "Legacy premium support is sold as a platform seat (catalog decision 2026-07)"
     assert q2c(capsys, "exceptions", "override", *line, "--set",
-               "SBQQ__ProductCode__c=PLAT-SEAT", "--as", SAM, "--reason", reason, *w)[0] == 0
+               "SBQQ__ProductCode__c=PLAT-SEAT", "--as", DANA, "--reason", reason, *w)[0] == 0
     assert len(stripe_lines) == 4
     assert q2c(capsys, "exceptions", "override", *stripe_lines, "--set",
-               "product_code=PLAT-SEAT", "--as", SAM, "--reason", reason, *w)[0] == 0
+               "product_code=PLAT-SEAT", "--as", DANA, "--reason", reason, *w)[0] == 0
 
     with duckdb.connect(str(books)) as conn:  # the next run's canonical and finance stages
         build_canonical(conn)
