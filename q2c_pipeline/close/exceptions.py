@@ -333,3 +333,26 @@ def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
                      "status": "applied" if applied else "lapsed: the record has changed "
                      "since the decision; it is validated as sent"})
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
+
+
+def find_unreviewed_amendments(conn: duckdb.DuckDBPyConnection, legal_entity: str,
+                               period: str) -> tuple[list[tuple], list[str]]:
+    """The close control on judgement: amendments of the entity effective in the period or
+    earlier that wait for review (a price decrease, a backdated or future-dated change, a
+    treatment chosen by default) with no decision yet (resolved: the treatment stands;
+    overridden: another one is applied at the next run)."""
+    columns = ["item_id", "record", "detail", "period"]
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = 'marts' "
+        "and table_name = 'fct_work_queue'").fetchall()[0][0]
+    if not exists:
+        return [], columns
+    decided = set(exception_states(conn)["exception_id"].dropna())
+    rows = conn.execute("""
+        select item_id, record_label, detail, strftime(since_date, '%Y-%m')
+        from marts.fct_work_queue
+        where queue = 'amendments_awaiting_review' and legal_entity = ?
+          and strftime(since_date, '%Y-%m') <= ?
+        order by since_date, item_id""", [legal_entity, period]).fetchall()
+    return [(item[:12], label, detail, month) for item, label, detail, month in rows
+            if item not in decided], columns

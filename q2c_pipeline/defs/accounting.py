@@ -48,6 +48,7 @@ from q2c_pipeline.close.exceptions import (
     field_value,
     find_exception,
     find_open_exceptions,
+    find_unreviewed_amendments,
     in_lock_scope,
 )
 from q2c_pipeline.close.pack import write_close_pack, write_close_packs
@@ -160,6 +161,7 @@ def evaluate_close_controls(conn: duckdb.DuckDBPyConnection, legal_entity: str,
         "erp_holds_every_journal": find_unposted_journals(conn, legal_entity, period),
         "earlier_periods_closed": find_open_earlier_periods(conn, legal_entity, period),
         "no_open_exceptions": find_open_exceptions(conn, legal_entity, period),
+        "amendments_reviewed": find_unreviewed_amendments(conn, legal_entity, period),
     }
 
 
@@ -300,6 +302,14 @@ def period_problem(conn: duckdb.DuckDBPyConnection, period: str) -> str | None:
 
 def describe_blockers(control: str, rows: list[tuple]) -> str:
     """One control's failure in words: the exceptions by name, the others by count."""
+    if control == "amendments_reviewed":
+        shown = ", ".join(f"{label}: {detail} (id {item})" for item, label, detail, _ in rows)
+        return (f"amendments_reviewed ({len(rows)} awaiting review: {shown}; keep the treatment: "
+                "q2c exceptions resolve ID, or choose another: q2c exceptions override ID --set "
+                "modification_treatment=...)")
+    if control == "earlier_periods_closed":
+        return (f"earlier_periods_closed (lock {', '.join(r[0] for r in rows)} first: the books "
+                "close in order)")
     if control != "no_open_exceptions":
         return f"{control} ({len(rows)} failing)"
     shown = ", ".join(f"{label} ({rule}, {owner}, {state}"

@@ -35,6 +35,12 @@ def test_periods_close_in_order_and_an_out_of_order_close_is_refused(
         ).fetchall()]
     assert main(["exceptions", "waive", *roots, "--as", CONTROLLER, "--reason",
                  "accepted for the test of the close order", "--duckdb", str(warehouse)]) == 0
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        reviews = [r[0][:12] for r in conn.execute(
+            "select item_id from marts.fct_work_queue where queue = 'amendments_awaiting_review'"
+        ).fetchall()]
+    assert main(["exceptions", "resolve", *reviews, "--as", CONTROLLER, "--reason",
+                 "treatments reviewed", "--duckdb", str(warehouse)]) == 0
     assert [close(p) for p in ("2026-01", "2026-02", "2026-03")] == [0, 0, 0]
     conn = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -87,6 +87,17 @@ def test_the_march_lock_waits_for_hoolis_invoice_until_it_is_waived(books, capsy
     vandelay = exception_ids(books, "rule = 'negative_quantity'")
     assert q2c(capsys, "exceptions", "waive", *vandelay, "--as", DANA, "--reason",
                "contract starts in April", *w)[0] == 0
+    # Contoso's +5 seats from 16 March were treated prospectively by default: a judgement the
+    # lock waits for until controllership keeps or changes it
+    code, out = close("2026-03")
+    assert code == 1 and "amendments_reviewed" in out and "Contoso Retail amendment line" in out
+    with duckdb.connect(str(books), read_only=True) as conn:
+        [contoso] = [r[0][:12] for r in conn.execute(
+            "select item_id from marts.fct_work_queue where queue = "
+            "'amendments_awaiting_review' and customer_name = 'Contoso Retail'").fetchall()]
+    assert q2c(capsys, "exceptions", "resolve", contoso, "--as", SAM, "--reason", "x", *w)[0] == 2
+    assert q2c(capsys, "exceptions", "resolve", contoso, "--as", DANA, "--reason",
+               "distinct seats priced at their standalone price: prospective stands", *w)[0] == 0
     code, out = close("2026-03")
     assert code == 0 and "7 waived exceptions open" in out  # Shadow, Umbrella, Hooli x4, Vandelay
 
@@ -113,7 +124,8 @@ def test_the_march_lock_waits_for_hoolis_invoice_until_it_is_waived(books, capsy
         ("lock_refused", "2026-01"), ("waive", None), ("lock", "2026-01"),
         ("lock_refused", "2026-02"), ("waive", "2026-03"), ("lock", "2026-02"),
         ("lock_refused", "2026-03"), *[("waive", "2026-03")] * 4, ("lock_refused", "2026-03"),
-        ("waive", "2026-04"), ("lock", "2026-03"), ("reopen", "2026-03"),
+        ("waive", "2026-04"), ("lock_refused", "2026-03"), ("resolve", "2026-03"),
+        ("lock", "2026-03"), ("reopen", "2026-03"),
     ]
     # who, as which team, why; the refused BO waive left nothing behind
     assert {(actor, role) for _, actor, role, *_ in decisions} == {(DANA, "controllership")}

@@ -80,7 +80,7 @@ select distinct
     case when named.rule = 'held_by_upstream'
         then 'nothing on this record: it is released when the record holding it is fixed'
         else coalesce(rules.owner_action, 'correct the record at the source')
-    end || '; then run the close again, or record a decision: q2c exceptions show '
+    end || '; then run the close again, or decide on it: q2c exceptions waive|resolve|override '
         || left(named.exception_id, 12) as owner_action,
     named.correlation_id,
     named.payload
