@@ -105,5 +105,5 @@ def test_landed_salesforce_contracts_read_back_as_the_snapshot(salesforce_snapsh
                           modstamp_field="SystemModstamp", extracted_at=datetime(2026, 7, 1),
                           request_id="run", deleted_ids=result.deleted_ids)
 
-    assert landed.inserted == len(contracts) == 19
+    assert landed.inserted == len(contracts) == 20
     assert _by_id(latest_records(conn, "salesforce_contracts")) == _by_id(contracts)
