@@ -206,16 +206,21 @@ def replace_table(
     return len(frame)
 
 
+def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """Whether ``schema.table`` exists (read whole: DuckDB refuses a registration while a
+    result is left unread)."""
+    schema, table = qualified.split(".", 1)
+    return bool(conn.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?", [schema, table]).fetchall()[0][0])
+
+
 def read_table(
     conn: duckdb.DuckDBPyConnection, schema: str, table: str, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """Read a whole table as a DataFrame (empty frame if it does not exist)."""
     schema, table = identifier(schema), identifier(table)
-    exists = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(conn, f"{schema}.{table}"):
         return pd.DataFrame(columns=list(columns or []))
     select = ", ".join(f'"{identifier(c)}"' for c in columns) if columns else "*"
     return conn.execute(f"select {select} from {schema}.{table}").df()

@@ -32,6 +32,8 @@ import duckdb
 import pandas as pd
 import yaml
 
+from q2c_pipeline.warehouse import table_exists
+
 DECISIONS_TABLE = "ledger.decisions"
 CONTROLLERSHIP = "controllership"
 TEAMS = ("sales_ops", "billing_ops", CONTROLLERSHIP)
@@ -172,15 +174,9 @@ def record_decision(conn: duckdb.DuckDBPyConnection, *, actor: str, role: str, a
     return row
 
 
-def _has_decisions(conn: duckdb.DuckDBPyConnection) -> bool:
-    return bool(conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'ledger' "
-        "and table_name = 'decisions'").fetchall()[0][0])
-
-
 def read_decisions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every decision in order (works on a read-only connection; empty before the first)."""
-    if not _has_decisions(conn):
+    if not table_exists(conn, DECISIONS_TABLE):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     return conn.execute(
         f"select {', '.join(COLUMNS)} from {DECISIONS_TABLE} order by decision_seq").df()
@@ -189,7 +185,7 @@ def read_decisions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def exception_states(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The latest settling decision per exception: exception_id, state, decision_seq, actor,
     reason, detail (exceptions without one are open)."""
-    if not _has_decisions(conn):
+    if not table_exists(conn, DECISIONS_TABLE):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in
                              ("exception_id", "state", "decision_seq", "actor", "reason",
                               "detail")})

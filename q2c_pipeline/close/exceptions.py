@@ -27,6 +27,7 @@ from q2c_pipeline.close.decisions import (
     pending_overrides,
     record_decision,
 )
+from q2c_pipeline.warehouse import table_exists
 
 EXCEPTION_COLUMNS = ["exception_id", "legal_entity", "period", "effective_date", "owner",
                      "source_system", "source_table", "record_id", "field", "rule",
@@ -45,15 +46,9 @@ TREATMENT_FIELDS = {"modification_treatment", "revenue_pattern", "ssp_amount",
 APPLIED_COLUMNS = ["decision_seq", "exception_id", "target", "record_id", "fields", "status"]
 
 
-def _has_marts(conn: duckdb.DuckDBPyConnection) -> bool:
-    return bool(conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'fct_exceptions'").fetchall()[0][0])
-
-
 def exceptions_with_state(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every exception of the last close with its state and the decision that set it."""
-    if not _has_marts(conn):
+    if not table_exists(conn, "marts.fct_exceptions"):
         return pd.DataFrame(columns=[*EXCEPTION_COLUMNS, "state", "decided_by", "decision"])
     frame = conn.execute(f"select {', '.join(EXCEPTION_COLUMNS)} from marts.fct_exceptions "
                          "order by legal_entity, period nulls first, owner, record_id, rule"
@@ -169,10 +164,7 @@ def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
     """Amendments awaiting review (marts.fct_work_queue) whose item id starts with ``prefix``,
     shaped as exceptions: a controller resolves one (the treatment stands) or overrides its
     treatment."""
-    exists = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'fct_work_queue'").fetchall()[0][0]
-    if not exists:
+    if not table_exists(conn, "marts.fct_work_queue"):
         return pd.DataFrame()
     return conn.execute("""
         select item_id as exception_id, legal_entity, strftime(since_date, '%Y-%m') as period,
@@ -193,8 +185,8 @@ def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
     source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
     found = []
     for source in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES):
-        if source.system != exception.get("source_system") or not _raw_exists(
-                conn, source.raw_table):
+        if source.system != exception.get("source_system") or not table_exists(
+                conn, f"raw.{source.raw_table}"):
             continue
         found += [(source.raw_table, digest) for (digest,) in conn.execute(
             f"""select content_hash from raw.{source.raw_table} where record_id = ?
@@ -207,12 +199,6 @@ def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
                "source" if found else "its record is not a landed source record q2c can "
                "correct (a file, or a record without an id); fix it at the source"))
     return {"raw_table": found[0][0], "source_id": source_id, "content_hash": found[0][1]}
-
-
-def _raw_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'raw' "
-        "and table_name = ?", [table]).fetchall()[0][0])
 
 
 def _override_target(conn: duckdb.DuckDBPyConnection, exception: dict,
@@ -314,13 +300,15 @@ def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
         applied = False
         if frame is not None and len(frame) and table in CANONICAL_TABLES:
             keys = CANONICAL_TABLES[table][1]
-            ids = frame[keys].astype(str).agg("|".join, axis=1)
-            payloads = frame[PAYLOAD_COLUMN] if PAYLOAD_COLUMN in frame else pd.Series(
-                "", index=frame.index)
-            digests = payloads.fillna("").map(
-                lambda text: hashlib.sha256(str(text).encode("utf-8")).hexdigest())
-            hit = (ids == detail["record_id"]) & (
-                (digests == detail["payload_sha256"]) if detail["payload_sha256"] else True)
+            ids = frame[keys[0]].astype(str)
+            for key in keys[1:]:
+                ids = ids + "|" + frame[key].astype(str)
+            hit = ids == detail["record_id"]
+            if detail["payload_sha256"] and PAYLOAD_COLUMN in frame:
+                # hash only the rows with the record's id (not the whole table per override)
+                hit &= frame[PAYLOAD_COLUMN].where(hit, "").fillna("").map(
+                    lambda text: hashlib.sha256(str(text).encode("utf-8")).hexdigest()
+                    if text else "") == detail["payload_sha256"]
             for column, value in detail["set"].items():
                 if hit.any():
                     frame[column] = (frame[column].astype(object) if column in frame
@@ -342,10 +330,7 @@ def find_unreviewed_amendments(conn: duckdb.DuckDBPyConnection, legal_entity: st
     treatment chosen by default) with no decision yet (resolved: the treatment stands;
     overridden: another one is applied at the next run)."""
     columns = ["item_id", "record", "detail", "period"]
-    exists = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name = 'fct_work_queue'").fetchall()[0][0]
-    if not exists:
+    if not table_exists(conn, "marts.fct_work_queue"):
         return [], columns
     decided = set(exception_states(conn)["exception_id"].dropna())
     rows = conn.execute("""

@@ -35,6 +35,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from q2c_pipeline.close.exceptions import exceptions_with_state
 from q2c_pipeline.core.money import from_minor
+from q2c_pipeline.warehouse import table_exists
 
 SUMMARY = "marts.fct_close_summary"
 ROLLFORWARD = "marts.fct_deferred_revenue_rollforward"
@@ -140,7 +141,7 @@ def write_close_pack(conn: duckdb.DuckDBPyConnection, legal_entity: str, period:
 def write_close_packs(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
     """One pack per legal entity at its close in progress (the latest period of
     ``marts.fct_close_summary``; UNASSIGNED is no entity to close and has none)."""
-    if not _exists(conn, SUMMARY):
+    if not table_exists(conn, SUMMARY):
         return []
     rows = conn.execute(
         f"select legal_entity, period from {SUMMARY} where legal_entity <> ? "
@@ -174,12 +175,6 @@ def _split(table: str) -> list[str]:
     return table.split(".", 1)
 
 
-def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", _split(table)).fetchone()[0])
-
-
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {name for (name,) in conn.execute(
         "select column_name from information_schema.columns where table_schema = ? "
@@ -197,7 +192,7 @@ def _functional_currency(conn: duckdb.DuckDBPyConnection, entity: str,
                          period: str) -> str | None:
     """The entity's functional currency from the close summary, else from the roll-forward."""
     for table in (SUMMARY, ROLLFORWARD):
-        if _exists(conn, table) and "functional_currency_code" in _columns(conn, table):
+        if table_exists(conn, table) and "functional_currency_code" in _columns(conn, table):
             row = conn.execute(
                 f"select functional_currency_code from {table} where legal_entity = ? and "
                 "functional_currency_code is not null order by period = ? desc, period desc "
@@ -359,7 +354,7 @@ def _inputs_section(pack: _Pack) -> str:
     """Entity, period, functional currency; the as-of date and inputs of the latest close."""
     facts: list[tuple[str, object]] = [("Legal entity", pack.entity), ("Period", pack.period),
                                        ("Functional currency", pack.currency or "unknown")]
-    if not _exists(pack.conn, CLOSE_RUNS):
+    if not table_exists(pack.conn, CLOSE_RUNS):
         return _facts(facts) + _missing(CLOSE_RUNS, ": the as-of date and the inputs of the "
                                         "close were not recorded")
     columns = _columns(pack.conn, CLOSE_RUNS)
@@ -396,7 +391,7 @@ OWNERS = ("sales_ops", "billing_ops", "controllership")
 
 def _summary_section(pack: _Pack) -> str:
     """The period's row of the close summary, in the functional currency."""
-    if not _exists(pack.conn, SUMMARY):
+    if not table_exists(pack.conn, SUMMARY):
         return _missing(SUMMARY)
     rows = _rows(pack.conn, f"select * from {SUMMARY} where legal_entity = ? and period = ?",
                  [pack.entity, pack.period])
@@ -448,7 +443,7 @@ def _other(month: dict) -> int:
 def _waterfall_section(pack: _Pack) -> str:
     """Month by month: opening, + billings, − revenue, − reductions, ± settlements/FX/other,
     = closing of the net contract position, functional currency."""
-    if not _exists(pack.conn, ROLLFORWARD):
+    if not table_exists(pack.conn, ROLLFORWARD):
         return _missing(ROLLFORWARD)
     months, currencies = _monthly_rollforward(pack)
     if not months or not pack.currency:
@@ -512,7 +507,7 @@ ROLLFORWARD_LINES = (
 def _rollforward_section(pack: _Pack) -> str:
     """Opening against closing per month, and the period's roll-forward per currency with its
     tie to the ledger."""
-    if not _exists(pack.conn, ROLLFORWARD):
+    if not table_exists(pack.conn, ROLLFORWARD):
         return _missing(ROLLFORWARD)
     months, _ = _monthly_rollforward(pack)
     if not months or not pack.currency:
@@ -557,7 +552,7 @@ def _rollforward_section(pack: _Pack) -> str:
 
 def _billings_section(pack: _Pack) -> str:
     """Billings against revenue per month from the close summary."""
-    if not _exists(pack.conn, SUMMARY):
+    if not table_exists(pack.conn, SUMMARY):
         return _missing(SUMMARY)
     months = _rows(pack.conn,
                    f"select period, billings_functional_minor as billings, "
@@ -603,7 +598,7 @@ WORK_QUEUE_NEEDS = {"queue", "owner", "legal_entity", "age_days"}
 def _exceptions_section(pack: _Pack) -> str:
     """The work queue of this entity (and of no entity) by owner and age, one table per queue;
     without a work queue, the exceptions by owner and rule."""
-    if not _exists(pack.conn, WORK_QUEUE):
+    if not table_exists(pack.conn, WORK_QUEUE):
         return _missing(WORK_QUEUE, ": exceptions from marts.fct_exceptions instead, by owner "
                         "and rule, without ages") + _exceptions_by_rule(pack)
     columns = _columns(pack.conn, WORK_QUEUE)
@@ -655,7 +650,7 @@ STATES = ("open", "override_pending", "waived", "resolved")
 def _exceptions_by_rule(pack: _Pack) -> str:
     """Exceptions of this entity and UNASSIGNED dated up to the period (or undated), counted by
     owner and rule and state; the chart shows those still blocking the lock."""
-    if not _exists(pack.conn, EXCEPTIONS):
+    if not table_exists(pack.conn, EXCEPTIONS):
         return _missing(EXCEPTIONS)
     frame = exceptions_with_state(pack.conn)
     scope = frame["legal_entity"].isin([pack.entity, UNASSIGNED]) & (
@@ -692,7 +687,7 @@ def _status_table(pack: _Pack, table: str, groups: Sequence[tuple[str, str]],
                   needs: set[str]) -> str:
     """Row counts of ``table`` by the ``groups`` (SQL expression, header) for the entity, in the
     period and through it (every period up to it)."""
-    if not _exists(pack.conn, table):
+    if not table_exists(pack.conn, table):
         return _missing(table)
     columns = _columns(pack.conn, table)
     if not needs <= columns:
@@ -733,7 +728,7 @@ def _reconciliation_section(pack: _Pack) -> str:
              "<h3>Roll-forward against the ledger</h3>\n",
              _status_table(pack, ROLLFORWARD, [("case when is_tied then 'tied' else 'not tied' "
                                                 "end", "Tie status")], {"is_tied"})]
-    if _exists(pack.conn, ROLLFORWARD):
+    if table_exists(pack.conn, ROLLFORWARD):
         untied = _rows(pack.conn,
                        f"select period, currency_code, difference_minor, "
                        f"functional_currency_code, difference_functional_minor from "
@@ -783,7 +778,7 @@ def _decisions_section(pack: _Pack) -> str:
     """The entity's period locks, then every decision on the entity (and on exceptions of no
     entity) up to the period, in decision order, locks, reopenings and waivers highlighted."""
     parts = ["<h3>Period locks</h3>\n"]
-    if not _exists(pack.conn, PERIOD_LOCKS):
+    if not table_exists(pack.conn, PERIOD_LOCKS):
         parts.append(_missing(PERIOD_LOCKS))
     else:
         locks = _rows(pack.conn, f"select period, closed_at, closed_by_run, lock_seq from "
@@ -797,7 +792,7 @@ def _decisions_section(pack: _Pack) -> str:
                               _count(lock["lock_seq"])) for lock in locks], numeric=(3,))
                      if locks else _note(f"No period of {pack.entity} is locked."))
     parts.append("<h3>Decisions</h3>\n")
-    if not _exists(pack.conn, DECISIONS):
+    if not table_exists(pack.conn, DECISIONS):
         return "".join(parts) + _missing(DECISIONS)
     decisions = _rows(pack.conn, f"""
         select * from {DECISIONS}

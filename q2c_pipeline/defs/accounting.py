@@ -60,6 +60,7 @@ from q2c_pipeline.defs.checks import (
 )
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
+from q2c_pipeline.warehouse import table_exists
 
 # the tie-outs the ERP outbox waits for (each with its dbt test)
 RECONCILIATION_MARTS = ("fct_invoice_ar_reconciliation", "fct_invoice_source_tieout",
@@ -288,11 +289,8 @@ def period_problem(conn: duckdb.DuckDBPyConnection, period: str) -> str | None:
         start = None
     if start is None:
         return "the period must be a month YYYY-MM (01-12)"
-    closed = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'ledger' "
-        "and table_name = 'close_runs'").fetchall()[0][0]
     as_of = conn.execute("select max(as_of) from ledger.close_runs").fetchall()[0][0] \
-        if closed else None
+        if table_exists(conn, "ledger.close_runs") else None
     month_end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     if as_of is None or month_end > date.fromisoformat(str(as_of)[:10]):
         return (f"the month is not over at the last close's as-of date ({as_of or 'no close'}"

@@ -98,6 +98,11 @@ def q2c_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Build and test the staging, intermediate and reconciliation models in the warehouse file."""
+    yield from _build(context, dbt, warehouse)
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+           warehouse: WarehouseResource):
     # dbt reads the file from Q2C_DUCKDB_PATH (profiles.yml); point it at this run's warehouse.
     os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
     yield from dbt.cli(["build"], context=context).stream()
@@ -115,5 +120,4 @@ def q2c_dbt_work_queues(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Build and test the work queues once the ERP outbox has posted this run's journals."""
-    os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from _build(context, dbt, warehouse)

@@ -249,6 +249,20 @@ def _iso_date(value: object) -> str | None:
     return None if pd.isna(moment) else moment.strftime("%Y-%m-%d")
 
 
+def _business_dates(frame: pd.DataFrame | None, table: str, key: str) -> dict[str, str]:
+    """key -> YYYY-MM-DD of each record's first business-date column that is set (the last
+    version of a key wins), vectorized over the table."""
+    columns = [c for c in EFFECTIVE_DATE_COLUMNS.get(table, ()) if frame is not None
+               and c in frame]
+    if frame is None or frame.empty or not columns:
+        return {}
+    latest = frame.drop_duplicates(key, keep="last")
+    moments = pd.DataFrame({c: pd.to_datetime(latest[c], errors="coerce", utc=True)
+                            for c in columns}).bfill(axis=1).iloc[:, 0]
+    days = moments.dt.strftime("%Y-%m-%d")
+    return {str(k): d for k, d in zip(latest[key], days, strict=True) if isinstance(d, str)}
+
+
 def _record_id(record: pd.Series, key_columns: list[str]) -> str:
     source_id = _text(record.get("source_id"))
     key = "|".join(_text(record.get(c)) or "" for c in key_columns)
@@ -995,10 +1009,7 @@ def _attribute(quarantine: pd.DataFrame, candidates: Mapping[str, pd.DataFrame])
         for column in ("customer_id", "legal_entity"):
             mapped = out[parent].map(lookup(table, key, column))
             out[column] = out[column].where(out[column].notna(), mapped)
-        frame = candidates.get(table)
-        dates = {} if frame is None or frame.empty else {
-            str(row[key]): _business_date(row, table)
-            for _, row in frame.drop_duplicates(key, keep="last").iterrows()}
+        dates = _business_dates(candidates.get(table), table, key)
         out["effective_date"] = out["effective_date"].where(
             out["effective_date"].notna(), out[parent].map(dates))
     customer_entity = lookup("customers", "customer_id", "legal_entity")
