@@ -46,12 +46,22 @@ def prepare_dbt() -> None:
     project.preparer.prepare(project)
 
 
-def load_definitions():
-    """The code location's Definitions, exactly as ``dagster dev`` loads them."""
+def load_definitions(duckdb_path: str | None = None, sample_dir: str | None = None):
+    """The code location's Definitions, exactly as ``dagster dev`` loads them; given a
+    warehouse file or snapshot folder, with the resources bound to those instead of
+    ``settings`` (nothing is written to the environment)."""
     import dagster as dg
+    from dagster_shared.record import copy
+
+    from q2c_pipeline.defs.resources import build_resources
 
     prepare_dbt()
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    if duckdb_path is None and sample_dir is None:
+        return defs
+    bound = build_resources(str(Path(duckdb_path or settings.duckdb_path()).resolve()),
+                            str(Path(sample_dir or settings.sample_dir()).resolve()))
+    return copy(defs, resources={**(defs.resources or {}), **bound})
 
 
 def run_close(
@@ -64,9 +74,7 @@ def run_close(
     event log is in the Dagster instance."""
     import dagster as dg
 
-    os.environ["Q2C_DUCKDB_PATH"] = duckdb_path
-    os.environ["Q2C_SAMPLE_DIR"] = sample_dir
-    defs = load_definitions()
+    defs = load_definitions(duckdb_path, sample_dir)
     job = defs.resolve_job_def("month_end_close_job")
     instance = _instance()
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
@@ -267,8 +275,7 @@ def _instance():
 def cmd_close_period(args: argparse.Namespace) -> int:
     """Lock (or reopen) one entity's period with close_period_job / reopen_period_job; exit 1
     with every blocker named when the lock is refused."""
-    os.environ["Q2C_DUCKDB_PATH"] = str(Path(args.duckdb).resolve())
-    defs = load_definitions()
+    defs = load_definitions(duckdb_path=args.duckdb)
     job_name, op = ("reopen_period_job", "reopen_period") if args.reopen else (
         "close_period_job", "close_period")
     config = {"legal_entity": args.entity, "period": args.period}
@@ -331,7 +338,7 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
                     return _list_exceptions(exceptions_with_state(conn), args)
                 return _show_exception(conn, find_exception(conn, args.id))
         fields = dict(_field_value(item) for item in (getattr(args, "set", None) or []))
-        roles = load_roles(roles_path(args.sample))
+        roles = load_roles(roles_path(args.sample, settings.roles_path()))
         ids = [args.id] if isinstance(args.id, str) else args.id
         with connect(path) as conn:
             for found in [find_exception(conn, prefix) for prefix in ids]:  # all, or none

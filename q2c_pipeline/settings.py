@@ -29,6 +29,28 @@ def sample_dir() -> str:
     return _path("Q2C_SAMPLE_DIR", REPO_ROOT / "data" / "sample")
 
 
+def as_of() -> str:
+    """``Q2C_AS_OF`` (YYYY-MM-DD), read when the code location loads; '' when unset."""
+    return os.getenv("Q2C_AS_OF", "")
+
+
+def policy_path() -> str:
+    """``Q2C_POLICY_PATH`` (absolute), read when the code location loads; '' when unset."""
+    value = os.getenv("Q2C_POLICY_PATH", "")
+    return _path("Q2C_POLICY_PATH", Path(value)) if value else ""
+
+
+def roles_path() -> str:
+    """``Q2C_ROLES_PATH`` (absolute), the roles file; '' = ``roles.yaml`` in the snapshot."""
+    value = os.getenv("Q2C_ROLES_PATH", "")
+    return _path("Q2C_ROLES_PATH", Path(value)) if value else ""
+
+
+def erp_output_dir(warehouse_path: str) -> str:
+    """``Q2C_ERP_OUTPUT_DIR``, else ``output/erp`` beside the warehouse file."""
+    return _path("Q2C_ERP_OUTPUT_DIR", Path(warehouse_path).parent / "output" / "erp")
+
+
 def dagster_home() -> Path:
     """``DAGSTER_HOME``, else ``.dagster_home`` in the repository (made, with the repository's
     ``dagster.yaml``, when missing): the instance ``dagster dev`` uses when started as the

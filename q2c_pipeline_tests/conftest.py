@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ from hypothesis import settings
 
 SEED = 7
 SCALE = 1
+
+# The partitions the code location offers are bounded by the snapshot it loads with
+# (q2c_pipeline/defs/partitions.py), read once at import. The tests import it with an empty
+# snapshot folder, whatever data/sample holds on this machine: every machine sees the same
+# partitions (from the start dates, up to today); test_partitions.py loads it over a sample.
+os.environ["Q2C_SAMPLE_DIR"] = tempfile.mkdtemp(prefix="q2c-empty-snapshot-")
 
 # Property tests run a fixed budget of examples, the same ones on every machine and run
 # (derandomized, no example database): the suite's verdict never depends on luck. Exploring

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,14 +95,10 @@ class Roles:
             f"(or controllership)")
 
 
-def roles_path(snapshot_root: str | None = None) -> Path:
-    """``Q2C_ROLES_PATH``, else ``roles.yaml`` in the snapshot folder."""
-    configured = os.getenv("Q2C_ROLES_PATH")
-    if configured:
-        return Path(configured)
-    from q2c_pipeline import settings
-
-    return Path(snapshot_root or settings.sample_dir()) / "roles.yaml"
+def roles_path(snapshot_root: str, configured: str = "") -> Path:
+    """The configured roles file (``settings.roles_path``: Q2C_ROLES_PATH), else
+    ``roles.yaml`` in the snapshot folder."""
+    return Path(configured) if configured else Path(snapshot_root) / "roles.yaml"
 
 
 def load_roles(path: Path) -> Roles:

@@ -74,6 +74,16 @@ def _as_bool(name: str, value: Any) -> bool:
     raise ValueError(f"policy {name}={value!r} must be true or false")
 
 
+def load_policy_text(text: str, name: str) -> Policy:
+    """Policy from the text of a policy.yaml (``name`` says which file, in errors)."""
+    loaded = yaml.safe_load(text)
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"{name}: policy must be a mapping of settings")
+    return load_policy(loaded)
+
+
 def load_policy(source: str | Path | Mapping[str, Any] | None = None) -> Policy:
     """Policy from a mapping, a policy.yaml path, or None (all defaults).
 
@@ -84,13 +94,7 @@ def load_policy(source: str | Path | Mapping[str, Any] | None = None) -> Policy:
     elif isinstance(source, Mapping):
         raw = source
     else:
-        text = Path(source).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{source}: policy must be a mapping of settings")
-        raw = loaded
+        return load_policy_text(Path(source).read_text(encoding="utf-8"), str(source))
     known = {f.name for f in fields(Policy)}
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -16,7 +16,6 @@
 """
 
 
-import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
@@ -26,8 +25,6 @@ import duckdb
 import pandas as pd
 from pydantic import Field
 
-from q2c_pipeline import settings
-from q2c_pipeline.accounting.erp_files import FileDropErpClient
 from q2c_pipeline.accounting.ledger import (
     JOURNAL_TABLE,
     LOCKS_TABLE,
@@ -40,7 +37,6 @@ from q2c_pipeline.close.decisions import (
     DecisionRefused,
     load_roles,
     record_decision,
-    roles_path,
 )
 from q2c_pipeline.close.exceptions import (
     decide,
@@ -59,7 +55,12 @@ from q2c_pipeline.defs.checks import (
     find_unconserved_tables,
 )
 from q2c_pipeline.defs.owners import owner_of
-from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
+from q2c_pipeline.defs.resources import (
+    CloseSettingsResource,
+    ErpPostingResource,
+    SourceSnapshotResource,
+    WarehouseResource,
+)
 from q2c_pipeline.warehouse import table_exists
 
 # the tie-outs the ERP outbox waits for (each with its dbt test)
@@ -71,18 +72,6 @@ CLOSE_BUSINESS_DAY = 3  # the close calendar: books of month M lock on business 
 # Business day 3 always falls on calendar day 3, 4 or 5: the schedule ticks at 18:00 UTC on
 # those days and acts on the one that is business day 3 (cron cannot say "business day").
 CLOSE_CRON = "0 18 3-5 * *"
-
-
-class ErpPostingResource(dg.ConfigurableResource):
-    """Where posted journals go. The sample company's ERP takes import files in a folder."""
-
-    output_dir: str = ""  # empty = Q2C_ERP_OUTPUT_DIR, else output/erp beside the warehouse
-
-    def get_client(self) -> FileDropErpClient:
-        folder = self.output_dir or os.getenv("Q2C_ERP_OUTPUT_DIR", "")
-        if not folder:
-            folder = str(Path(settings.duckdb_path()).parent / "output" / "erp")
-        return FileDropErpClient(folder)
 
 
 @dg.asset(
@@ -216,13 +205,14 @@ def _refusal(description: str) -> dg.Failure:
 @dg.op(tags={"kind": "duckdb"}, pool="warehouse")
 def close_period(
     context: dg.OpExecutionContext, config: ClosePeriodConfig, warehouse: WarehouseResource,
-    erp: SourceSnapshotResource,
+    erp: SourceSnapshotResource, close_settings: CloseSettingsResource,
 ) -> dg.Output:
     """Lock one entity's period after every close control holds (open exceptions included);
     refuse otherwise, naming each blocker. Locks and refusals are decisions (ledger.decisions)."""
     entity, period = config.legal_entity, config.period
     try:
-        role = load_roles(roles_path(erp.root)).role_for(config.actor, "lock", None)
+        roles = load_roles(close_settings.roles_file(erp.root))
+        role = roles.role_for(config.actor, "lock", None)
     except DecisionRefused as error:
         raise _refusal(f"refusing to close {entity} {period}: {error}") from None
     with warehouse.get_connection() as conn:
@@ -331,13 +321,14 @@ def waived_exceptions_in_scope(conn: duckdb.DuckDBPyConnection, entity: str,
 @dg.op(tags={"kind": "duckdb"}, pool="warehouse")
 def reopen_period(
     context: dg.OpExecutionContext, config: ReopenPeriodConfig, warehouse: WarehouseResource,
-    erp: SourceSnapshotResource,
+    erp: SourceSnapshotResource, close_settings: CloseSettingsResource,
 ) -> dg.Output:
     """Reopen a period q2c locked (controllership, with a reason). Later periods must be
     reopened first; the controls run again at the next lock."""
     entity, period = config.legal_entity, config.period
     try:
-        role = load_roles(roles_path(erp.root)).role_for(config.actor, "reopen", None)
+        roles = load_roles(close_settings.roles_file(erp.root))
+        role = roles.role_for(config.actor, "reopen", None)
         with warehouse.get_connection() as conn:
             lock = reopen_locked_period(conn, entity, period, actor=config.actor, role=role,
                                         reason=config.reason)
@@ -396,11 +387,12 @@ class ExceptionDecisionConfig(dg.Config):
 def decide_on_exceptions(
     context: dg.OpExecutionContext, config: ExceptionDecisionConfig,
     warehouse: WarehouseResource, erp: SourceSnapshotResource,
+    close_settings: CloseSettingsResource,
 ) -> dg.Output:
     """Record the decision for every exception named (all or none), after the role check."""
     fields = {k: field_value(v) for k, v in config.set_fields.items()}
     try:
-        roles = load_roles(roles_path(erp.root))
+        roles = load_roles(close_settings.roles_file(erp.root))
         with warehouse.get_connection() as conn:
             found = [find_exception(conn, prefix) for prefix in config.exception_ids]
             rows = [decide(conn, roles, action=config.action, prefix=e["exception_id"],
@@ -541,11 +533,10 @@ CLOSE_RECORDS = [
 
 @dg.definitions
 def accounting() -> dg.Definitions:
-    """This module's contribution: the outbox asset, the close job and its schedule, and the
-    ``erp_posting`` resource (the sample company's file drop)."""
+    """This module's contribution: the outbox asset, the close jobs and the schedule (the
+    ``erp_posting`` resource is bound in ``defs/resources.py``)."""
     return dg.Definitions(
         assets=[erp_outbox, close_packs, *CLOSE_RECORDS],
         jobs=[close_period_job, reopen_period_job, exception_decision_job],
         schedules=[monthly_close_period_schedule],
-        resources={"erp_posting": ErpPostingResource()},
     )

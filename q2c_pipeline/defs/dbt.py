@@ -2,7 +2,7 @@
 as asset checks. Keys are ``[schema, model]`` so the marts sit beside the tables they reconcile."""
 
 
-import os
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,9 +103,9 @@ def q2c_dbt_models(
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource,
            warehouse: WarehouseResource):
-    # dbt reads the file from Q2C_DUCKDB_PATH (profiles.yml); point it at this run's warehouse.
-    os.environ["Q2C_DUCKDB_PATH"] = warehouse.database_path
-    yield from dbt.cli(["build"], context=context).stream()
+    # profiles.yml takes the warehouse file from the duckdb_path var: this run's resource
+    yield from dbt.cli(["build", "--vars", json.dumps({"duckdb_path": warehouse.database_path})],
+                       context=context).stream()
 
 
 @dbt_assets(

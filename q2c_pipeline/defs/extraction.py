@@ -43,7 +43,7 @@ from q2c_pipeline.sources.registry import (
     SourceObject,
 )
 from q2c_pipeline.stages import land_usage_events
-from q2c_pipeline.warehouse import read_table, replace_table
+from q2c_pipeline.warehouse import read_table, replace_table, table_exists
 
 INVOICES_DAILY_KEY = dg.AssetKey(["raw", "stripe_invoices_daily"])
 CONTRACT_POSTING_STATUS_KEY = dg.AssetKey(["salesforce", "contract_posting_status"])
@@ -156,7 +156,19 @@ def billing_raw(
     with warehouse.get_connection() as conn:
         landed = billing.source().land(conn, request_id=context.run_id,
                                        full_refresh=config.full_refresh)
+        days = [day for (day,) in conn.execute(
+            f"select distinct strftime(to_timestamp(cast(payload->>'created' as bigint)) "
+            f"at time zone 'UTC', '%Y-%m-%d') from raw.{INVOICES.raw_table} order by 1"
+        ).fetchall() if day] if table_exists(conn, f"raw.{INVOICES.raw_table}") else []
     yield from _results(context, landed.objects)
+    # this landing holds every invoice day the daily partitions would: mark those days written
+    # (the UI would show them missing), naming the run that wrote them
+    known = set(invoice_daily_partitions.get_partition_keys())
+    for day in days:
+        if day in known:
+            context.log_event(dg.AssetMaterialization(
+                asset_key=INVOICES_DAILY_KEY, partition=day,
+                metadata={"written_by": f"{context.job_name} (billing_raw)"}))
 
 
 @dg.multi_asset(

@@ -19,6 +19,7 @@ subclassing and overriding ``build_session`` (Salesforce) or by pointing ``base_
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -26,6 +27,8 @@ import requests
 from dagster_dbt import DbtCliResource
 
 from q2c_pipeline import settings
+from q2c_pipeline.accounting.erp_files import FileDropErpClient
+from q2c_pipeline.close.decisions import roles_path as roles_file_for
 from q2c_pipeline.sources.billing_client import (
     BILLING_API_VERSION,
     DEFAULT_BASE_URL,
@@ -76,6 +79,31 @@ class SourceSnapshotResource(dg.ConfigurableResource):
 
     def get_source(self) -> SnapshotSource:
         return SnapshotSource(self.root)
+
+
+class ErpPostingResource(dg.ConfigurableResource):
+    """Where posted journals go. The sample company's ERP takes import files in a folder."""
+
+    output_dir: str  # settings.erp_output_dir: Q2C_ERP_OUTPUT_DIR, else output/erp beside
+    # the warehouse file
+
+    def get_client(self) -> FileDropErpClient:
+        return FileDropErpClient(self.output_dir)
+
+
+class CloseSettingsResource(dg.ConfigurableResource):
+    """The close's standing inputs, fixed when the code location loads (``Q2C_AS_OF``,
+    ``Q2C_POLICY_PATH``): nothing reads the environment while a close runs. A run's own
+    ``as_of`` config wins over ``as_of`` here; each close records what it used in
+    ``ledger.close_runs``."""
+
+    as_of: str = ""  # empty: the snapshot manifest's as_of, else today in UTC
+    policy_path: str = ""  # empty: policy.yaml in the snapshot folder, else built-in defaults
+    roles_path: str = ""  # empty: roles.yaml in the snapshot folder
+
+    def roles_file(self, snapshot_root: str) -> Path:
+        """Who may act for which owner (``q2c_pipeline.close.decisions.Roles``)."""
+        return roles_file_for(snapshot_root, self.roles_path)
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -224,18 +252,26 @@ def build_billing_resource(snapshot_root: str) -> BillingResource:
     )
 
 
+def build_resources(duckdb_path: str, sample_dir: str) -> dict:
+    """Every resource of the code location for one warehouse file and snapshot folder (the
+    ``q2c`` commands pass theirs; ``dagster dev`` uses ``settings``)."""
+    return {
+        "warehouse": WarehouseResource(database_path=duckdb_path),
+        "salesforce": build_salesforce_resource(sample_dir),
+        "billing": build_billing_resource(sample_dir),
+        "erp": SourceSnapshotResource(root=sample_dir),
+        "close_settings": CloseSettingsResource(as_of=settings.as_of(),
+                                                policy_path=settings.policy_path(),
+                                                roles_path=settings.roles_path()),
+        "erp_posting": ErpPostingResource(output_dir=settings.erp_output_dir(duckdb_path)),
+        "dbt": DbtCliResource(
+            project_dir=str(settings.DBT_PROJECT_DIR),
+            profiles_dir=str(settings.DBT_PROJECT_DIR),
+        ),
+    }
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    root = settings.sample_dir()
-    return dg.Definitions(
-        resources={
-            "warehouse": WarehouseResource(database_path=settings.duckdb_path()),
-            "salesforce": build_salesforce_resource(root),
-            "billing": build_billing_resource(root),
-            "erp": SourceSnapshotResource(root=root),
-            "dbt": DbtCliResource(
-                project_dir=str(settings.DBT_PROJECT_DIR),
-                profiles_dir=str(settings.DBT_PROJECT_DIR),
-            ),
-        }
-    )
+    return dg.Definitions(resources=build_resources(settings.duckdb_path(),
+                                                    settings.sample_dir()))

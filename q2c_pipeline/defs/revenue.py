@@ -10,19 +10,19 @@ whole posted ledger, ``finance.account_balances`` its balances.
 
 
 import hashlib
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from q2c_pipeline.close.decisions import ensure_decisions, roles_path
+from q2c_pipeline.close.decisions import ensure_decisions
 from q2c_pipeline.core.money import major_units
-from q2c_pipeline.core.policy import Policy, load_policy
+from q2c_pipeline.core.policy import Policy, load_policy_text
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import (
+    CloseSettingsResource,
     SourceSnapshotResource,
     WarehouseResource,
     live_systems,
@@ -50,16 +50,18 @@ class CloseConfig(dg.Config):
     as_of: str = Field(
         default="",
         description="Close date YYYY-MM-DD: revenue is recognized and journaled through this "
-        "day. Empty = Q2C_AS_OF, else the snapshot's manifest as_of, else today in UTC.")
+        "day. Empty = the close settings' as_of (Q2C_AS_OF), "
+        "else the snapshot's manifest as_of, else today in UTC.")
 
 
-def resolve_as_of_with_source(config_value: str,
+def resolve_as_of_with_source(config_value: str, close_settings: CloseSettingsResource,
                               snapshot: SourceSnapshotResource | None) -> tuple[date, str]:
-    """The close date and where it came from (config, Q2C_AS_OF, snapshot, today UTC)."""
+    """The close date and where it came from (run config, the close settings' Q2C_AS_OF,
+    the snapshot's manifest, today in UTC)."""
     if config_value:
         return date.fromisoformat(config_value), "run config"
-    if os.getenv("Q2C_AS_OF"):
-        return date.fromisoformat(os.environ["Q2C_AS_OF"]), "Q2C_AS_OF"
+    if close_settings.as_of:
+        return date.fromisoformat(close_settings.as_of), "Q2C_AS_OF"
     if snapshot is not None:
         value = str(snapshot.get_source().manifest().get("as_of", ""))
         if value:
@@ -67,38 +69,36 @@ def resolve_as_of_with_source(config_value: str,
     return datetime.now(UTC).date(), "today (UTC)"
 
 
-def resolve_as_of(config_value: str, snapshot: SourceSnapshotResource | None) -> date:
-    return resolve_as_of_with_source(config_value, snapshot)[0]
-
-
-def policy_file(snapshot: SourceSnapshotResource | None) -> str:
-    """``Q2C_POLICY_PATH``, else ``policy.yaml`` in the snapshot, else '' (the defaults)."""
-    path = os.getenv("Q2C_POLICY_PATH", "")
+def policy_file(close_settings: CloseSettingsResource,
+                snapshot: SourceSnapshotResource | None) -> str:
+    """The close settings' policy file (Q2C_POLICY_PATH), else ``policy.yaml`` in the
+    snapshot, else '' (the built-in defaults)."""
+    path = close_settings.policy_path
     if not path and snapshot is not None:
         candidate = Path(snapshot.root) / "policy.yaml"
         path = str(candidate) if candidate.exists() else ""
     return path
 
 
-def resolve_policy(snapshot: SourceSnapshotResource | None) -> Policy:
-    path = policy_file(snapshot)
-    return load_policy(path) if path else Policy()
-
-
 def close_inputs(context: dg.AssetExecutionContext, config_as_of: str,
-                 snapshot: SourceSnapshotResource, database_path: str) -> dict:
-    """What this close ran on, resolved once: as-of and its source, the policy file and the
-    sha256 of its content, the warehouse, the sources (snapshot folder or live) and roles."""
-    as_of, source = resolve_as_of_with_source(config_as_of, snapshot)
-    path = policy_file(snapshot)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+                 close_settings: CloseSettingsResource, snapshot: SourceSnapshotResource,
+                 database_path: str) -> tuple[dict, Policy]:
+    """What this close runs on, resolved once: as-of and its source, the policy file and the
+    sha256 of the very bytes the policy is parsed from, the warehouse, the sources (snapshot
+    folder or live) and the roles file; and the policy."""
+    as_of, source = resolve_as_of_with_source(config_as_of, close_settings, snapshot)
+    path = policy_file(close_settings, snapshot)
+    content = Path(path).read_bytes() if path else b""
+    policy = load_policy_text(content.decode("utf-8"), path) if path else Policy()
     live = sorted(live_systems())
-    return {"run_id": context.run_id, "as_of": as_of.isoformat(), "as_of_source": source,
-            "policy_path": path or "(built-in defaults)", "policy_sha256": digest,
-            "warehouse_path": database_path,
-            "sources": ("live: " + ", ".join(live) + "; " if live else "")
-            + f"snapshot: {snapshot.root}",
-            "roles_path": str(roles_path(snapshot.root))}
+    inputs = {"run_id": context.run_id, "as_of": as_of.isoformat(), "as_of_source": source,
+              "policy_path": path or "(built-in defaults)",
+              "policy_sha256": hashlib.sha256(content).hexdigest() if path else "",
+              "warehouse_path": database_path,
+              "sources": ("live: " + ", ".join(live) + "; " if live else "")
+              + f"snapshot: {snapshot.root}",
+              "roles_path": str(close_settings.roles_file(snapshot.root))}
+    return inputs, policy
 
 
 def record_close_run(conn, inputs: dict) -> None:
@@ -133,11 +133,12 @@ def revenue_and_ledger(
     config: CloseConfig,
     warehouse: WarehouseResource,
     erp: SourceSnapshotResource,
+    close_settings: CloseSettingsResource,
 ):
     """Allocate, schedule and journal every accepted obligation as of the close date."""
-    inputs = close_inputs(context, config.as_of, erp, warehouse.database_path)
+    inputs, policy = close_inputs(context, config.as_of, close_settings, erp,
+                                  warehouse.database_path)
     as_of = date.fromisoformat(inputs["as_of"])
-    policy = resolve_policy(erp)
     with warehouse.get_connection() as conn:
         record_close_run(conn, inputs)
         result = build_finance(conn, policy, as_of)

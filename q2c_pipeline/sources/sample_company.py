@@ -1245,10 +1245,23 @@ class _CompanyBuilder:
             "generator_version": GENERATOR_VERSION, "stripe_api_version": STRIPE_API_VERSION,
             "salesforce_api_version": SALESFORCE_API_VERSION,
             "counts": dict(sorted(counts.items())),
+            # first and last UTC day of dated activity: the UI's partitions span these
+            "activity": self._activity(),
         }
         _write_json(out_dir / "manifest.json", manifest)
         (out_dir / "roles.yaml").write_text(SAMPLE_ROLES, encoding="utf-8")
         return dict(sorted(counts.items()))
+
+    def _activity(self) -> dict[str, list[str]]:
+        invoice_days = sorted(datetime.fromtimestamp(i["created"], UTC).date().isoformat()
+                              for i in self.stripe["invoices"])
+        usage_days = sorted(row["timestamp"].date().isoformat() for row in self.usage_rows)
+        activity = {}
+        if invoice_days:
+            activity["invoices"] = [invoice_days[0], invoice_days[-1]]
+        if usage_days:
+            activity["usage"] = [usage_days[0], usage_days[-1]]
+        return activity
 
     def _write_usage(self, folder: Path) -> dict[str, int]:
         folder.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,30 @@ class SnapshotSource:
         _require_columns(path, [c.strip() for c in frame.columns],
                          ERP_REQUIRED_COLUMNS.get(name, ()))
         return frame
+
+    def activity(self) -> dict[str, tuple[str, str]]:
+        """The first and last UTC day of the company's dated activity, per kind: ``invoices``
+        (Stripe ``created``) and ``usage`` (event days). The manifest's ``activity`` when it
+        says, else read from the files; a kind with no records (or an unreadable file) is
+        left out: this bounds the UI's partitions and must never stop the code loading."""
+        try:
+            stated = self.manifest().get("activity") or {}
+        except (OSError, ValueError):
+            stated = {}
+        out = {kind: (str(days[0]), str(days[1])) for kind, days in stated.items()
+               if isinstance(days, list | tuple) and len(days) == 2}
+        if "usage" not in out and (days := self.usage_days()):
+            out["usage"] = (days[0], days[-1])
+        if "invoices" not in out:
+            try:
+                created = sorted(o["created"] for o in self._json_list(
+                    self.root / "stripe" / "invoices.json") if isinstance(o.get("created"), int))
+            except (OSError, ValueError, TypeError, AttributeError):
+                created = []
+            if created:
+                out["invoices"] = tuple(datetime.fromtimestamp(t, UTC).date().isoformat()
+                                        for t in (created[0], created[-1]))
+        return out
 
     def manifest(self) -> dict[str, Any]:
         """The snapshot manifest (seed, scale, as_of, extracted_at, counts); {} when absent."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -240,3 +243,72 @@ def test_a_revenue_treatment_override_needs_controllership_and_moves_only_the_ti
     assert treatment == [("catch_up",)] and role == "controllership"
     assert sum(after.values()) == sum(before.values())  # the same contract total
     assert after != before  # recognized on another timing
+
+
+def test_a_fix_after_the_lock_posts_in_the_first_open_period_and_the_controls_tie(
+        books, capsys, tmp_path):
+    """US01 is locked through June (the close's as-of month) with Umbrella's unknown product
+    waived; controllership then corrects it. The next run books Umbrella's March-June
+    entries in July, the first open period, dated 1 July and keeping their original dates; the
+    locked months are untouched; and the contract-position control compares July's ledger with
+    the June positions (nothing is dated after the close date) and ties. (dbt builds the
+    control and its upstream models: ~15 s.)"""
+    from datetime import datetime
+
+    from q2c_pipeline.accounting.ledger import lock_period
+    from q2c_pipeline_tests.dbt.test_dbt_models import DBT_DIR
+
+    w = ("--duckdb", str(books))
+    with duckdb.connect(str(books)) as conn:  # the locks themselves are tested above
+        for month in range(1, 7):
+            lock_period(conn, "US01", f"2026-{month:02d}", closed_at=datetime(2026, 7, 3),
+                        closed_by_run="test")
+        before = conn.execute("select count(*), sum(debit) from ledger.journal_lines "
+                              "where legal_entity = 'US01'").fetchone()
+    reason = "Legacy premium support is sold as a platform seat"
+    line = exception_ids(books, "rule = 'unknown_product_code'")
+    stripe_lines = exception_ids(books, "customer_name = 'Umbrella Supplies' and source_table "
+                                 "= 'invoice_lines' and payload like '%Legacy premium support%'")
+    for ids, field in ((line, "SBQQ__ProductCode__c"), (stripe_lines, "product_code")):
+        assert q2c(capsys, "exceptions", "override", *ids, "--set", f"{field}=PLAT-SEAT",
+                   "--as", DANA, "--reason", reason, *w)[0] == 0
+
+    with duckdb.connect(str(books)) as conn:
+        build_canonical(conn)
+        delta = build_finance(conn, Policy(), date(2026, 6, 30)).delta
+        posted = conn.execute(
+            "select period, min(entry_date), min(original_date), max(original_date), "
+            "sum(case when account = 'AccountsReceivable' then debit else 0 end), "
+            "sum(case when account = 'Revenue' then credit - debit else 0 end) "
+            "from ledger.journal_lines where posting_seq = ? group by period",
+            [delta.posting_seq]).fetchall()
+        locked_after = conn.execute(
+            "select count(*), sum(debit) from ledger.journal_lines where legal_entity = 'US01' "
+            "and period <= '2026-06'").fetchone()
+    assert delta.journals_posted > 0 and not delta.held_back
+    [(period, entry, first, last, receivable, revenue)] = posted
+    assert (period, str(entry), str(first), str(last)) == (
+        "2026-07", "2026-07-01", "2026-03-01", "2026-06-30")
+    assert locked_after == before  # nothing new in a locked month
+    # four monthly invoices of 525.00 plus Texas sales tax 6.25% (32.81), as billed
+    assert receivable == 4 * (52_500 + 3_281)
+    # revenue 1 March - 30 June (122 of 365 days) of the allocation 525,000 + 105,000
+    # (test_an_override_corrects_umbrellas_product_code_at_the_next_run), by month
+    days = [31, 30, 31, 30]
+    assert revenue == sum(round(525_000 * d / 365) + round(105_000 * d / 365) for d in days)
+
+    dbt = subprocess.run(  # its own process: dbt-duckdb keeps its connection open
+        [str(Path(sys.executable).parent / "dbt"), "build", "--select",
+         "+fct_contract_position_reconciliation", "--vars",
+         json.dumps({"duckdb_path": str(books)}), "--project-dir", str(DBT_DIR),
+         "--profiles-dir", str(DBT_DIR), "--target-path", str(tmp_path / "target"),
+         "--log-path", str(tmp_path / "logs")], capture_output=True, text=True, timeout=300)
+    assert dbt.returncode == 0, dbt.stdout[-2000:]
+    with duckdb.connect(str(books), read_only=True) as conn:
+        rows = conn.execute(
+            "select period, positions_period, comparison_status from "
+            "marts.fct_contract_position_reconciliation where legal_entity = 'US01' and "
+            "period >= '2026-06' order by period").fetchall()
+    # June's ledger lacks what was booked late in July; July holds June's position and ties
+    assert rows == [("2026-06", "2026-06", "posted_in_later_period"),
+                    ("2026-07", "2026-06", "tied")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import dagster as dg
 import duckdb
@@ -210,8 +211,14 @@ def test_a_second_run_over_the_same_input_gives_byte_identical_tables(
 
     first, _, _ = closed_warehouse
     second = tmp_path / "again.duckdb"
+    environment = dict(os.environ)
     ok, failures, _ = run_close(str(second), str(sample_company))
     assert ok and failures == []
+    # the warehouse file reached every step as a resource (dbt by --vars), not through the
+    # environment: the environment is as it was, and the ERP files sit beside this warehouse
+    assert dict(os.environ) == environment
+    assert os.environ.get("Q2C_DUCKDB_PATH") != str(second)
+    assert sorted(p.name for p in (tmp_path / "output" / "erp").iterdir())
     assert _fingerprint(first) == _fingerprint(second)
 
 

@@ -28,7 +28,11 @@ from q2c_pipeline.defs.accounting import (
     monthly_close_period_schedule,
 )
 from q2c_pipeline.defs.checks import find_lines_in_closed_periods, find_unbalanced_journals
-from q2c_pipeline.defs.resources import SourceSnapshotResource, WarehouseResource
+from q2c_pipeline.defs.resources import (
+    CloseSettingsResource,
+    SourceSnapshotResource,
+    WarehouseResource,
+)
 from q2c_pipeline.sources.snapshot import SnapshotSource
 from q2c_pipeline.stages import (
     build_canonical,
@@ -241,7 +245,8 @@ def _close(path, snapshot, entity="US01", period="2026-01"):
         run_config={"ops": {"close_period": {"config": {"legal_entity": entity,
                                                        "period": period}}}},
         resources={"warehouse": WarehouseResource(database_path=str(path)),
-                   "erp": SourceSnapshotResource(root=str(snapshot))},
+                   "erp": SourceSnapshotResource(root=str(snapshot)),
+                   "close_settings": CloseSettingsResource()},
         raise_on_error=False,
     )
 

@@ -18,6 +18,7 @@ from q2c_pipeline.defs.extraction import billing_raw, erp_raw, salesforce_raw, u
 from q2c_pipeline.defs.live_checks import CHECK_NAME, completeness_checks
 from q2c_pipeline.defs.resources import (
     BillingResource,
+    CloseSettingsResource,
     SalesforceResource,
     SourceSnapshotResource,
     WarehouseResource,
@@ -103,6 +104,7 @@ class Fakes:
             "salesforce": overrides.get("salesforce") or self.salesforce(),
             "billing": overrides.get("billing") or self.billing(),
             "erp": SourceSnapshotResource(root=str(self.root)),
+            "close_settings": CloseSettingsResource(),
         }
 
     def stop(self) -> None:
@@ -116,6 +118,7 @@ def snapshot_resources(root: Path, warehouse: Path) -> dict:
         "salesforce": SalesforceResource(snapshot_root=str(root)),
         "billing": BillingResource(snapshot_root=str(root)),
         "erp": SourceSnapshotResource(root=str(root)),
+        "close_settings": CloseSettingsResource(),
     }
 
 
@@ -181,6 +184,7 @@ def test_second_live_run_reads_only_the_window_after_each_mark_and_lands_nothing
         e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata[
             "versions_appended"].value
         for e in again.get_asset_materialization_events()
+        if e.event_specific_data.materialization.partition is None  # not a day it marks
     }
     assert set(appended.values()) == {0}
     assert contracts.source_count == 20 and contracts.rows_received == 20

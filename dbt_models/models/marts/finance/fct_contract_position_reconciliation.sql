@@ -19,6 +19,10 @@
 --   currency with original_date on or before the month end and period after it, e.g. a backdated
 --   event or a reversal of a closed month's entry): the revenue layer states that month as dated,
 --   the ledger as posted, and the timing difference is compared in the month that holds it.
+-- A ledger month after the positions' last month (the close's as-of month) is compared with the
+-- positions of that last month (positions_period): nothing is dated after the close date, so
+-- what the ledger holds there is the as-of month's position plus what it posted late, e.g. a
+-- correction of a locked month booked in the first open one (DECISIONLOG: lock-then-fix).
 -- Otherwise 'tied' when all four differences are zero, else 'break'
 -- (tests/assert_contract_positions_tie_to_ledger.sql fails on every 'break').
 with positions as (
@@ -45,6 +49,10 @@ entity_periods as (
 
 legal_entities as (
     select * from {{ ref('stg_canonical__legal_entities') }}
+),
+
+positions_horizon as (
+    select max(period) as last_period from positions
 ),
 
 position_totals as (
@@ -119,11 +127,21 @@ posted_later as (
     group by spine.legal_entity, spine.currency_code, spine.period
 ),
 
+spine_positions as (
+    select
+        spine.*,
+        case when spine.period > positions_horizon.last_period
+            then positions_horizon.last_period else spine.period end as positions_period
+    from spine
+    cross join positions_horizon
+),
+
 compared as (
     select
         spine.legal_entity,
         spine.currency_code,
         spine.period,
+        spine.positions_period,
         spine.is_ledger_period,
         cast(coalesce(position_totals.contract_count, 0) as bigint) as contract_count,
         cast(coalesce(posted_later.posted_later_line_count, 0) as bigint)
@@ -137,11 +155,11 @@ compared as (
             then cast(coalesce(ledger.{{ column }}_closing_minor, 0) as bigint) end
             as ledger_{{ column }}_minor{{ "," if not loop.last }}
         {%- endfor %}
-    from spine
+    from spine_positions as spine
     left join position_totals
         on spine.legal_entity = position_totals.legal_entity
         and spine.currency_code = position_totals.currency_code
-        and spine.period = position_totals.period
+        and spine.positions_period = position_totals.period
     left join ledger
         on spine.legal_entity = ledger.legal_entity
         and spine.currency_code = ledger.currency_code
@@ -171,6 +189,7 @@ select
     differenced.currency_code,
     legal_entities.functional_currency_code,
     differenced.period,
+    differenced.positions_period,
     differenced.contract_count,
     differenced.positions_deferred_revenue_minor,
     differenced.ledger_deferred_revenue_minor,
