@@ -32,7 +32,7 @@ import pandera.pandas as pa
 
 from q2c_pipeline.core.money import ISO_4217
 from q2c_pipeline.schemas import CANONICAL_TABLES, COLUMN_DEFAULTS, INHERITED_DEFAULTS
-from q2c_pipeline.sources.wire import FIELD_PROBLEMS
+from q2c_pipeline.sources.wire import FIELD_PROBLEMS, UNMAPPABLE
 
 PAYLOAD_COLUMN = "_payload"
 
@@ -338,14 +338,15 @@ def _known(values: pd.Series, allowed: pd.Series) -> pd.Series:
 
 
 def _field_problem_failures(table: str, frame: pd.DataFrame, failures: _Failures,
-                            key_columns: list[str]) -> None:
+                            key_columns: list[str], only: str | None = None) -> None:
     """What the mapper could not read (``sources.wire.FieldProblems``): never replaced or
-    guessed. Checked after the references, so a record held with its parent says so first."""
+    guessed. Checked after the references, so a record held with its parent says so first
+    (``only``: just that rule, e.g. a record not mapped at all, checked before them)."""
     if FIELD_PROBLEMS not in frame:
         return
     problems = frame[FIELD_PROBLEMS]
     pairs = sorted({(rule, name) for found in problems if isinstance(found, list | tuple)
-                    for rule, name, _ in found})
+                    for rule, name, _ in found if only is None or rule == only})
     for rule, name in pairs:
         def words(row: pd.Series, rule: str = rule, name: str = name) -> str:
             said = next(w for r, f, w in row[FIELD_PROBLEMS] if (r, f) == (rule, name))
@@ -885,6 +886,8 @@ def validate_canonical(candidates: Mapping[str, pd.DataFrame],
                 f"{_label(_t, r, _k)}: key {_k} appears more than once with different content"
             ),
         )
+        # a record the mapper could not read at all says so before anything read from it
+        _field_problem_failures(table, frame, failures, key_columns, only=UNMAPPABLE)
         _reference_failures(table, frame, accepted, quarantined_ids, failures, key_columns)
         _field_problem_failures(table, frame, failures, key_columns)
         unlanded_child = (held_parents or {}).get(table, {})

@@ -7,11 +7,14 @@ what ``raw.*`` holds, so the snapshot path and the live path map identically.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
+from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.sources import billing, erp, salesforce, usage
+from q2c_pipeline.sources.wire import FIELD_PROBLEMS, PAYLOAD_COLUMN, UNMAPPABLE, to_payload
 
 ERP_KEY_COLUMN = "_key"  # composite landing key added for multi-column ERP ids
 
@@ -22,6 +25,42 @@ def erp_frame(records: list[dict]) -> pd.DataFrame:
     if ERP_KEY_COLUMN in frame:
         frame = frame.drop(columns=[ERP_KEY_COLUMN])
     return frame.astype(object).where(frame.notna(), "").astype(str) if len(frame) else frame
+
+
+def guarded(table: str, system: str, mapper: Callable[..., pd.DataFrame],
+            records: list[dict], *args: Any, **kwargs: Any) -> pd.DataFrame:
+    """``mapper(records, ...)``; when it raises (a shape no rule of the mapper foresaw), each
+    record alone: one that still raises becomes a row holding its id, its payload and the
+    problem ``unmappable_record`` (naming the error), so validation quarantines it and the
+    rest of the run goes on. Never the run's failure, never a lost record."""
+    try:
+        return mapper(records, *args, **kwargs)
+    except Exception:  # noqa: BLE001 - any mapper error is one record's problem
+        pass
+    frames, held = [], []
+    key = CANONICAL_TABLES[table][1][0]
+    for record in records:
+        try:
+            frames.append(mapper([record], *args, **kwargs))
+        except Exception as error:  # noqa: BLE001
+            source_id = record.get("id", record.get("Id")) if isinstance(record, Mapping) \
+                else None
+            source_id = str(source_id) if isinstance(source_id, str | int) else None
+            held.append({
+                "source_system": system, "source_id": source_id,
+                key: f"{'sf' if system == 'salesforce' else 'stripe'}:{source_id}"
+                if source_id else None,
+                "correlation_id": None,
+                FIELD_PROBLEMS: [(UNMAPPABLE, "(record)",
+                                  f"{system} record {source_id!r} could not be read as a "
+                                  f"{table} row ({type(error).__name__}: {error}): a shape "
+                                  "q2c does not read")],
+                PAYLOAD_COLUMN: to_payload(record),
+            })
+    if held:
+        frames.append(pd.DataFrame(held))
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else mapper([], *args, **kwargs)
 
 
 PENDING_INVOICES = "pending_invoices"
@@ -53,12 +92,15 @@ def build_candidates(
     subscriptions = sf("subscriptions")
     # a single-currency org has no CurrencyIsoCode: its records are in the org's currency
     org_default = salesforce.org_currency(sf("user_info"))
-    out["customers"] = salesforce.map_customers(sf("accounts"), ref("customers"), org_default)
+    out["customers"] = guarded("customers", "salesforce", salesforce.map_customers,
+                               sf("accounts"), ref("customers"), org_default)
     # dates of Salesforce instants (activation, amendment signing) in the entity's time zone
     zones = salesforce.contract_zones(sf("contracts"), out["customers"], out["legal_entities"])
-    out["contracts"] = salesforce.map_contracts(sf("contracts"), subscriptions, out["customers"],
-                                                org_default, zones)
-    out["contract_lines"] = salesforce.map_contract_lines(
+    out["contracts"] = guarded("contracts", "salesforce", salesforce.map_contracts,
+                               sf("contracts"), subscriptions, out["customers"], org_default,
+                               zones)
+    out["contract_lines"] = guarded(
+        "contract_lines", "salesforce", salesforce.map_contract_lines,
         subscriptions,
         sf("contracts"),
         out["products"],
@@ -70,14 +112,16 @@ def build_candidates(
     )
     invoices, drafts = billing.split_drafts(stripe("invoices"))
     payments = stripe("invoice_payments")
-    out["invoices"] = billing.map_invoices(invoices, out["customers"])
-    out["invoice_lines"] = billing.map_invoice_lines(invoices, stripe("products"))
-    out["credit_notes"] = billing.map_credit_notes(
-        stripe("credit_notes"), invoices, out["customers"]
-    )
-    out["payments"] = billing.map_payments(payments, invoices, out["customers"])
-    out["refunds"] = billing.map_refunds(stripe("refunds"), payments, invoices,
-                                         stripe("credit_notes"))
+    out["invoices"] = guarded("invoices", "stripe", billing.map_invoices, invoices,
+                              out["customers"])
+    out["invoice_lines"] = guarded("invoice_lines", "stripe", billing.map_invoice_lines,
+                                   invoices, stripe("products"))
+    out["credit_notes"] = guarded("credit_notes", "stripe", billing.map_credit_notes,
+                                  stripe("credit_notes"), invoices, out["customers"])
+    out["payments"] = guarded("payments", "stripe", billing.map_payments, payments, invoices,
+                              out["customers"])
+    out["refunds"] = guarded("refunds", "stripe", billing.map_refunds, stripe("refunds"),
+                             payments, invoices, stripe("credit_notes"))
     out["invoice_events"] = billing.map_invoice_events(invoices)
     # not a canonical table: drafts wait outside validation until Stripe finalizes them
     out[PENDING_INVOICES] = billing.map_pending_invoices(drafts, out["customers"])

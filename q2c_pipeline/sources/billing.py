@@ -108,7 +108,7 @@ def map_invoices(invoices: Iterable[Record], customers: pd.DataFrame | None = No
     rows = []
     for invoice in invoices:
         invoice_id = qualify(ID_PREFIX, invoice.get("id"))
-        customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
+        customer = by_billing_id.get(qualify(ID_PREFIX, _id_of(invoice.get("customer"))) or "", {})
         contract_id = _invoice_contract_id(invoice)
         transitions = invoice.get("status_transitions") or {}
         read = FieldProblems(invoice)
@@ -429,6 +429,15 @@ def _invoice_line(
     read.extend(stamps)
     if start is not None and end is not None and start == end:
         start = end = None
+    if (contract_id and parent.get("type") == "subscription_item_details"
+            and not normalize_salesforce_id(metadata.get("sf_subscription_id"))):
+        # a line of the contract's subscription that names no contract line would be read as
+        # a sale of its own, recognized beside the contract line that already recognizes it
+        read.add("missing_value", "metadata.sf_subscription_id",
+                 f"field 'metadata.sf_subscription_id' is empty on a line billing subscription "
+                 f"item {_id_of(details.get('subscription_item'))!r} of contract {contract_id}: "
+                 "the line names no Salesforce contract line, so its revenue cannot follow one "
+                 "(set it on the subscription item in Stripe)")
     if start is not None and end is not None and end < start:
         read.add("service_period_inverted", "period.end",
                  f"field 'period.end' {end:%Y-%m-%dT%H:%M:%SZ} is before 'period.start' "
@@ -451,7 +460,7 @@ def _invoice_line(
         "contract_line_id": qualify(
             "sf", normalize_salesforce_id(metadata.get("sf_subscription_id"))
         ),
-        "product_code": code_by_product.get(price_details.get("product")),
+        "product_code": code_by_product.get(_id_of(price_details.get("product"))),
         # quantity_decimal is the full quantity; quantity is it truncated to an integer
         "quantity": float_from_wire(line.get("quantity_decimal")
                                     if line.get("quantity_decimal") is not None
@@ -485,9 +494,9 @@ def map_credit_notes(
     rows = []
     for note in credit_notes:
         note_id = text_or_none(note.get("id"))
-        invoice_id = qualify(ID_PREFIX, note.get("invoice"))
+        invoice_id = qualify(ID_PREFIX, _id_of(note.get("invoice")))
         contract_id = contract_by_invoice.get(invoice_id or "")
-        customer = by_billing_id.get(qualify(ID_PREFIX, note.get("customer")) or "", {})
+        customer = by_billing_id.get(qualify(ID_PREFIX, _id_of(note.get("customer"))) or "", {})
         lines = (note.get("lines") or {}).get("data") or []
         head = FieldProblems(note)
         issued_at = head.instant("effective_at" if note.get("effective_at") is not None
@@ -543,7 +552,7 @@ def map_credit_notes(
                 "correlation_id": contract_id or credit_id,
                 "amount": None if gross is None or discount is None else gross - discount,
                 "discount_amount": discount,
-                "invoice_line_id": qualify(ID_PREFIX, line.get("invoice_line_item")),
+                "invoice_line_id": qualify(ID_PREFIX, _id_of(line.get("invoice_line_item"))),
                 "tax_amount": None if None in taxes else sum(taxes),
                 FIELD_PROBLEMS: read.result(),
             })
@@ -569,8 +578,9 @@ def map_payments(
         if status in NOT_YET_PAYMENTS:
             continue  # an attempt that moved no cash (set_aside counts it)
         payment_id = qualify(ID_PREFIX, payment.get("id"))
-        invoice = invoice_by_id.get(payment.get("invoice"), {})
-        customer = by_billing_id.get(qualify(ID_PREFIX, invoice.get("customer")) or "", {})
+        invoice = invoice_by_id.get(_id_of(payment.get("invoice")), {})
+        customer = by_billing_id.get(qualify(ID_PREFIX, _id_of(invoice.get("customer"))) or "",
+                                     {})
         contract_id = _invoice_contract_id(invoice) if invoice else None
         read = FieldProblems(payment)
         stamps = FieldProblems(payment.get("status_transitions") or {}, "status_transitions.")
@@ -585,7 +595,7 @@ def map_payments(
             "paid_at": paid_at,
             "amount": amount,
             "currency": upper_or_none(payment.get("currency")),
-            "invoice_id": qualify(ID_PREFIX, payment.get("invoice")),
+            "invoice_id": qualify(ID_PREFIX, _id_of(payment.get("invoice"))),
             "customer_id": customer.get("customer_id"),
             "product_code": None,
             STATUS_COLUMN: None if status == "paid" else
@@ -648,7 +658,7 @@ def map_refunds(
         invoice_id = qualify(
             ID_PREFIX,
             # Stripe's own link (the paid invoice payment) before q2c's metadata fallback
-            payment.get("invoice") or (refund.get("metadata") or {}).get("invoice_id"),
+            _id_of(payment.get("invoice")) or (refund.get("metadata") or {}).get("invoice_id"),
         )
         read = FieldProblems(refund)
         refunded_at = read.instant("created")
@@ -807,7 +817,7 @@ def _contract_by_invoice(invoices: Iterable[Record]) -> dict[str, str | None]:
 def _first_by_id(objects: Iterable[Record]) -> dict[Any, Record]:
     found: dict[Any, Record] = {}
     for obj in objects:
-        found.setdefault(obj.get("id"), obj)
+        found.setdefault(_id_of(obj.get("id")), obj)
     return found
 
 

@@ -249,6 +249,8 @@ def build_frame(rows: list[dict[str, Any]], spec: dict[str, str]) -> pd.DataFram
 # (rule, source field, words) tuples; validation quarantines the record with the first of them
 # (``schemas.validation``), so a value is never silently replaced, truncated or guessed.
 FIELD_PROBLEMS = "_field_problems"
+# a record no mapper rule could read at all (sources.assemble.guarded)
+UNMAPPABLE = "unmappable_record"
 
 # The largest amount q2c posts, in minor units (10^14: USD 1 trillion, IDR 1 trillion, about
 # USD 60 million, so no real invoice in a weak currency comes near it): any sum of 90,000 such

@@ -14,6 +14,7 @@ from q2c_pipeline.sources.billing import (
     map_credit_notes,
     map_invoice_lines,
     map_invoices,
+    map_payments,
     map_refunds,
 )
 from q2c_pipeline_tests.fixtures.canonical_rows import canonical_company
@@ -218,3 +219,95 @@ def test_a_decimal_quantity_is_read_whole_not_truncated():
     invoice = copy.deepcopy(FIXTURES["invoice"])
     invoice["lines"]["data"][0].update(quantity=3, quantity_decimal="3.75")
     assert map_invoice_lines([invoice])["quantity"].iloc[0] == 3.75
+
+
+def _expanded(obj_id: str, kind: str) -> dict:
+    """What ``expand[]`` renders in place of an id: the object itself (its id inside)."""
+    return {"id": obj_id, "object": kind}
+
+
+def test_every_expandable_reference_reads_the_same_expanded_as_unexpanded():
+    """Stripe's expand[] puts the object where the id was: the invoice's customer, a line's
+    product, a credit note's invoice and customer, an invoice payment's invoice. Each maps to
+    exactly the row its unexpanded twin gives (an object there once crashed the close)."""
+    customers = canonical_company()["customers"]
+    billing_id = customers["billing_customer_id"].dropna().iloc[0].removeprefix("stripe:")
+    invoice = dict(copy.deepcopy(FIXTURES["invoice"]), customer=billing_id)
+    line = invoice["lines"]["data"][0]
+    line["pricing"] = {"type": "price_details", "unit_amount_decimal": None,
+                       "price_details": {"price": "price_1", "product": "prod_1"}}
+    expanded = copy.deepcopy(invoice)
+    expanded["customer"] = _expanded(billing_id, "customer")
+    expanded["lines"]["data"][0]["pricing"]["price_details"]["product"] = _expanded(
+        "prod_1", "product")
+    products = [{"id": "prod_1", "object": "product", "metadata": {"product_code": "PLAT-SEAT"}}]
+    plain_rows = map_invoices([invoice], customers)
+    assert plain_rows.iloc[0]["customer_id"] is not None
+    pd.testing.assert_frame_equal(map_invoices([expanded], customers).drop(columns=["_payload"]),
+                                  plain_rows.drop(columns=["_payload"]))
+    plain_lines = map_invoice_lines([invoice], products)
+    pd.testing.assert_frame_equal(
+        map_invoice_lines([expanded], products).drop(columns=["_payload"]),
+        plain_lines.drop(columns=["_payload"]))
+
+    note = dict(copy.deepcopy(FIXTURES["credit_note"]), customer=billing_id)
+    expanded_note = dict(copy.deepcopy(note), invoice=_expanded(note["invoice"], "invoice"),
+                         customer=_expanded(billing_id, "customer"))
+    plain = map_credit_notes([note], [invoice], customers).drop(columns=["_payload"])
+    assert plain["invoice_id"].tolist() == ["stripe:in_1Pgc75B7WZ01zgkWYv4iMwt7"] * 2
+    pd.testing.assert_frame_equal(
+        map_credit_notes([expanded_note], [invoice], customers).drop(columns=["_payload"]),
+        plain)
+
+    payment = dict(copy.deepcopy(FIXTURES["invoice_payment"]), status="paid",
+                   invoice=invoice["id"])
+    expanded_payment = dict(copy.deepcopy(payment),
+                            invoice=_expanded(invoice["id"], "invoice"))
+    plain = map_payments([payment], [invoice], customers).drop(columns=["_payload"])
+    assert plain.iloc[0]["invoice_id"] == f"stripe:{invoice['id']}"
+    assert plain.iloc[0]["customer_id"] is not None
+    pd.testing.assert_frame_equal(
+        map_payments([expanded_payment], [invoice], customers).drop(columns=["_payload"]),
+        plain)
+
+
+def test_a_record_no_mapper_rule_foresaw_is_quarantined_and_the_others_map():
+    """An invoice whose ``lines`` is text (no rule expects that): the mappers' guard maps
+    every other invoice and quarantines this one with its payload and the error named."""
+    from q2c_pipeline.sources.assemble import UNMAPPABLE, guarded
+
+    good = copy.deepcopy(FIXTURES["invoice"])
+    bad = dict(copy.deepcopy(FIXTURES["invoice"]), id="in_broken", lines="see attachment")
+    lines = guarded("invoice_lines", "stripe", map_invoice_lines, [good, bad], [])
+    assert len(lines) == 2
+    held = lines[lines["invoice_line_id"] == "stripe:in_broken"].iloc[0]
+    [(rule, field, words)] = held["_field_problems"]
+    assert (rule, field) == (UNMAPPABLE, "(record)")
+    assert "stripe record 'in_broken'" in words and "AttributeError" in words
+    assert json.loads(held["_payload"])["lines"] == "see attachment"
+    result = validate_canonical({"invoice_lines": lines})
+    quarantined = result.quarantine
+    assert quarantined.loc[quarantined["record_id"] == "stripe:in_broken", "rule"].tolist() \
+        == [UNMAPPABLE]
+    assert len(result.accepted["invoice_lines"]) + len(quarantined) == 2
+
+
+def test_a_subscription_line_of_a_contract_invoice_must_name_its_contract_line():
+    """Stripe's example line billing a subscription item, on an invoice naming a Salesforce
+    contract: without metadata.sf_subscription_id it would be recognized as a sale of its own
+    beside the contract line (revenue twice), so it is held; with it, it only bills."""
+    invoice = copy.deepcopy(FIXTURES["invoice"])
+    invoice["metadata"] = {"sf_contract_id": "800Hp000007qBvkIAE"}
+    line = invoice["lines"]["data"][0]
+    line["parent"]["type"] = "subscription_item_details"
+    line["taxes"] = []
+    [problem] = map_invoice_lines([invoice]).iloc[0]["_field_problems"]
+    assert problem[:2] == ("missing_value", "metadata.sf_subscription_id")
+    assert "'subscription_item'" in problem[2] and "sf:800Hp000007qBvkIAE" in problem[2]
+    line["metadata"] = {"sf_subscription_id": "a0XHp00000FMaCUMA1"}
+    linked = map_invoice_lines([invoice]).iloc[0]
+    assert linked.get("_field_problems") is None
+    assert linked["contract_line_id"] == "sf:a0XHp00000FMaCUMA1"
+    # a one-off invoice item on the same invoice is a sale of its own
+    line["parent"]["type"], line["metadata"] = "invoice_item_details", {}
+    assert map_invoice_lines([invoice]).iloc[0].get("_field_problems") is None
