@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import time
@@ -399,9 +400,44 @@ def _show_exception(conn, exception: dict) -> int:
     for d in decisions.itertuples(index=False):
         _out(f"  {d.decision_seq} {d.decided_at:%Y-%m-%d %H:%M} UTC {d.action} by {d.actor} "
              f"({d.role}): {d.reason} {d.detail if d.action == 'override' else ''}".rstrip())
-    _out("payload (as the source sent it):")
+    corrected = _applied_overrides(conn, exception)
+    if corrected:
+        _out("payload (as q2c read it, with the corrections of decision(s) "
+             f"{', '.join(str(seq) for seq, _ in corrected)}; the source sent "
+             + "; ".join(was for _, was in corrected) + "):")
+    else:
+        _out("payload (as the source sent it):")
     _out(exception.get("payload") or "")
     return 0
+
+
+def _applied_overrides(conn, exception: dict) -> list[tuple[int, str]]:
+    """(decision, what the source sent for the fields it set) of each override the last run
+    applied to this exception's record (canonical.overrides_applied)."""
+    from q2c_pipeline.close.decisions import read_decisions
+    from q2c_pipeline.warehouse import table_exists
+
+    if not table_exists(conn, "canonical.overrides_applied"):
+        return []
+    source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
+    seqs = [int(seq) for (seq,) in conn.execute(
+        "select decision_seq from canonical.overrides_applied where status = 'applied' and "
+        "(record_id = ? or record_id = ?) order by decision_seq",
+        [source_id, exception.get("record_id")]).fetchall()]
+    decisions = read_decisions(conn).set_index("decision_seq")
+    out = []
+    for seq in seqs:
+        detail = json.loads(decisions.loc[seq, "detail"] or "{}")
+        sent = {}
+        if detail.get("raw_table") and table_exists(conn, f"raw.{detail['raw_table']}"):
+            rows = conn.execute(  # the landed version the override was pinned to
+                f"select payload from raw.{detail['raw_table']} where record_id = ? and "
+                "content_hash = ? limit 1",
+                [str(detail.get("source_id")), detail.get("content_hash")]).fetchall()
+            sent = json.loads(rows[0][0]) if rows else {}
+        out.append((seq, ", ".join(f"{k}={json.dumps(sent.get(k))}" for k in detail["set"])
+                    if sent else "the values before the correction"))
+    return out
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -39,10 +39,15 @@ HELD = "held_by_upstream"
 # override, which needs controllership (the amendment queue's --set modification_treatment=...)
 # (canonical columns, and the Salesforce CPQ fields they are read from); a product code brings
 # its catalog SSP and revenue pattern (ASC 606-10-32-31/33)
+# Fields that decide revenue recognition (what is sold, hence its SSP and pattern; when; how a
+# change is accounted for): overriding one is controllership's. Canonical columns, CPQ fields,
+# and the OpportunityLineItem / Product2 / Contract fields an org without CPQ maps from.
 TREATMENT_FIELDS = {"modification_treatment", "revenue_pattern", "ssp_amount",
                     "allocation_group", "service_start", "service_end", "product_code",
-                    "SBQQ__ProductCode__c", "SBQQ__StartDate__c", "SBQQ__EndDate__c",
-                    "SBQQ__TerminatedDate__c", "SBQQ__RevisedSubscription__c"}
+                    "SBQQ__ProductCode__c", "SBQQ__Product__c", "SBQQ__StartDate__c",
+                    "SBQQ__EndDate__c", "SBQQ__TerminatedDate__c",
+                    "SBQQ__RevisedSubscription__c", "ProductCode", "Product2Id", "ServiceDate",
+                    "StartDate", "EndDate"}
 APPLIED_COLUMNS = ["decision_seq", "exception_id", "target", "record_id", "fields", "status"]
 
 
@@ -153,10 +158,13 @@ def find_exception(conn: duckdb.DuckDBPyConnection, prefix: str) -> dict:
 
 def field_value(text: str) -> object:
     """A corrected value as typed: JSON when it is JSON (2, null, "x"), else the text itself
-    (PLAT-SEAT)."""
+    (PLAT-SEAT). NaN and Infinity are no value JSON has: refused."""
+    def refuse(constant: str) -> object:
+        raise DecisionRefused(f"{text!r}: {constant} is not a value (type a number, or null)")
+
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError:
         return text
 
 
@@ -260,8 +268,17 @@ def apply_overrides(conn: duckdb.DuckDBPyConnection,
     from q2c_pipeline.sources.registry import SALESFORCE_SOURCES, STRIPE_RESOURCES
 
     id_field = {s.raw_table: s.id_fields[0] for s in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES)}
-    rows = []
-    for o in pending_overrides(conn).itertuples(index=False):
+    landed: dict[int, str] = {}  # id(record) -> content hash as landed, before any override
+
+    def landed_hash(record: dict) -> str:
+        if id(record) not in landed:
+            landed[id(record)] = hashlib.sha256(
+                dump_canonical_json(record).encode("utf-8")).hexdigest()
+        return landed[id(record)]
+
+    rows, last_set = [], {}  # (table, source id, field) -> the latest decision setting it
+    pending = pending_overrides(conn).sort_values("decision_seq", kind="mergesort")
+    for o in pending.itertuples(index=False):
         detail = json.loads(o.detail)
         if detail.get("target", "source") != "source":
             continue
@@ -270,15 +287,26 @@ def apply_overrides(conn: duckdb.DuckDBPyConnection,
         for record in raw.get(table, []):
             if str(record.get(id_field.get(table, "Id"))) != str(source_id):
                 continue
-            digest = hashlib.sha256(dump_canonical_json(record).encode("utf-8")).hexdigest()
-            if digest == detail.get("content_hash"):
+            # pinned to the version as landed: an earlier override of the same version (in
+            # decision order, later ones win field by field) does not make a later one lapse
+            if landed_hash(record) == detail.get("content_hash"):
                 record.update(detail.get("set", {}))
                 applied = True
+        if applied:
+            for field in detail.get("set", {}):
+                last_set[(table, str(source_id), field)] = int(o.decision_seq)
         rows.append({"decision_seq": int(o.decision_seq), "exception_id": o.exception_id,
                      "target": f"raw.{table}", "record_id": source_id,
                      "fields": json.dumps(detail.get("set", {}), sort_keys=True),
                      "status": "applied" if applied else "lapsed: the source sent another "
                      "version of the record since; it is validated as sent"})
+    for row in rows:  # a correction every field of which a later decision replaced
+        if row["status"] != "applied":
+            continue
+        table = row["target"].removeprefix("raw.")
+        later = {last_set[(table, str(row["record_id"]), f)] for f in json.loads(row["fields"])}
+        if later and row["decision_seq"] not in later:
+            row["status"] = f"superseded by decision {max(later)}"
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
 
 

@@ -390,8 +390,8 @@ def decide_on_exceptions(
     close_settings: CloseSettingsResource,
 ) -> dg.Output:
     """Record the decision for every exception named (all or none), after the role check."""
-    fields = {k: field_value(v) for k, v in config.set_fields.items()}
     try:
+        fields = {k: field_value(v) for k, v in config.set_fields.items()}
         roles = load_roles(close_settings.roles_file(erp.root))
         with warehouse.get_connection() as conn:
             found = [find_exception(conn, prefix) for prefix in config.exception_ids]

@@ -42,6 +42,19 @@ def q2c(capsys, *args: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+def dbt_build(warehouse, select: str, work_dir) -> None:
+    """dbt build of ``select`` on the warehouse, in its own process (dbt-duckdb keeps its
+    connection open in the process that ran it)."""
+    from q2c_pipeline_tests.dbt.test_dbt_models import DBT_DIR
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--select", select, "--vars",
+         json.dumps({"duckdb_path": str(warehouse)}), "--project-dir", str(DBT_DIR),
+         "--profiles-dir", str(DBT_DIR), "--target-path", str(work_dir / "target"),
+         "--log-path", str(work_dir / "logs")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
 def exception_ids(warehouse, where: str) -> list[str]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return [r[0][:12] for r in conn.execute(
@@ -256,7 +269,6 @@ def test_a_fix_after_the_lock_posts_in_the_first_open_period_and_the_controls_ti
     from datetime import datetime
 
     from q2c_pipeline.accounting.ledger import lock_period
-    from q2c_pipeline_tests.dbt.test_dbt_models import DBT_DIR
 
     w = ("--duckdb", str(books))
     with duckdb.connect(str(books)) as conn:  # the locks themselves are tested above
@@ -297,13 +309,7 @@ def test_a_fix_after_the_lock_posts_in_the_first_open_period_and_the_controls_ti
     days = [31, 30, 31, 30]
     assert revenue == sum(round(525_000 * d / 365) + round(105_000 * d / 365) for d in days)
 
-    dbt = subprocess.run(  # its own process: dbt-duckdb keeps its connection open
-        [str(Path(sys.executable).parent / "dbt"), "build", "--select",
-         "+fct_contract_position_reconciliation", "--vars",
-         json.dumps({"duckdb_path": str(books)}), "--project-dir", str(DBT_DIR),
-         "--profiles-dir", str(DBT_DIR), "--target-path", str(tmp_path / "target"),
-         "--log-path", str(tmp_path / "logs")], capture_output=True, text=True, timeout=300)
-    assert dbt.returncode == 0, dbt.stdout[-2000:]
+    dbt_build(books, "+fct_contract_position_reconciliation", tmp_path)
     with duckdb.connect(str(books), read_only=True) as conn:
         rows = conn.execute(
             "select period, positions_period, comparison_status from "
@@ -312,3 +318,41 @@ def test_a_fix_after_the_lock_posts_in_the_first_open_period_and_the_controls_ti
     # June's ledger lacks what was booked late in July; July holds June's position and ties
     assert rows == [("2026-06", "2026-06", "posted_in_later_period"),
                     ("2026-07", "2026-06", "tied")]
+
+
+def test_a_second_override_of_the_same_record_replaces_the_first(books, capsys, tmp_path):
+    """Vandelay's line sells -2 seats (negative_quantity). Sales ops types "two" by mistake:
+    the next run reads it and holds the line as invalid_type. The second correction, 2, is
+    pinned to the same landed version: it applies over the first (not "lapsed"), the line is
+    accepted with quantity 2, and `show` says what the source sent."""
+    w = ("--duckdb", str(books))
+    [negative] = exception_ids(books, "rule = 'negative_quantity'")
+    with duckdb.connect(str(books), read_only=True) as conn:
+        [(line,)] = conn.execute("select record_id from marts.fct_exceptions "
+                                 "where rule = 'negative_quantity'").fetchall()
+    assert q2c(capsys, "exceptions", "override", negative, "--set", "SBQQ__Quantity__c=NaN",
+               "--as", SAM, "--reason", "x", *w)[0] == 2  # no value JSON has
+    assert q2c(capsys, "exceptions", "override", negative, "--set", "SBQQ__Quantity__c=two",
+               "--as", SAM, "--reason", "seats per the order form", *w)[0] == 0
+    with duckdb.connect(str(books)) as conn:
+        build_canonical(conn)
+    dbt_build(books, "+fct_exceptions", tmp_path)
+    [typo] = exception_ids(books, "rule = 'invalid_type' and customer_name = "
+                                  "'Vandelay Industries'")
+    code, out = q2c(capsys, "exceptions", "show", typo, *w)
+    assert code == 0 and '"SBQQ__Quantity__c":"two"' in out
+    assert "the source sent SBQQ__Quantity__c=-2.0" in out or \
+        "the source sent SBQQ__Quantity__c=-2" in out
+    assert q2c(capsys, "exceptions", "override", typo, "--set", "SBQQ__Quantity__c=2",
+               "--as", SAM, "--reason", "typo: 2 seats", *w)[0] == 0
+    with duckdb.connect(str(books)) as conn:
+        build_canonical(conn)
+        applied = conn.execute("select fields, status from canonical.overrides_applied "
+                               "order by decision_seq").fetchall()
+        [(quantity,)] = conn.execute("select quantity from canonical.contract_lines "
+                                     "where contract_line_id = ?", [line]).fetchall()
+        held = conn.execute("select count(*) from canonical.quarantine where record_id = ?",
+                            [line]).fetchone()[0]
+    assert [status.split(" (")[0] for _, status in applied] == [
+        "superseded by decision 2", "applied"]  # decisions 1 ("two") and 2 (2)
+    assert quantity == 2 and held == 0
