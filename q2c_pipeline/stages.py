@@ -26,7 +26,11 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
-from q2c_pipeline.close.exceptions import apply_canonical_overrides, apply_overrides
+from q2c_pipeline.close.exceptions import (
+    apply_canonical_overrides,
+    apply_overrides,
+    still_held,
+)
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.engine import EngineResult, run_engine
 from q2c_pipeline.schemas.quarantine import exception_ids
@@ -93,10 +97,11 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     candidates = build_candidates(raw, usage_events)
     applied = pd.concat([applied, apply_canonical_overrides(conn, candidates)],
                         ignore_index=True).sort_values("decision_seq", kind="mergesort")
-    replace_table(conn, "canonical", "overrides_applied", applied)
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
     result = validate_canonical(candidates, held_parents=_parents_of_unlanded(conn))
+    replace_table(conn, "canonical", "overrides_applied",
+                  still_held(applied, result.quarantine))
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
     landing = [q for q in (file_quarantine(conn) if _has_file_problems(conn) else None,

@@ -27,6 +27,7 @@ from q2c_pipeline.close.decisions import (
     pending_overrides,
     record_decision,
 )
+from q2c_pipeline.sources.wire import FIELD_PROBLEMS
 from q2c_pipeline.warehouse import table_exists
 
 EXCEPTION_COLUMNS = ["exception_id", "legal_entity", "period", "effective_date", "owner",
@@ -226,7 +227,17 @@ def _override_target(conn: duckdb.DuckDBPyConnection, exception: dict,
         else set()
     settings = {"set": dict(sorted(fields.items()))}
     if set(fields) <= set(original):
-        return {"target": "source", **_source_version(conn, exception), **settings,
+        try:
+            version = _source_version(conn, exception)
+        except DecisionRefused:
+            if not columns:
+                raise
+            raise DecisionRefused(  # e.g. a Stripe line: part of its invoice, not a record
+                f"{exception['record_label']} is not a record the source sends on its own "
+                f"(it comes inside another), so its fields cannot be corrected one by one: "
+                f"set canonical columns of {table} instead ({', '.join(sorted(columns))})"
+            ) from None
+        return {"target": "source", **version, **settings,
                 "was": {k: original.get(k) for k in sorted(fields)}}
     if set(fields) <= columns:
         return {"target": "canonical", "source_table": table,
@@ -310,6 +321,52 @@ def apply_overrides(conn: duckdb.DuckDBPyConnection,
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
 
 
+# The wire field a mapper problem names -> the canonical column it fills (Stripe lines and
+# credit notes, invoices): a canonical override of the column settles the problem.
+WIRE_COLUMNS = {"taxes": "tax_amount", "total_taxes": "tax_amount", "amount": "amount",
+                "discount_amounts": "discount_amount", "discount_amount": "discount_amount",
+                "subtotal": "amount", "quantity": "quantity", "quantity_decimal": "quantity",
+                "period.start": "service_start", "period.end": "service_end",
+                "metadata.sf_subscription_id": "contract_line_id", "due_date": "due_date",
+                "status_transitions.finalized_at": "finalized_at", "amount_paid": "amount",
+                "status_transitions.paid_at": "paid_at", "created": "refunded_at",
+                "effective_at": "issued_at"}
+
+
+def _column_of(field: str) -> str | None:
+    """The canonical column a problem's wire field fills (``lines.taxes[0].amount``: tax)."""
+    name = field.removeprefix("lines.")
+    return WIRE_COLUMNS.get(name) or WIRE_COLUMNS.get(name.split("[")[0])
+
+
+def _without_problems_of(found, columns: set[str]):
+    """A row's mapper problems less those about ``columns`` (None when none is left)."""
+    if not isinstance(found, list | tuple):
+        return found
+    kept = [p for p in found if _column_of(p[1]) not in columns]
+    return kept or None
+
+
+def still_held(applied: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """``applied`` with each applied override whose record the run still holds saying so, and
+    why (the rule and field of the record's quarantine row): applied is not the same as
+    accepted."""
+    if not len(applied) or not len(quarantine):
+        return applied
+    held = quarantine.assign(source=quarantine["record_id"].astype(str).str.split("|").str[0]
+                             .str.split(":", n=1).str[-1])
+    why = {}
+    for row in held.itertuples(index=False):
+        for key in (str(row.record_id), row.source):
+            why.setdefault(key, f"{row.rule} ({row.field})" if row.field else row.rule)
+    applied = applied.copy()
+    for i, row in applied.iterrows():
+        reason = why.get(str(row["record_id"]))
+        if row["status"] == "applied" and reason:
+            applied.loc[i, "status"] = f"applied; the record is still held: {reason}"
+    return applied
+
+
 def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
                               candidates: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Apply every pending override of canonical columns to the mapped candidate rows (in
@@ -342,6 +399,11 @@ def apply_canonical_overrides(conn: duckdb.DuckDBPyConnection,
                     frame[column] = (frame[column].astype(object) if column in frame
                                      else pd.Series(None, index=frame.index, dtype=object))
                     frame.loc[hit, column] = value
+            if hit.any() and FIELD_PROBLEMS in frame:
+                # what the mapper could not read for a column the correction now states is
+                # no longer a problem (the column itself is validated as set)
+                frame.loc[hit, FIELD_PROBLEMS] = frame.loc[hit, FIELD_PROBLEMS].map(
+                    lambda found: _without_problems_of(found, set(detail["set"])))
             applied = bool(hit.any())
         rows.append({"decision_seq": int(o.decision_seq), "exception_id": o.exception_id,
                      "target": f"canonical.{table}", "record_id": detail["record_id"],

@@ -4,6 +4,7 @@ q2c_pipeline_tests/fixtures/stripe_openapi/fixtures3_dahlia.json (its ``_source`
 commit). Placeholder values (``"currency": "currency"``) are Stripe's own."""
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 
@@ -311,3 +312,37 @@ def test_a_subscription_line_of_a_contract_invoice_must_name_its_contract_line()
     # a one-off invoice item on the same invoice is a sale of its own
     line["parent"]["type"], line["metadata"] = "invoice_item_details", {}
     assert map_invoice_lines([invoice]).iloc[0].get("_field_problems") is None
+
+
+def test_a_canonical_override_of_an_unread_column_settles_that_problem_only(tmp_path):
+    """Stripe's example line states no taxes (null): held as missing_value on 'taxes'. An
+    override of the canonical tax_amount (a line is embedded in its invoice: its own fields
+    are not a landed record) settles that problem and only that one; had the record stayed
+    held for another rule, overrides_applied would say so rather than just "applied"."""
+    import duckdb
+
+    from q2c_pipeline.close.decisions import record_decision
+    from q2c_pipeline.close.exceptions import apply_canonical_overrides, still_held
+
+    invoice = copy.deepcopy(FIXTURES["invoice"])
+    lines = map_invoice_lines([invoice])
+    assert [p[:2] for p in lines.iloc[0]["_field_problems"]] == [("missing_value", "taxes")]
+    payload = lines.iloc[0]["_payload"]
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    record_decision(conn, actor="bo.billing@q2c.example", role="billing_ops",
+                    action="override", reason="no tax on this line (Stripe dashboard)",
+                    exception={"exception_id": "e1", "source_table": "invoice_lines",
+                               "record_id": "stripe:il_1Pgc6sB7WZ01zgkWFnxLrLCq"},
+                    detail={"target": "canonical", "source_table": "invoice_lines",
+                            "record_id": "stripe:il_1Pgc6sB7WZ01zgkWFnxLrLCq",
+                            "payload_sha256": hashlib.sha256(payload.encode()).hexdigest(),
+                            "set": {"tax_amount": 0}})
+    candidates = {"invoice_lines": lines}
+    applied = apply_canonical_overrides(conn, candidates)
+    line = candidates["invoice_lines"].iloc[0]
+    assert line["tax_amount"] == 0 and line["_field_problems"] is None
+    assert applied["status"].tolist() == ["applied"]
+    held = pd.DataFrame([{"record_id": "stripe:il_1Pgc6sB7WZ01zgkWFnxLrLCq",
+                          "rule": "unknown_invoice", "field": "invoice_id"}])
+    assert still_held(applied, held)["status"].tolist() == [
+        "applied; the record is still held: unknown_invoice (invoice_id)"]
