@@ -26,6 +26,7 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
+from q2c_pipeline.close.decisions import exception_states
 from q2c_pipeline.close.exceptions import (
     apply_canonical_overrides,
     apply_overrides,
@@ -54,7 +55,7 @@ from q2c_pipeline.sources.registry import (
     STRIPE_RESOURCES,
 )
 from q2c_pipeline.sources.wire import normalize_salesforce_id
-from q2c_pipeline.warehouse import read_table, replace_table
+from q2c_pipeline.warehouse import read_table, replace_table, table_exists
 
 FINANCE_OUTPUTS = ("allocation", "revenue_schedule", "journal_lines", "account_balances",
                    "contract_positions")
@@ -99,9 +100,14 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
                         ignore_index=True).sort_values("decision_seq", kind="mergesort")
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
+    previous = {t: read_table(conn, "canonical", t) for t in VALIDATION_ORDER
+                if table_exists(conn, f"canonical.{t}")}
     result = validate_canonical(candidates, held_parents=_parents_of_unlanded(conn))
     replace_table(conn, "canonical", "overrides_applied",
                   still_held(applied, result.quarantine))
+    counts = result.counts()
+    kept = keep_last_accepted(previous, result, resolved_exceptions(conn))
+    replace_table(conn, "canonical", "kept_last_accepted", kept)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
     landing = [q for q in (file_quarantine(conn) if _has_file_problems(conn) else None,
@@ -111,7 +117,6 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     replace_table(conn, "canonical", "quarantine",
                   quarantine.assign(exception_id=exception_ids(quarantine)))
     replace_table(conn, "canonical", PENDING_INVOICES, pending)
-    counts = result.counts()
     # pending: source records set aside before mapping by design (drafts and their lines,
     # payment attempts and refunds that moved no cash), so that what landed = rows_in +
     # pending, and rows_in = accepted + quarantined
@@ -124,14 +129,67 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
                 else len(usage_events) for table, (system, name) in ONE_TO_ONE.items()}
     if not raw.get("salesforce_subscriptions"):
         received.pop("contract_lines")  # without CPQ, opportunity lines are the lines
+    kept_counts = kept.groupby("source_table").size().to_dict()
     audit = pd.DataFrame(
         [{"source_table": t, **counts[t], "pending": set_aside.get(t, 0),
-          "received": received.get(t)} for t in VALIDATION_ORDER],
-        columns=["source_table", "rows_in", "accepted", "quarantined", "pending", "received"],
+          "received": received.get(t), "kept_last_accepted": int(kept_counts.get(t, 0))}
+         for t in VALIDATION_ORDER],
+        columns=["source_table", "rows_in", "accepted", "quarantined", "pending", "received",
+                 "kept_last_accepted"],
     )
     audit["received"] = audit["received"].astype("Int64")
     replace_table(conn, "canonical", "load_audit", audit)
     return result
+
+
+KEPT_COLUMNS = ["source_table", "record_id", "rule", "exception_id"]
+
+
+def resolved_exceptions(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Exception ids whose latest decision resolved them (closed without posting)."""
+    states = exception_states(conn)
+    return set(states.loc[states["state"] == "resolved", "exception_id"])
+
+
+def keep_last_accepted(previous: dict[str, pd.DataFrame], result: ValidationResult,
+                       resolved: set[str]) -> pd.DataFrame:
+    """Hold the change, not the record: a record held now whose earlier version the previous
+    run accepted (so the books hold it) keeps that version in ``result.accepted`` until the new
+    one is fixed or resolved. A malformed update of a posted invoice (Stripe
+    re-sends an invoice whenever it is paid or retried) is quarantined with its payload and
+    never reverses what was posted; a resolved exception drops the record. One row per record
+    kept: source_table, record_id, rule, exception_id (DECISIONLOG: hold the change)."""
+    from q2c_pipeline.schemas import CANONICAL_TABLES
+
+    quarantine = result.quarantine
+    held = quarantine.assign(exception_id=exception_ids(quarantine)) if len(quarantine) \
+        else quarantine.assign(exception_id=pd.Series(dtype=object))
+    # a resolution drops the record and everything held with it (its correlation)
+    dropped = set(held.loc[held["exception_id"].isin(resolved), "correlation_id"].dropna())
+    held = held[~held["exception_id"].isin(resolved) & ~held["correlation_id"].isin(dropped)]
+    kept = []
+    for table in VALIDATION_ORDER:
+        before = previous.get(table)
+        mine = held[held["source_table"] == table]
+        if before is None or not len(before) or not len(mine):
+            continue
+        keys = CANONICAL_TABLES[table][1]
+        accepted = result.accepted[table]
+        ids_before = before[keys].astype(str).agg("|".join, axis=1)
+        ids_now = set(accepted[keys].astype(str).agg("|".join, axis=1)) if len(accepted) \
+            else set()
+        take = ids_before.isin(set(mine["record_id"])) & ~ids_before.isin(ids_now)
+        if not take.any():
+            continue
+        rows = before[take].reindex(columns=accepted.columns)
+        result.accepted[table] = pd.concat([accepted, rows], ignore_index=True) if len(
+            accepted) else rows.reset_index(drop=True)
+        first = mine.drop_duplicates("record_id").set_index("record_id")
+        for record_id in ids_before[take]:
+            kept.append({"source_table": table, "record_id": record_id,
+                         "rule": first.loc[record_id, "rule"],
+                         "exception_id": first.loc[record_id, "exception_id"]})
+    return pd.DataFrame(kept, columns=KEPT_COLUMNS)
 
 
 # canonical table -> the source object whose every record is one row of it

@@ -356,3 +356,62 @@ def test_a_second_override_of_the_same_record_replaces_the_first(books, capsys, 
     assert [status.split(" (")[0] for _, status in applied] == [
         "superseded by decision 2", "applied"]  # decisions 1 ("two") and 2 (2)
     assert quantity == 2 and held == 0
+
+
+def test_a_malformed_update_of_a_posted_invoice_holds_the_change_not_the_invoice(
+        books, sample_company, tmp_path, capsys):
+    """Stripe re-sends a posted invoice with a line's taxes null (an export that dropped
+    them). The update is quarantined with its payload; the books keep the version they posted
+    (no reversal, AR still ties, nothing is lost: rows in = canonical - kept + quarantined).
+    Resolving the held update says the invoice is not to be booked: then it is reversed."""
+    from datetime import UTC, datetime
+
+    from q2c_pipeline.defs.checks import find_unconserved_tables
+    from q2c_pipeline.sources.snapshot import SnapshotSource
+    from q2c_pipeline.stages import land_snapshot
+
+    folder = tmp_path / "company"
+    shutil.copytree(sample_company, folder)
+    invoices = json.loads((folder / "stripe" / "invoices.json").read_text())
+    with duckdb.connect(str(books), read_only=True) as conn:
+        posted = {r[0] for r in conn.execute(
+            "select distinct source_id from ledger.journal_lines where source_type = 'invoice'"
+        ).fetchall()}
+    target = next(i for i in invoices if f"stripe:{i['id']}" in posted and i["status"] == "paid")
+    target["lines"]["data"][0]["taxes"] = None
+    (folder / "stripe" / "invoices.json").write_text(json.dumps(invoices))
+    invoice_id = f"stripe:{target['id']}"
+
+    def ar_of(conn) -> int:
+        return conn.execute("select coalesce(sum(debit - credit), 0) from ledger.journal_lines "
+                            "where source_id = ? and account = 'AccountsReceivable'",
+                            [invoice_id]).fetchall()[0][0]
+
+    with duckdb.connect(str(books)) as conn:
+        before = ar_of(conn)
+        land_snapshot(conn, SnapshotSource(folder), datetime(2026, 7, 2, tzinfo=UTC))
+        build_canonical(conn)
+        delta = build_finance(conn, Policy(), date(2026, 6, 30)).delta
+        kept = conn.execute("select source_table, record_id, rule from "
+                            "canonical.kept_last_accepted order by 1, 2").fetchall()
+        held = conn.execute("select rule from canonical.quarantine where record_id = ?",
+                            [f"stripe:{target['lines']['data'][0]['id']}"]).fetchall()
+        in_canonical = conn.execute("select count(*) from canonical.invoices "
+                                    "where invoice_id = ?", [invoice_id]).fetchall()[0][0]
+        unconserved, _ = find_unconserved_tables(conn)
+        after = ar_of(conn)
+    assert held == [("missing_value",)]
+    assert ("invoices", invoice_id, "held_by_upstream") in kept
+    assert in_canonical == 1 and delta.journals_reversed == 0 and after == before > 0
+    assert unconserved == []
+
+    # controllership resolves the held update (not to be booked): the invoice goes, reversed
+    dbt_build(books, "+fct_exceptions", tmp_path)
+    [line] = exception_ids(books, f"record_id = 'stripe:{target['lines']['data'][0]['id']}'")
+    assert q2c(capsys, "exceptions", "resolve", line, "--as", DANA, "--reason",
+               "invoice voided in Stripe; the export was wrong", "--duckdb", str(books))[0] == 0
+    with duckdb.connect(str(books)) as conn:
+        build_canonical(conn)
+        delta = build_finance(conn, Policy(), date(2026, 6, 30)).delta
+        kept = conn.execute("select count(*) from canonical.kept_last_accepted").fetchall()
+        assert kept == [(0,)] and delta.journals_reversed >= 1 and ar_of(conn) == 0
