@@ -51,6 +51,9 @@ CONTROLLERSHIP_ACTIONS = {"lock", "reopen", "waive", "resolve"}
 # decisions that settle an exception for the period lock, and the one that waits for a run
 SETTLING = {"waive": "waived", "resolve": "resolved", "override": "override_pending"}
 
+# ledger.close_runs, after recorded_at (defs/revenue.py close_inputs writes them, in order)
+CLOSE_RUN_COLUMNS = ("run_id", "as_of", "as_of_source", "policy_path", "policy_sha256",
+                     "warehouse_path", "sources", "roles_path")
 COLUMNS = {
     "decision_seq": "bigint not null", "decision_id": "varchar not null",
     "decided_at": "timestamp not null", "actor": "varchar not null", "role": "varchar not null",

@@ -34,10 +34,12 @@ from q2c_pipeline.accounting.ledger import (
 )
 from q2c_pipeline.accounting.outbox import OUTBOX_TABLE, ensure_outbox, post_ledger
 from q2c_pipeline.close.decisions import (
+    CLOSE_RUN_COLUMNS,
     DecisionRefused,
     load_roles,
     record_decision,
 )
+from q2c_pipeline.close.decisions import COLUMNS as DECISION_COLUMNS
 from q2c_pipeline.close.exceptions import (
     decide,
     exceptions_with_state,
@@ -54,6 +56,7 @@ from q2c_pipeline.defs.checks import (
     find_unbalanced_journals,
     find_unconserved_tables,
 )
+from q2c_pipeline.defs.columns import COLUMN_SCHEMA, column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import (
     CloseSettingsResource,
@@ -94,15 +97,16 @@ def erp_outbox(
     the import files and posted; a journal already in the outbox is never sent again."""
     with warehouse.get_connection() as conn:
         result = post_ledger(conn, erp_posting.get_client())
+        schemas = column_schemas(conn, [OUTBOX_TABLE])
     context.log.info(f"outbox: {result.enqueued} queued, {result.run.posted} posted, "
                      f"{result.run.failed} failed, {result.run.still_pending} pending; "
                      f"files {[str(f) for f in result.files]}")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=with_column_schema({
         "enqueued": result.enqueued, "posted": result.run.posted, "failed": result.run.failed,
         "still_pending": result.run.still_pending,
         "statuses": result.statuses,
         "files": [str(f) for f in result.files],
-    })
+    }, schemas, OUTBOX_TABLE))
 
 
 # --- period close ------------------------------------------------------------------------------
@@ -521,13 +525,19 @@ CLOSE_RECORDS = [
         description="Append-only: every period lock (with what was open and waived), refused "
         "lock (with its blockers), reopening, waiver, resolution and override: who, when (UTC), "
         "as which team, why. Written by close_period_job, reopen_period_job, "
-        "exception_decision_job and `q2c exceptions`."),
+        "exception_decision_job and `q2c exceptions`.",
+        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
+            dg.TableColumn(name, kind.split()[0].lower())
+            for name, kind in DECISION_COLUMNS.items()])}),
     dg.AssetSpec(
         key=["ledger", "close_runs"], group_name="close", owners=owner_of(["ledger", "x"]),
         kinds={"duckdb"},
         description="Append-only: the inputs of every close run: as-of date and where it came "
         "from, the policy file and the sha256 of its content, the warehouse, the sources "
-        "(snapshot folder or live) and the roles file."),
+        "(snapshot folder or live) and the roles file.",
+        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
+            dg.TableColumn("recorded_at", "timestamp"),
+            *[dg.TableColumn(name, "varchar") for name in CLOSE_RUN_COLUMNS]])}),
 ]
 
 

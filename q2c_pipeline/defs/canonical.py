@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from q2c_pipeline.core.money import from_minor
+from q2c_pipeline.defs.columns import column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 from q2c_pipeline.schemas import CANONICAL_TABLES
@@ -181,17 +182,19 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.get_connection() as conn:
         result = build_canonical(conn)
         pending = read_table(conn, "canonical", "pending_invoices")
+        schemas = column_schemas(conn, [f"canonical.{t}" for t in (
+            *VALIDATION_ORDER, "quarantine", "pending_invoices", "load_audit")])
     counts = result.counts()
     for table in VALIDATION_ORDER:
         c = counts[table]
         yield dg.MaterializeResult(
             asset_key=["canonical", table],
-            metadata={
+            metadata=with_column_schema({
                 "rows_in": c["rows_in"],
                 "accepted": c["accepted"],
                 "quarantined": c["quarantined"],
                 "columns": len(CANONICAL_TABLES[table][0].to_schema().columns),
-            },
+            }, schemas, f"canonical.{table}"),
         )
     quarantine = result.quarantine
     by_owner = quarantine.groupby("owner").size().to_dict() if len(quarantine) else {}
@@ -201,26 +204,26 @@ def canonical_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         context.log.warning(f"quarantined {count} record(s) [{owner}] {rule}")
     yield dg.MaterializeResult(
         asset_key=["canonical", "quarantine"],
-        metadata={
+        metadata=with_column_schema({
             "rows": len(quarantine),
             "by_owner": {k: int(v) for k, v in sorted(by_owner.items())},
             "by_rule": {f"{o} {r}": int(v) for (o, r), v in
                         (by_rule.items() if len(quarantine) else [])},
             "held_records": dg.MetadataValue.md(quarantine_table(quarantine, result.accepted)),
-        },
+        }, schemas, "canonical.quarantine"),
     )
     yield dg.MaterializeResult(
         asset_key=["canonical", "pending_invoices"],
-        metadata={
+        metadata=with_column_schema({
             "awaiting_finalization": len(pending),
             "invoices": dg.MetadataValue.md(_pending_table(pending)),
-        },
+        }, schemas, "canonical.pending_invoices"),
     )
     yield dg.MaterializeResult(
         asset_key=["canonical", "load_audit"],
-        metadata={
+        metadata=with_column_schema({
             "rows_in": sum(c["rows_in"] for c in counts.values()),
             "accepted": sum(c["accepted"] for c in counts.values()),
             "quarantined": sum(c["quarantined"] for c in counts.values()),
-        },
+        }, schemas, "canonical.load_audit"),
     )

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from q2c_pipeline import settings
+from q2c_pipeline.defs.columns import column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 
@@ -104,8 +105,23 @@ def q2c_dbt_models(
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource,
            warehouse: WarehouseResource):
     # profiles.yml takes the warehouse file from the duckdb_path var: this run's resource
-    yield from dbt.cli(["build", "--vars", json.dumps({"duckdb_path": warehouse.database_path})],
-                       context=context).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps({"duckdb_path": warehouse.database_path})],
+                         context=context)
+    events = []
+    try:
+        events.extend(invocation.stream())
+    except Exception:
+        yield from events  # what dbt built before it failed still shows
+        raise
+    # each model's columns as DuckDB holds them once dbt is done (it holds the file till then)
+    keys = {id(e): context.asset_key_for_output(e.output_name) for e in events
+            if isinstance(e, dg.Output)}
+    with warehouse.get_connection() as conn:
+        schemas = column_schemas(conn, [".".join(k.path) for k in keys.values()])
+    for event in events:
+        table = ".".join(keys[id(event)].path) if id(event) in keys else ""
+        yield event.with_metadata(with_column_schema(dict(event.metadata), schemas, table)) \
+            if table in schemas else event
 
 
 @dbt_assets(

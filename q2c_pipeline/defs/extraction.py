@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from q2c_pipeline.defs.columns import column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import invoice_daily_partitions
 from q2c_pipeline.defs.resources import (
@@ -72,9 +73,12 @@ def _spec(obj: SourceObject, description: str) -> dg.AssetSpec:
     )
 
 
-def _results(context: dg.AssetExecutionContext, extractions,
+def _results(context: dg.AssetExecutionContext, extractions, conn,
              extra: dict[str, dict] | None = None):
-    """One materialization per landed object, the same metadata whichever source landed it."""
+    """One materialization per landed object, the same metadata whichever source landed it
+    (with its raw table's columns)."""
+    extractions = list(extractions)
+    schemas = column_schemas(conn, [f"raw.{item.source.raw_table}" for item in extractions])
     for item in extractions:
         obj, landing = item.source, item.landing
         context.log.info(
@@ -96,6 +100,7 @@ def _results(context: dg.AssetExecutionContext, extractions,
         if not item.available:
             metadata["available"] = False
         metadata.update((extra or {}).get(obj.raw_table, {}))
+        metadata = with_column_schema(metadata, schemas, f"raw.{obj.raw_table}")
         yield dg.MaterializeResult(asset_key=["raw", obj.raw_table], metadata=metadata)
 
 
@@ -123,15 +128,17 @@ def salesforce_raw(
     with warehouse.get_connection() as conn:
         landed = source.land(conn, request_id=context.run_id, full_refresh=config.full_refresh,
                              compare_ids=config.compare_ids)
+        results = list(_results(context, landed.objects, conn, {
+            table: {"id_comparison_checked": found.checked,
+                    "id_comparison_missing": found.missing,
+                    "id_comparison_stale": found.stale, "id_comparison_vanished": found.vanished}
+            for table, found in landed.id_comparisons.items()}))
     for table, found in landed.id_comparisons.items():
         context.log.info(
             f"{table}: Id comparison over {found.checked} records: {found.missing} missing, "
             f"{found.stale} stale, {found.vanished} vanished, {found.landing.inserted} versions "
             "landed")
-    yield from _results(context, landed.objects, {
-        table: {"id_comparison_checked": found.checked, "id_comparison_missing": found.missing,
-                "id_comparison_stale": found.stale, "id_comparison_vanished": found.vanished}
-        for table, found in landed.id_comparisons.items()})
+    yield from results
 
 
 @dg.multi_asset(
@@ -160,7 +167,8 @@ def billing_raw(
             f"select distinct strftime(to_timestamp(cast(payload->>'created' as bigint)) "
             f"at time zone 'UTC', '%Y-%m-%d') from raw.{INVOICES.raw_table} order by 1"
         ).fetchall() if day] if table_exists(conn, f"raw.{INVOICES.raw_table}") else []
-    yield from _results(context, landed.objects)
+        results = list(_results(context, landed.objects, conn))
+    yield from results
     # this landing holds every invoice day the daily partitions would: mark those days written
     # (the UI would show them missing), naming the run that wrote them
     known = set(invoice_daily_partitions.get_partition_keys())
@@ -183,7 +191,8 @@ def erp_raw(
     customers."""
     with warehouse.get_connection() as conn:
         landed = land_snapshot_objects(conn, erp.get_source(), ERP_TABLES)
-    yield from _results(context, landed)
+        results = list(_results(context, landed, conn))
+    yield from results
 
 
 @dg.asset(
@@ -203,9 +212,11 @@ def usage_events_raw(
     with warehouse.get_connection() as conn:
         frames = snapshot_usage_frames(conn, source, datetime.now(timezone.utc))
         rows = land_usage_events(conn, frames)
+        schemas = column_schemas(conn, ["raw.usage_events"])
     context.log.info(f"usage: {rows} events over {len(frames)} of {len(days)} days")
-    return dg.MaterializeResult(metadata={"events": rows, "days": len(frames),
-                                          "unreadable_days": len(days) - len(frames)})
+    return dg.MaterializeResult(metadata=with_column_schema(
+        {"events": rows, "days": len(frames), "unreadable_days": len(days) - len(frames)},
+        schemas, "raw.usage_events"))
 
 
 @dg.asset(
@@ -230,13 +241,14 @@ def stripe_invoices_daily(
         landing = land_invoice_day(
             conn, invoices, extracted_at=extracted_at, request_id=request_id
         )
+        schemas = column_schemas(conn, [f"raw.{INVOICES.raw_table}"])
     context.log.info(f"invoices of {day}: {len(invoices)} received, {landing.inserted} new")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=with_column_schema({
         "day": day,
         "invoices": len(invoices),
         "versions_appended": landing.inserted,
         "unchanged": landing.unchanged,
-    })
+    }, schemas, f"raw.{INVOICES.raw_table}"))
 
 
 @dg.asset(
@@ -268,8 +280,10 @@ def contract_posting_status(
             conn, "finance", "contract_posting_status", statuses,
             types=dict.fromkeys(statuses.columns, "VARCHAR"),
         )
+        schemas = column_schemas(conn, ["finance.contract_posting_status"])
     counts = {k: int(v) for k, v in sorted(statuses.groupby("status").size().items())}
-    metadata: dict = {"contracts": len(statuses), "by_status": counts}
+    metadata: dict = with_column_schema({"contracts": len(statuses), "by_status": counts},
+                                        schemas, "finance.contract_posting_status")
     written = salesforce.source().write_statuses([
         {"contract_id": row.salesforce_id, "status": row.status, "message": row.message}
         for row in statuses.itertuples(index=False)

@@ -19,6 +19,7 @@ from pydantic import Field
 from q2c_pipeline.close.decisions import ensure_decisions
 from q2c_pipeline.core.money import major_units
 from q2c_pipeline.core.policy import Policy, load_policy_text
+from q2c_pipeline.defs.columns import column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import (
@@ -145,6 +146,7 @@ def revenue_and_ledger(
         days = [str(d) for (d,) in conn.execute(
             "select distinct strftime(day, '%Y-%m-%d') from ledger.usage_summary order by 1"
         ).fetchall()]
+        schemas = column_schemas(conn, [f"finance.{name}" for name in FINANCE_TABLES])
     # the close summarized every usage day it holds (the same lines the daily partitions
     # write): mark those partitions as written, so the UI does not show them missing
     known = set(usage_daily_partitions.get_partition_keys())
@@ -178,4 +180,5 @@ def revenue_and_ledger(
         if name == "revenue_schedule" and len(frame):
             totals = frame.groupby("currency")["amount"].sum()
             metadata.update(major_units("revenue", totals))
-        yield dg.MaterializeResult(asset_key=["finance", name], metadata=metadata)
+        yield dg.MaterializeResult(asset_key=["finance", name], metadata=with_column_schema(
+            metadata, schemas, f"finance.{name}"))

@@ -16,6 +16,7 @@ from q2c_pipeline.accounting.usage_summary import (
     write_usage_summary,
 )
 from q2c_pipeline.core.money import major_units
+from q2c_pipeline.defs.columns import column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.partitions import usage_daily_partitions
 from q2c_pipeline.defs.resources import WarehouseResource
@@ -49,6 +50,7 @@ def usage_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         summary = summarize_usage(conn, day=day)
         rows = write_usage_summary(conn, summary, table=USAGE_SUMMARY_TABLE, day=day)
         verified = verify_usage_summary(conn, day, summary_table=USAGE_SUMMARY_TABLE)
+        schemas = column_schemas(conn, [USAGE_SUMMARY_TABLE])
     debit_side = summary[summary["debit"] > 0]
     amounts = debit_side.groupby("currency")["amount"].sum()
     yield dg.MaterializeResult(
@@ -59,6 +61,7 @@ def usage_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "events": int(debit_side["event_count"].sum()),
             **major_units("amount", amounts),
             "fingerprint_scheme": FINGERPRINT_SCHEME,
+            **with_column_schema({}, schemas, USAGE_SUMMARY_TABLE),
         },
     )
     totals, mismatched = verified["totals"], verified["mismatched_lines"]

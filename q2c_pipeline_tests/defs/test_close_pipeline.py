@@ -462,3 +462,31 @@ def test_the_close_publishes_what_analysts_read_beside_the_warehouse(closed_ware
                 f"select count(*) from {table}").fetchone(), table
         assert conn.execute("select run_id from publish.published").fetchone() == (
             result.run_id,)
+
+
+def test_every_table_asset_shows_its_columns_with_their_types(closed_warehouse):
+    """The UI's column schema of every table the close wrote (raw, canonical, finance, ledger
+    and each dbt model), read from DuckDB, with dbt's column descriptions kept."""
+    path, result, _ = closed_warehouse
+    shown, tables = {}, 0
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        key = materialization.asset_key.to_user_string()
+        if materialization.partition is not None or key.split("/")[0] not in {
+                "raw", "canonical", "finance", "ledger", "staging", "intermediate", "marts"}:
+            continue  # a day a close marks, a close pack, the analytics copy
+        tables += 1
+        schema = materialization.metadata.get("dagster/column_schema")
+        shown[key] = {c.name: (c.type, c.description) for c in schema.schema.columns} \
+            if schema is not None else {}
+    assert tables > 60 and [k for k, columns in shown.items() if not columns] == []
+    with duckdb.connect(str(path), read_only=True) as conn:
+        [(invoice_columns,)] = conn.execute(
+            "select count(*) from information_schema.columns where table_schema = 'canonical' "
+            "and table_name = 'invoices'").fetchall()
+    assert len(shown["canonical/invoices"]) == invoice_columns
+    assert shown["canonical/invoices"]["finalized_at"][0].startswith("timestamp")
+    assert shown["finance/journal_lines"]["debit"][0] == "bigint"
+    assert shown["marts/fct_contract_position_reconciliation"]["positions_period"] == (
+        "varchar", "The month whose positions are compared: the period itself, or the "
+        "positions' last month (the as-of month) for a ledger month after it.")
