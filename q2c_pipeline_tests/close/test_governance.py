@@ -415,3 +415,38 @@ def test_a_malformed_update_of_a_posted_invoice_holds_the_change_not_the_invoice
         delta = build_finance(conn, Policy(), date(2026, 6, 30)).delta
         kept = conn.execute("select count(*) from canonical.kept_last_accepted").fetchall()
         assert kept == [(0,)] and delta.journals_reversed >= 1 and ar_of(conn) == 0
+
+
+def test_a_waiver_settles_the_records_held_with_it_in_the_queues_and_the_summary(
+        books, capsys, tmp_path):
+    """Controllership waives Umbrella's unknown product (the root). The records held with it
+    (its contract, the other line, four invoices with their lines) follow it in the work queue,
+    and the close summary's open exceptions drop by all of them, owner by owner."""
+    def counts() -> tuple[dict, dict]:
+        with duckdb.connect(str(books), read_only=True) as conn:
+            states = dict(conn.execute(
+                "select decision_state, count(*) from marts.fct_work_queue where queue = "
+                "'quarantined_records' and customer_name = 'Umbrella Supplies' group by 1"
+            ).fetchall())
+            [summary] = conn.execute(
+                "select open_exceptions_sales_ops, open_exceptions_billing_ops, "
+                "open_exceptions_controllership from marts.fct_close_summary "
+                "where legal_entity = 'US01' and open_exceptions_sales_ops is not null"
+            ).fetchall()
+        return states, dict(zip(("sales_ops", "billing_ops", "controllership"), summary,
+                                strict=True))
+
+    states, before = counts()
+    with duckdb.connect(str(books), read_only=True) as conn:
+        umbrella = dict(conn.execute(
+            "select owner, count(*) from marts.fct_exceptions "
+            "where customer_name = 'Umbrella Supplies' group by 1").fetchall())
+    assert states == {"open": sum(umbrella.values())} and sum(umbrella.values()) > 5
+    [root] = exception_ids(books, "rule = 'unknown_product_code'")
+    assert q2c(capsys, "exceptions", "waive", root, "--as", DANA, "--reason",
+               "revenue not started in February", "--duckdb", str(books))[0] == 0
+    dbt_build(books, "+fct_work_queue +fct_close_summary", tmp_path)
+    states, after = counts()
+    assert states == {"waived": sum(umbrella.values())}
+    assert {team: before[team] - after[team] for team in before} == {
+        team: umbrella.get(team, 0) for team in before}

@@ -1,7 +1,7 @@
 -- One row per legal entity x period for the month-end close, in the entity's functional currency:
 -- billings, revenue and reductions (contra revenue) of the period, the ledger's contract position at the month end
 -- (contract liability, contract asset, unbilled receivable, refund liability and the net), plus
--- the quarantine exceptions open now per owning team. The quarantine is a snapshot with no
+-- the quarantine exceptions open now (not waived or resolved) per owning team. The quarantine is a snapshot with no
 -- period, so its counts sit on each entity's latest period row (the close in progress) and are
 -- null on earlier rows. Exceptions that cannot be attributed to an entity form a legal_entity
 -- 'UNASSIGNED' row at the latest period of any entity (money columns 0, no functional currency).
@@ -78,6 +78,10 @@ exception_counts as (
         count(*) filter (where exceptions.owner = 'controllership')
             as open_exceptions_controllership
     from exceptions
+    -- open: not waived or resolved (an override waits for the run that applies it)
+    inner join {{ ref('int_exception_states') }} as states
+        on exceptions.exception_id = states.exception_id
+        and states.state not in ('waived', 'resolved')
     left join entity_latest_periods on exceptions.legal_entity = entity_latest_periods.legal_entity
     group by 1, 2
 ),

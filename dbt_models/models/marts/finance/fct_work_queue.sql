@@ -51,6 +51,10 @@ latest_decisions as (
     qualify row_number() over (partition by exception_id order by decision_seq desc) = 1
 ),
 
+exception_states as (
+    select * from {{ ref('int_exception_states') }}
+),
+
 held_invoice_ids as (
     select distinct record_id as invoice_id, correlation_id from exceptions
     where source_table = 'invoices'
@@ -350,6 +354,7 @@ select
             when 'waive' then 'waived' when 'resolve' then 'resolved'
             when 'override' then 'override_pending'
         end,
+        exception_states.followed_state,
         'open'
     ) as decision_state,
     named.detail,
@@ -362,4 +367,5 @@ cross join close_run
 left join exceptions on named.exception_id = exceptions.exception_id
 left join latest_decisions
     on coalesce(named.exception_id, named.item_id) = latest_decisions.exception_id
+left join exception_states on named.exception_id = exception_states.exception_id
 order by named.queue, named.legal_entity, named.since_date, named.record_id, named.item_id
