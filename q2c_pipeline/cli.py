@@ -421,7 +421,7 @@ def _applied_overrides(conn, exception: dict) -> list[tuple[int, str]]:
         return []
     source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
     seqs = [int(seq) for (seq,) in conn.execute(
-        "select decision_seq from canonical.overrides_applied where status = 'applied' and "
+        "select decision_seq from canonical.overrides_applied where status like 'applied%' and "
         "(record_id = ? or record_id = ?) order by decision_seq",
         [source_id, exception.get("record_id")]).fetchall()]
     decisions = read_decisions(conn).set_index("decision_seq")
