@@ -40,7 +40,7 @@ def with_column_schema(metadata: dict, schemas: dict[str, dg.TableSchema], table
         return metadata
     stated = metadata.get(COLUMN_SCHEMA)
     stated = getattr(stated, "schema", stated)
-    described = {c.name: c.description for c in getattr(stated, "columns", []) or []
+    described = {c.name: c.description.strip() for c in getattr(stated, "columns", []) or []
                  if c.description}
     schema = dg.TableSchema(columns=[
         dg.TableColumn(name=c.name, type=c.type, constraints=c.constraints,

@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from q2c_pipeline import settings
-from q2c_pipeline.defs.columns import column_schemas, with_column_schema
+from q2c_pipeline.defs.columns import COLUMN_SCHEMA, column_schemas, with_column_schema
 from q2c_pipeline.defs.owners import owner_of
 from q2c_pipeline.defs.resources import WarehouseResource
 
@@ -118,10 +118,17 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource,
             if isinstance(e, dg.Output)}
     with warehouse.get_connection() as conn:
         schemas = column_schemas(conn, [".".join(k.path) for k in keys.values()])
+    specs = context.assets_def.specs_by_key
     for event in events:
-        table = ".".join(keys[id(event)].path) if id(event) in keys else ""
-        yield event.with_metadata(with_column_schema(dict(event.metadata), schemas, table)) \
-            if table in schemas else event
+        key = keys.get(id(event))
+        table = ".".join(key.path) if key is not None else ""
+        if table not in schemas:
+            yield event
+            continue
+        # the model's documented columns (its spec, from the manifest) lend their descriptions
+        documented = specs[key].metadata.get(COLUMN_SCHEMA) if key in specs else None
+        metadata = {**dict(event.metadata), **({COLUMN_SCHEMA: documented} if documented else {})}
+        yield event.with_metadata(with_column_schema(metadata, schemas, table))
 
 
 @dbt_assets(

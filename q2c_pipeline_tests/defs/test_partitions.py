@@ -73,6 +73,10 @@ def test_the_close_marks_the_invoice_and_usage_days_it_wrote(closed_warehouse, s
         if materialization.partition:
             marked.setdefault(materialization.asset_key.to_user_string(), set()).add(
                 materialization.partition)
-    # the tests' partitions run to today, so every day of the sample is a partition
-    assert marked["raw/stripe_invoices_daily"] == created and len(created) == 8  # 90 invoices
+    # the tests' partitions run to today: every day from the first partition (2025-12-01) to
+    # the last invoice's day (2026-07-01) is landed, 8 of them with invoices (90 in all)
+    assert len(created) == 8 and max(created) == "2026-07-01"
+    assert marked["raw/stripe_invoices_daily"] == {
+        (date(2025, 12, 1) + timedelta(days=n)).isoformat() for n in range(213)}
+    assert _days("2025-12-01", "2026-07-01") == 213
     assert marked["ledger/usage_summary"] == usage and len(usage) == 91
