@@ -325,7 +325,12 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
     """List, show and decide on exceptions (waive, resolve, override), with role checks; every
     decision is appended to ledger.decisions and takes effect at the next close or lock."""
     from q2c_pipeline.close.decisions import DecisionRefused, load_roles, roles_path
-    from q2c_pipeline.close.exceptions import decide, exceptions_with_state, find_exception
+    from q2c_pipeline.close.exceptions import (
+        decide,
+        exceptions_with_state,
+        find_exception,
+        review_items,
+    )
     from q2c_pipeline.warehouse import connect
 
     path = Path(args.duckdb).resolve()
@@ -336,7 +341,8 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
         if args.action in ("list", "show"):
             with connect(path, read_only=True) as conn:
                 if args.action == "list":
-                    return _list_exceptions(exceptions_with_state(conn), args)
+                    return _list_exceptions(exceptions_with_state(conn), args,
+                                            review_items(conn))
                 return _show_exception(conn, find_exception(conn, args.id))
         fields = dict(_field_value(item) for item in (getattr(args, "set", None) or []))
         roles = load_roles(roles_path(args.sample, settings.roles_path()))
@@ -370,11 +376,13 @@ def _field_value(item: str) -> tuple[str, object]:
     return field.strip(), field_value(value)
 
 
-def _list_exceptions(frame, args: argparse.Namespace) -> int:
+def _list_exceptions(frame, args: argparse.Namespace, reviews=None) -> int:
     for column, wanted in (("legal_entity", args.entity), ("owner", args.owner),
                            ("state", args.state)):
         if wanted:
             frame = frame[frame[column] == wanted]
+            if reviews is not None and len(reviews):
+                reviews = reviews[reviews[column] == wanted]
     if args.roots:
         frame = frame[frame["rule"] != "held_by_upstream"]
     _out("blocks = the first month whose lock waits for it (every later month too)")
@@ -385,6 +393,12 @@ def _list_exceptions(frame, args: argparse.Namespace) -> int:
              f"{r.state:<17}{r.rule:<29}{r.record_label}")
     _out(f"{len(frame)} exception(s); q2c exceptions show ID for the reason, payload and "
          "decisions")
+    if reviews is not None and len(reviews):
+        _out("amendments awaiting review (the lock of their month waits for them; resolve "
+             "keeps the treatment, override --set modification_treatment=... changes it):")
+        for r in reviews.itertuples(index=False):
+            _out(f"{r.exception_id[:12]:<13}{r.legal_entity:<11}{r.period:<8}{r.owner:<15}"
+                 f"{r.state:<17}{'amendment_review':<29}{r.record_label}: {r.reason}")
     return 0
 
 
@@ -603,7 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `q2c exceptions list | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
 
 
 if __name__ == "__main__":

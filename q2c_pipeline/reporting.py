@@ -58,8 +58,16 @@ AR_SQL = """
 HELD_SQL = """
     select count(distinct record_id) from canonical.quarantine where source_table = 'invoices'
 """
+# per owner and rule: open (not waived or resolved; an override waits for its run) and waived
 EXCEPTIONS_SQL = """
-    select owner, rule, count(*) from marts.fct_exceptions group by 1, 2 order by 1, 2
+    select exceptions.owner, exceptions.rule,
+           count(*) filter (where states.state not in ('waived', 'resolved')),
+           count(*) filter (where states.state = 'waived')
+    from marts.fct_exceptions as exceptions
+    join intermediate.int_exception_states as states using (exception_id)
+    group by 1, 2
+    having count(*) filter (where states.state <> 'resolved') > 0
+    order by 1, 2
 """
 
 # (header, width) of the money columns, functional currency
@@ -148,6 +156,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         + (f" ({pending_names})" if pending_names else "")
     )
     lines.append("Open exceptions by owner and rule:")
-    for owner, rule, count in exceptions:
-        lines.append(f"  {owner:<16}{rule:<32}{count}")
+    for owner, rule, count, waived in exceptions:
+        lines.append(f"  {owner:<16}{rule:<32}{count}"
+                     + (f" (and {waived} waived)" if waived else ""))
     return lines

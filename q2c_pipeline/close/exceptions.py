@@ -186,6 +186,11 @@ def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
                         [prefix]).df()
 
 
+def review_items(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every amendment awaiting review, shaped as exceptions (``state`` its decision)."""
+    return _review_items(conn, "")
+
+
 def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
     """The landed raw record version the exception is about: raw table, source id and the
     content hash of its latest version (an override corrects that version only)."""

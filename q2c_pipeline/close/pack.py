@@ -482,7 +482,7 @@ def _waterfall_section(pack: _Pack) -> str:
                "+ billings, − revenue, − reductions, − settlements ± FX and other movements, "
                "then the closing bar.")
     table = _table(
-        ("Month", f"Opening, {ccy}", "+ Billings", "− Revenue", "− Reductions",
+        ("Month", f"Opening, {ccy}", "+ Billings", "− Revenue", "− Reductions of the position",
          "± Settlements, FX, other", "= Closing", "Ledger closing", "Tie"),
         [(m["period"], *(_amount(v, ccy) for v in (
             m["opening"], m["billings"], m["revenue"], m["reductions"], _other(m),
@@ -493,7 +493,8 @@ def _waterfall_section(pack: _Pack) -> str:
 
 ROLLFORWARD_LINES = (
     ("opening", "Opening"), ("billings", "+ Billings"), ("revenue", "− Revenue"),
-    ("reductions", "− Reductions"), ("settlements", "− Settlements"), ("fx", "± FX"),
+    ("reductions", "− Reductions of the position"), ("settlements", "− Settlements"),
+    ("fx", "± FX"),
     ("other_movements", "± Other movements"), ("closing", "= Closing"),
     ("ledger_closing", "Ledger closing"),
     ("deferred_revenue_closing", "… of which deferred revenue"),
@@ -569,7 +570,8 @@ def _billings_section(pack: _Pack) -> str:
                         GOOD),
                        ("revenue", [_plot_value(m["revenue"] or 0, ccy) for m in months], BAD)],
                       ccy))
-    table = _table((f"Month, {ccy}", "Billings", "Revenue", "Reductions", "Billings − revenue"),
+    table = _table((f"Month, {ccy}", "Billings", "Revenue", "Reductions of revenue",
+                    "Billings − revenue"),
                    [(m["period"], _amount(m["billings"], ccy), _amount(m["revenue"], ccy),
                      _amount(m["reductions"], ccy),
                      _amount(None if None in (m["billings"], m["revenue"])

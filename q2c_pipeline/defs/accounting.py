@@ -186,9 +186,10 @@ class ClosePeriodConfig(dg.Config):
     legal_entity: str = Field(description="Legal entity to lock, e.g. US01.")
     period: str = Field(description="Accounting period to lock, YYYY-MM.")
     actor: str = Field(
-        default=SCHEDULE_ACTOR,
-        description="Who locks: a person in roles.yaml acting for controllership (the monthly "
-        "schedule acts as q2c-close-schedule).")
+        default="",
+        description="Who locks: a person in roles.yaml acting for controllership, e.g. "
+        "dana.controller@q2c.example (the monthly schedule acts as q2c-close-schedule). "
+        "Required: q2c records who, it does not sign anyone in.")
     reason: str = Field(default="month-end close",
                         description="Why, for the decisions table (e.g. 'March close').")
 
@@ -200,6 +201,20 @@ class ReopenPeriodConfig(dg.Config):
     period: str = Field(description="The locked period to reopen, YYYY-MM.")
     actor: str = Field(description="A person in roles.yaml acting for controllership.")
     reason: str = Field(description="Why the period is reopened (required, kept for audit).")
+
+
+def _mark_close_records(context: dg.OpExecutionContext, conn: duckdb.DuckDBPyConnection,
+                        *, locks: bool) -> None:
+    """The decisions (and the locks) this op wrote, as materializations of their assets, so
+    the UI shows when they last changed and how many rows they hold."""
+    tables = [("decisions", "ledger.decisions")] + ([("period_locks", "ledger.period_locks")]
+                                                    if locks else [])
+    for name, table in tables:
+        if table_exists(conn, table):
+            rows = conn.execute(f"select count(*) from {table}").fetchall()[0][0]
+            context.log_event(dg.AssetMaterialization(
+                asset_key=["ledger", name], metadata={"rows": int(rows),
+                                                      "written_by": context.job_name}))
 
 
 def _refusal(description: str) -> dg.Failure:
@@ -214,6 +229,9 @@ def close_period(
     """Lock one entity's period after every close control holds (open exceptions included);
     refuse otherwise, naming each blocker. Locks and refusals are decisions (ledger.decisions)."""
     entity, period = config.legal_entity, config.period
+    if not config.actor.strip():
+        raise _refusal(f"refusing to close {entity} {period}: say who locks (actor: a person "
+                       "in roles.yaml acting for controllership)")
     try:
         roles = load_roles(close_settings.roles_file(erp.root))
         role = roles.role_for(config.actor, "lock", None)
@@ -244,9 +262,10 @@ def close_period(
                                     "blockers": samples})
             pack = write_close_pack(conn, entity, period,
                                     close_pack_dir(warehouse.database_path))
+            _mark_close_records(context, conn, locks=False)
             raise dg.Failure(
-                description=f"refusing to close {entity} {period}: " + "; ".join(
-                    describe_blockers(name, rows) for name, rows in failing.items()),
+                description=f"refusing to close {entity} {period}:\n" + "\n".join(
+                    f"- {describe_blockers(name, rows)}" for name, rows in failing.items()),
                 metadata={"failing_controls": {n: len(r) for n, r in failing.items()},
                           "sample": dg.MetadataValue.json(samples),
                           "close_pack": dg.MetadataValue.path(str(pack))},
@@ -266,6 +285,7 @@ def close_period(
                         detail={"controls": sorted(controls), "lines_in_period": int(lines),
                                 "run_id": context.run_id, "waived_open": waived})
         pack = write_close_pack(conn, entity, period, close_pack_dir(warehouse.database_path))
+        _mark_close_records(context, conn, locks=True)
     context.log.info(f"locked {entity} {period} ({lines} posted lines, {len(waived)} waived "
                      "exceptions open)")
     return dg.Output(None, metadata={"locked": True, "legal_entity": entity, "period": period,
@@ -336,6 +356,7 @@ def reopen_period(
         with warehouse.get_connection() as conn:
             lock = reopen_locked_period(conn, entity, period, actor=config.actor, role=role,
                                         reason=config.reason)
+            _mark_close_records(context, conn, locks=True)
     except DecisionRefused as error:
         raise _refusal(f"refusing to reopen {entity} {period}: {error}") from None
     context.log.info(f"reopened {entity} {period} (locked at {lock['closed_at']})")
@@ -402,6 +423,7 @@ def decide_on_exceptions(
             rows = [decide(conn, roles, action=config.action, prefix=e["exception_id"],
                            actor=config.actor, reason=config.reason, fields=fields)
                     for e in found]
+            _mark_close_records(context, conn, locks=False)
     except DecisionRefused as error:
         raise _refusal(f"no decision recorded: {error}") from None
     for exception, row in zip(found, rows, strict=True):
@@ -478,8 +500,9 @@ def monthly_close_period_schedule(context: dg.ScheduleEvaluationContext,
     return [
         dg.RunRequest(
             run_key=f"close_period:{entity}:{period}",
-            run_config={"ops": {"close_period": {"config": {"legal_entity": entity,
-                                                            "period": period}}}},
+            run_config={"ops": {"close_period": {"config": {
+                "legal_entity": entity, "period": period, "actor": SCHEDULE_ACTOR,
+                "reason": f"{period} close on business day {CLOSE_BUSINESS_DAY}"}}}},
             tags={"legal_entity": entity, "period": period},
         )
         for entity in entities
@@ -529,6 +552,17 @@ CLOSE_RECORDS = [
         metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
             dg.TableColumn(name, kind.split()[0].lower())
             for name, kind in DECISION_COLUMNS.items()])}),
+    dg.AssetSpec(
+        key=["ledger", "period_locks"], group_name="close", owners=owner_of(["ledger", "x"]),
+        kinds={"duckdb"},
+        description="q2c's own close: one row per locked legal entity and period (closed_at, "
+        "the run that locked it, lock_seq = the last posting before the lock); a reopening "
+        "removes the row (the decision stays in ledger.decisions). Journals never post into a "
+        "locked period: corrections go to the first open one.",
+        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
+            dg.TableColumn("legal_entity", "varchar"), dg.TableColumn("period", "varchar"),
+            dg.TableColumn("closed_at", "timestamp"), dg.TableColumn("closed_by_run", "varchar"),
+            dg.TableColumn("lock_seq", "bigint")])}),
     dg.AssetSpec(
         key=["ledger", "close_runs"], group_name="close", owners=owner_of(["ledger", "x"]),
         kinds={"duckdb"},

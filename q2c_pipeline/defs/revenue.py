@@ -142,6 +142,11 @@ def revenue_and_ledger(
     as_of = date.fromisoformat(inputs["as_of"])
     with warehouse.get_connection() as conn:
         record_close_run(conn, inputs)
+        runs = conn.execute("select count(*) from ledger.close_runs").fetchall()[0][0]
+    context.log_event(dg.AssetMaterialization(
+        asset_key=["ledger", "close_runs"], metadata={"rows": int(runs), **{
+            f"close/{k}": v for k, v in inputs.items()}}))
+    with warehouse.get_connection() as conn:
         result = build_finance(conn, policy, as_of)
         days = [str(d) for (d,) in conn.execute(
             "select distinct strftime(day, '%Y-%m-%d') from ledger.usage_summary order by 1"

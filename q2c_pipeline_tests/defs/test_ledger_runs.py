@@ -21,6 +21,7 @@ from q2c_pipeline.accounting.posting_rules import apply_posting_rules
 from q2c_pipeline.close.decisions import record_decision
 from q2c_pipeline.core.policy import Policy
 from q2c_pipeline.defs.accounting import (
+    SCHEDULE_ACTOR,
     ErpPostingResource,
     business_day_of_month,
     close_period_job,
@@ -243,7 +244,8 @@ def test_re_materializing_the_outbox_sends_nothing_new(closed_copy, tmp_path):
 def _close(path, snapshot, entity="US01", period="2026-01"):
     return close_period_job.execute_in_process(
         run_config={"ops": {"close_period": {"config": {"legal_entity": entity,
-                                                       "period": period}}}},
+                                                       "period": period,
+                                                       "actor": SCHEDULE_ACTOR}}}},
         resources={"warehouse": WarehouseResource(database_path=str(path)),
                    "erp": SourceSnapshotResource(root=str(snapshot)),
                    "close_settings": CloseSettingsResource()},
@@ -302,8 +304,10 @@ def test_business_day_three_triggers_one_close_per_entity_for_the_previous_month
         resources={"warehouse": warehouse_resource})
     requests = monthly_close_period_schedule(context)
     assert [(r.run_key, r.run_config["ops"]["close_period"]["config"]) for r in requests] == [
-        ("close_period:UK01:2026-06", {"legal_entity": "UK01", "period": "2026-06"}),
-        ("close_period:US01:2026-06", {"legal_entity": "US01", "period": "2026-06"}),
+        (f"close_period:{e}:2026-06", {"legal_entity": e, "period": "2026-06",
+                                        "actor": "q2c-close-schedule",
+                                        "reason": "2026-06 close on business day 3"})
+        for e in ("UK01", "US01")
     ]
     skip_context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 7, 6, 18),

@@ -106,6 +106,9 @@ summary_rows as (
     select legal_entity, period from entity_periods
     union
     select legal_entity, period from exception_counts where period is not null
+    -- held invoices show even when every exception holding them is waived
+    union
+    select legal_entity, period from held_invoices where period is not null
 ),
 
 flagged_rows as (
