@@ -26,7 +26,6 @@ from q2c_pipeline.accounting.ledger import (
     reconcile_ledger,
 )
 from q2c_pipeline.accounting.usage_summary import summarize_usage, write_usage_summary
-from q2c_pipeline.close.decisions import exception_states
 from q2c_pipeline.close.exceptions import (
     apply_canonical_overrides,
     apply_overrides,
@@ -106,7 +105,7 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
     replace_table(conn, "canonical", "overrides_applied",
                   still_held(applied, result.quarantine))
     counts = result.counts()
-    kept = keep_last_accepted(previous, result, resolved_exceptions(conn))
+    kept = keep_last_accepted(previous, result)
     replace_table(conn, "canonical", "kept_last_accepted", kept)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
@@ -145,28 +144,20 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
 KEPT_COLUMNS = ["source_table", "record_id", "rule", "exception_id"]
 
 
-def resolved_exceptions(conn: duckdb.DuckDBPyConnection) -> set[str]:
-    """Exception ids whose latest decision resolved them (closed without posting)."""
-    states = exception_states(conn)
-    return set(states.loc[states["state"] == "resolved", "exception_id"])
-
-
-def keep_last_accepted(previous: dict[str, pd.DataFrame], result: ValidationResult,
-                       resolved: set[str]) -> pd.DataFrame:
+def keep_last_accepted(previous: dict[str, pd.DataFrame], result: ValidationResult
+                       ) -> pd.DataFrame:
     """Hold the change, not the record: a record held now whose earlier version the previous
-    run accepted (so the books hold it) keeps that version in ``result.accepted`` until the new
-    one is fixed or resolved. A malformed update of a posted invoice (Stripe
-    re-sends an invoice whenever it is paid or retried) is quarantined with its payload and
-    never reverses what was posted; a resolved exception drops the record. One row per record
-    kept: source_table, record_id, rule, exception_id (DECISIONLOG: hold the change)."""
+    run accepted (so the books hold it) keeps that version in ``result.accepted`` until a new
+    version passes. A malformed update of a posted invoice (Stripe re-sends an invoice whenever
+    it is paid or retried) is quarantined with its payload and never reverses what was posted;
+    resolving that exception rejects the change (the booked version stands), it never un-books
+    a paid invoice. One row per record kept: source_table, record_id, rule, exception_id
+    (DECISIONLOG "Hold the change, not the record")."""
     from q2c_pipeline.schemas import CANONICAL_TABLES
 
     quarantine = result.quarantine
     held = quarantine.assign(exception_id=exception_ids(quarantine)) if len(quarantine) \
         else quarantine.assign(exception_id=pd.Series(dtype=object))
-    # a resolution drops the record and everything held with it (its correlation)
-    dropped = set(held.loc[held["exception_id"].isin(resolved), "correlation_id"].dropna())
-    held = held[~held["exception_id"].isin(resolved) & ~held["correlation_id"].isin(dropped)]
     kept = []
     for table in VALIDATION_ORDER:
         before = previous.get(table)

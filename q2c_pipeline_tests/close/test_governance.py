@@ -362,7 +362,7 @@ def test_a_malformed_update_of_a_posted_invoice_holds_the_change_not_the_invoice
     """Stripe re-sends a posted invoice with a line's taxes null (an export that dropped
     them). The update is quarantined with its payload; the books keep the version they posted
     (no reversal, AR still ties, nothing is lost: rows in = canonical - kept + quarantined).
-    Resolving the held update says the invoice is not to be booked: then it is reversed."""
+    Resolving the held update rejects the change: the booked invoice stands."""
     from datetime import UTC, datetime
 
     from q2c_pipeline.defs.checks import find_unconserved_tables
@@ -404,16 +404,22 @@ def test_a_malformed_update_of_a_posted_invoice_holds_the_change_not_the_invoice
     assert in_canonical == 1 and delta.journals_reversed == 0 and after == before > 0
     assert unconserved == []
 
-    # controllership resolves the held update (not to be booked): the invoice goes, reversed
-    dbt_build(books, "+fct_exceptions", tmp_path)
+    # the held update is in the summary's count of held invoices only if it is not booked
+    dbt_build(books, "+fct_close_summary +fct_work_queue", tmp_path)
+    with duckdb.connect(str(books), read_only=True) as conn:
+        [(held_rows,)] = conn.execute(
+            "select count(*) from marts.fct_work_queue where queue = 'invoices_not_in_erp' "
+            "and record_id = ?", [invoice_id]).fetchall()
+    assert held_rows == 0  # it is in the ERP: the version posted before
+    # controllership resolves the held update ("the export was wrong"): the change is rejected,
+    # the paid invoice stays booked as it was (resolving never un-books a receivable)
     [line] = exception_ids(books, f"record_id = 'stripe:{target['lines']['data'][0]['id']}'")
     assert q2c(capsys, "exceptions", "resolve", line, "--as", DANA, "--reason",
-               "invoice voided in Stripe; the export was wrong", "--duckdb", str(books))[0] == 0
+               "the export dropped the taxes; Stripe has them", "--duckdb", str(books))[0] == 0
     with duckdb.connect(str(books)) as conn:
         build_canonical(conn)
         delta = build_finance(conn, Policy(), date(2026, 6, 30)).delta
-        kept = conn.execute("select count(*) from canonical.kept_last_accepted").fetchall()
-        assert kept == [(0,)] and delta.journals_reversed >= 1 and ar_of(conn) == 0
+        assert delta.journals_reversed == 0 and ar_of(conn) == before
 
 
 def test_a_waiver_settles_the_records_held_with_it_in_the_queues_and_the_summary(

@@ -99,6 +99,9 @@ held_invoices as (
     from exceptions
     left join entity_latest_periods on exceptions.legal_entity = entity_latest_periods.legal_entity
     where exceptions.source_table = 'invoices'
+        -- not a held change of an invoice whose booked version stands (it is journaled)
+        and exceptions.record_id not in (
+            select invoice_id from {{ ref('stg_canonical__invoices') }})
     group by 1, 2
 ),
 

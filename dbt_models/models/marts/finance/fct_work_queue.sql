@@ -137,6 +137,8 @@ invoices_not_in_erp as (
         cast(null as varchar)
     from exceptions
     where exceptions.source_table = 'invoices'
+        -- a held change of an invoice whose booked version stands is in the ERP already
+        and exceptions.record_id not in (select invoice_id from invoices)
     -- one row per invoice (a duplicated id has one exception per version)
     qualify row_number() over (partition by exceptions.record_id order by exceptions.exception_id)
         = 1
