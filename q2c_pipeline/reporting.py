@@ -59,6 +59,15 @@ HELD_SQL = """
     select count(distinct record_id) from canonical.quarantine where source_table = 'invoices'
     and record_id not in (select invoice_id from canonical.invoices)  -- a held change is booked
 """
+# revenue dated in an earlier month than the one it was booked in (a closed or locked month's
+# activity or correction, booked in the first open one: DECISIONLOG "Lock-then-fix")
+LATE_REVENUE_SQL = """
+    select legal_entity, period, currency, sum(credit - debit)
+    from finance.journal_lines
+    where account = 'Revenue' and strftime(original_date, '%Y-%m') < period
+    group by 1, 2, 3 having sum(credit - debit) <> 0 order by 1, 2, 3
+"""
+
 # per owner and rule: open (not waived or resolved; an override waits for its run) and waived
 EXCEPTIONS_SQL = """
     select exceptions.owner, exceptions.rule,
@@ -93,6 +102,7 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         source_tied, source_total = conn.execute(SOURCE_SQL).fetchone()
         usage_tied, usage_total, usage_quantity = conn.execute(USAGE_SQL).fetchone()
         pending_count, pending_names = conn.execute(PENDING_SQL).fetchone()
+        late_revenue = conn.execute(LATE_REVENUE_SQL).fetchall()
         contracts_tied, contracts_compared, contracts_alone = conn.execute(
             CONTRACT_SQL).fetchone()
         exceptions = conn.execute(EXCEPTIONS_SQL).fetchall()
@@ -156,6 +166,10 @@ def close_summary_lines(duckdb_path: str) -> list[str]:
         f"Invoices awaiting finalization in Stripe (drafts, not posted): {pending_count}"
         + (f" ({pending_names})" if pending_names else "")
     )
+    if late_revenue:
+        lines.append("Revenue booked after the month it is dated in (a closed or locked month's, "
+                     "in the first open one): " + "; ".join(
+                         f"{e} {p} {from_minor(a, c)} {c}" for e, p, c, a in late_revenue))
     lines.append("Open exceptions by owner and rule:")
     for owner, rule, count, waived in exceptions:
         lines.append(f"  {owner:<16}{rule:<32}{count}"

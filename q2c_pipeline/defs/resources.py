@@ -25,6 +25,7 @@ import dagster as dg
 import duckdb
 import requests
 from dagster_dbt import DbtCliResource
+from pydantic import Field
 
 from q2c_pipeline import settings
 from q2c_pipeline.accounting.erp_files import FileDropErpClient
@@ -59,7 +60,8 @@ BILLING_TOKEN_ENV = "BILLING_API_TOKEN"
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file holding raw landing, canonical, finance and the dbt marts."""
 
-    database_path: str
+    database_path: str = Field(description="The warehouse file (Q2C_DUCKDB_PATH, default "
+                               "data/warehouse.duckdb), absolute.")
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -75,7 +77,8 @@ class SourceSnapshotResource(dg.ConfigurableResource):
     ``usage/usage_events_<day>.parquet`` and ``erp/*.csv`` reference data.
     """
 
-    root: str
+    root: str = Field(description="The snapshot folder (Q2C_SAMPLE_DIR, default data/sample): "
+                      "ERP reference CSVs, and the sources when they are not live.")
 
     def get_source(self) -> SnapshotSource:
         return SnapshotSource(self.root)
@@ -84,8 +87,8 @@ class SourceSnapshotResource(dg.ConfigurableResource):
 class ErpPostingResource(dg.ConfigurableResource):
     """Where posted journals go. The sample company's ERP takes import files in a folder."""
 
-    output_dir: str  # settings.erp_output_dir: Q2C_ERP_OUTPUT_DIR, else output/erp beside
-    # the warehouse file
+    output_dir: str = Field(description="Where the ERP import files go (Q2C_ERP_OUTPUT_DIR, "
+                            "else output/erp beside the warehouse file).")
 
     def get_client(self) -> FileDropErpClient:
         return FileDropErpClient(self.output_dir)
@@ -97,9 +100,12 @@ class CloseSettingsResource(dg.ConfigurableResource):
     ``as_of`` config wins over ``as_of`` here; each close records what it used in
     ``ledger.close_runs``."""
 
-    as_of: str = ""  # empty: the snapshot manifest's as_of, else today in UTC
-    policy_path: str = ""  # empty: policy.yaml in the snapshot folder, else built-in defaults
-    roles_path: str = ""  # empty: roles.yaml in the snapshot folder
+    as_of: str = Field(default="", description="Close date YYYY-MM-DD (Q2C_AS_OF); empty: the "
+                       "snapshot manifest's as_of, else today in UTC. A run's own as_of wins.")
+    policy_path: str = Field(default="", description="Revenue policy file (Q2C_POLICY_PATH); "
+                             "empty: policy.yaml in the snapshot folder, else the defaults.")
+    roles_path: str = Field(default="", description="Who may act for which team "
+                            "(Q2C_ROLES_PATH); empty: roles.yaml in the snapshot folder.")
 
     def roles_file(self, snapshot_root: str) -> Path:
         """Who may act for which owner (``q2c_pipeline.close.decisions.Roles``)."""

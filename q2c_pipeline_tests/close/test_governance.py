@@ -318,6 +318,11 @@ def test_a_fix_after_the_lock_posts_in_the_first_open_period_and_the_controls_ti
     # June's ledger lacks what was booked late in July; July holds June's position and ties
     assert rows == [("2026-06", "2026-06", "posted_in_later_period"),
                     ("2026-07", "2026-06", "tied")]
+    # the close summary says how much revenue July holds that is dated March-June
+    from q2c_pipeline.reporting import close_summary_lines
+
+    [late] = [line for line in close_summary_lines(str(books)) if "booked after" in line]
+    assert late.endswith("US01 2026-07 2105.76 USD") and revenue == 210_576
 
 
 def test_a_second_override_of_the_same_record_replaces_the_first(books, capsys, tmp_path):

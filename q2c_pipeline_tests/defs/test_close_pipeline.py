@@ -489,6 +489,8 @@ def test_every_table_asset_shows_its_columns_with_their_types(closed_warehouse):
     assert len(shown["canonical/invoices"]) == invoice_columns
     assert shown["canonical/invoices"]["finalized_at"][0].startswith("timestamp")
     assert shown["finance/journal_lines"]["debit"][0] == "bigint"
+    assert "minor units of the row's currency" in shown["finance/journal_lines"]["debit"][1]
+    assert "functional currency" in shown["finance/journal_lines"]["debit_functional"][1]
     assert shown["marts/fct_contract_position_reconciliation"]["positions_period"] == (
         "varchar", "The month whose positions are compared: the period itself, or the "
         "positions' last month (the as-of month) for a ledger month after it.")
