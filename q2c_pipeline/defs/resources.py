@@ -120,20 +120,34 @@ class SalesforceResource(dg.ConfigurableResource):
     (connected app on a My Domain) or ``jwt`` (connected app + private key acting as username).
     """
 
-    snapshot_root: str = ""
-    auth_mode: str = ""
-    username: str | None = None
-    password: str | None = None
-    security_token: str | None = None
-    consumer_key: str | None = None
-    consumer_secret: str | None = None
-    private_key: str | None = None
-    domain: str = "login"
-    api_version: str = DEFAULT_API_VERSION
-    bulk_threshold: int = 10_000
-    limit_floor_pct: float = 10.0
-    max_retries: int = 5
-    backoff_base: float = 1.0
+    snapshot_root: str = Field(default="", description="The snapshot folder read when the "
+                               "org is not live (its salesforce/ files).")
+    auth_mode: str = Field(default="", description="password, client_credentials or jwt "
+                           "(SALESFORCE_AUTH_MODE); empty: read the snapshot folder.")
+    username: str | None = Field(default=None, description="The integration user "
+                                 "(SALESFORCE_USERNAME): password and jwt modes.")
+    password: str | None = Field(default=None, description="Secret, from EnvVar "
+                                 "SALESFORCE_PASSWORD (password mode).")
+    security_token: str | None = Field(default=None, description="Secret, from EnvVar "
+                                       "SALESFORCE_SECURITY_TOKEN (password mode).")
+    consumer_key: str | None = Field(default=None, description="The connected app's client "
+                                     "id (SALESFORCE_CLIENT_ID).")
+    consumer_secret: str | None = Field(default=None, description="Secret, from EnvVar "
+                                        "SALESFORCE_CLIENT_SECRET (client_credentials mode).")
+    private_key: str | None = Field(default=None, description="Secret, from EnvVar "
+                                    "SALESFORCE_PRIVATE_KEY (jwt mode): the PEM key.")
+    domain: str = Field(default="login", description="login, test, or the My Domain "
+                        "(SALESFORCE_DOMAIN).")
+    api_version: str = Field(default=DEFAULT_API_VERSION, description="REST API version, e.g. "
+                             "59.0 (SALESFORCE_API_VERSION).")
+    bulk_threshold: int = Field(default=10_000, description="Above this many records an "
+                                "object is read with Bulk API 2.0 instead of REST.")
+    limit_floor_pct: float = Field(default=10.0, description="Stop before the org's daily "
+                                   "API requests remaining fall below this percentage.")
+    max_retries: int = Field(default=5, description="Retries of a call that failed for a "
+                             "reason worth retrying (429, 5xx, connection), with backoff.")
+    backoff_base: float = Field(default=1.0, description="Seconds of the first backoff "
+                                "(doubling, at most 60 s).")
 
     @property
     def is_live(self) -> bool:
@@ -180,14 +194,22 @@ class BillingResource(dg.ConfigurableResource):
     with ``api_key`` empty, the ``stripe/`` folder of ``snapshot_root``. Usage events are read
     from ``snapshot_root``'s ``usage/`` folder either way."""
 
-    snapshot_root: str = ""
-    api_key: str = ""
-    base_url: str = DEFAULT_BASE_URL
-    api_version: str = BILLING_API_VERSION
-    page_size: int = 100
-    max_network_retries: int = 2
-    max_retries: int = 5
-    backoff_base: float = 1.0
+    snapshot_root: str = Field(default="", description="The snapshot folder: its stripe/ "
+                               "files when billing is not live, its usage/ files always.")
+    api_key: str = Field(default="", description="Secret, from EnvVar BILLING_API_TOKEN; "
+                         "empty: read the snapshot folder.")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="The API's base URL "
+                          "(BILLING_BASE_URL).")
+    api_version: str = Field(default=BILLING_API_VERSION, description="The Stripe API "
+                             "version every call pins.")
+    page_size: int = Field(default=100, description="Objects per list page (Stripe's "
+                           "maximum is 100).")
+    max_network_retries: int = Field(default=2, description="The Stripe client's own retries "
+                                     "of 5xx and connection errors.")
+    max_retries: int = Field(default=5, description="q2c's retries of 429 (rate limited) and "
+                             "what the client gave up on, with backoff.")
+    backoff_base: float = Field(default=1.0, description="Seconds of the first backoff "
+                                "(doubling, at most 60 s).")
 
     @property
     def is_live(self) -> bool:
