@@ -99,13 +99,11 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
                         ignore_index=True).sort_values("decision_seq", kind="mergesort")
     pending = candidates.pop(PENDING_INVOICES)
     not_cash = candidates.pop(SET_ASIDE)
-    previous = {t: read_table(conn, "canonical", t) for t in VALIDATION_ORDER
-                if table_exists(conn, f"canonical.{t}")}
     result = validate_canonical(candidates, held_parents=_parents_of_unlanded(conn))
     replace_table(conn, "canonical", "overrides_applied",
                   still_held(applied, result.quarantine))
     counts = result.counts()
-    kept = keep_last_accepted(previous, result)
+    kept = keep_last_accepted(conn, result)  # before canonical.* is replaced: the last run's
     replace_table(conn, "canonical", "kept_last_accepted", kept)
     for table in VALIDATION_ORDER:
         replace_table(conn, "canonical", table, result.accepted[table])
@@ -144,43 +142,54 @@ def build_canonical(conn: duckdb.DuckDBPyConnection) -> ValidationResult:
 KEPT_COLUMNS = ["source_table", "record_id", "rule", "exception_id"]
 
 
-def keep_last_accepted(previous: dict[str, pd.DataFrame], result: ValidationResult
+def keep_last_accepted(conn: duckdb.DuckDBPyConnection, result: ValidationResult
                        ) -> pd.DataFrame:
     """Hold the change, not the record: a record held now whose earlier version the previous
-    run accepted (so the books hold it) keeps that version in ``result.accepted`` until a new
-    version passes. A malformed update of a posted invoice (Stripe re-sends an invoice whenever
-    it is paid or retried) is quarantined with its payload and never reverses what was posted;
-    resolving that exception rejects the change (the booked version stands), it never un-books
-    a paid invoice. One row per record kept: source_table, record_id, rule, exception_id
-    (DECISIONLOG "Hold the change, not the record")."""
+    run accepted (so the books hold it: ``canonical.*`` as the last run wrote it) keeps that
+    version in ``result.accepted`` until a new version passes. A malformed update of a posted
+    invoice (Stripe re-sends an invoice whenever it is paid or retried) is quarantined with its
+    payload and never reverses what was posted; resolving that exception rejects the change
+    (the booked version stands), it never un-books a paid invoice. Reads only the held ids'
+    rows. One row per record kept: source_table, record_id, rule, exception_id (DECISIONLOG
+    "Hold the change, not the record")."""
     from q2c_pipeline.schemas import CANONICAL_TABLES
 
     quarantine = result.quarantine
-    held = quarantine.assign(exception_id=exception_ids(quarantine)) if len(quarantine) \
-        else quarantine.assign(exception_id=pd.Series(dtype=object))
     kept = []
     for table in VALIDATION_ORDER:
-        before = previous.get(table)
-        mine = held[held["source_table"] == table]
-        if before is None or not len(before) or not len(mine):
+        mine = quarantine[quarantine["source_table"] == table]
+        if not len(mine) or not table_exists(conn, f"canonical.{table}"):
             continue
         keys = CANONICAL_TABLES[table][1]
         accepted = result.accepted[table]
-        ids_before = before[keys].astype(str).agg("|".join, axis=1)
-        ids_now = set(accepted[keys].astype(str).agg("|".join, axis=1)) if len(accepted) \
-            else set()
-        take = ids_before.isin(set(mine["record_id"])) & ~ids_before.isin(ids_now)
-        if not take.any():
+        now = _key_text(accepted, keys) if len(accepted) else pd.Series(dtype=object)
+        wanted = sorted(set(mine["record_id"].astype(str)) - set(now))
+        if not wanted:
             continue
-        rows = before[take].reindex(columns=accepted.columns)
+        key_sql = " || '|' || ".join(f"cast({k} as varchar)" for k in keys)
+        before = conn.execute(
+            f"select * from canonical.{table} where {key_sql} in "
+            f"(select unnest(?::varchar[]))", [wanted]).df()
+        if not len(before):
+            continue
+        rows = before.reindex(columns=accepted.columns)
         result.accepted[table] = pd.concat([accepted, rows], ignore_index=True) if len(
             accepted) else rows.reset_index(drop=True)
-        first = mine.drop_duplicates("record_id").set_index("record_id")
-        for record_id in ids_before[take]:
+        first = mine.assign(exception_id=exception_ids(mine)).drop_duplicates(
+            "record_id").set_index("record_id")
+        for record_id in _key_text(before, keys):
             kept.append({"source_table": table, "record_id": record_id,
                          "rule": first.loc[record_id, "rule"],
                          "exception_id": first.loc[record_id, "exception_id"]})
     return pd.DataFrame(kept, columns=KEPT_COLUMNS)
+
+
+def _key_text(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """The quarantine's record id of each row: its key columns as text joined by '|'."""
+    text = frame[keys[0]].astype(str)
+    for key in keys[1:]:
+        text = text + "|" + frame[key].astype(str)
+    return text
 
 
 # canonical table -> the source object whose every record is one row of it
