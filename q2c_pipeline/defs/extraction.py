@@ -174,8 +174,10 @@ def billing_raw(
     # invoice was created (a day without one is landed too: it has none): mark those days
     # written (the UI would show them missing), naming the run and the day's invoice count
     created = {day: days.count(day) for day in set(days)}
+    # (a day without invoices that was marked before is not marked again every run)
+    marked = context.instance.get_materialized_partitions(INVOICES_DAILY_KEY) if days else set()
     for day in invoice_daily_partitions.get_partition_keys():
-        if days and day <= max(days):
+        if days and day <= max(days) and (day in created or day not in marked):
             context.log_event(dg.AssetMaterialization(
                 asset_key=INVOICES_DAILY_KEY, partition=day,
                 metadata={"written_by": f"{context.job_name} (billing_raw)",

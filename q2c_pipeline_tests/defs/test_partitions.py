@@ -8,6 +8,8 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 
+import dagster as dg
+
 SHOW_PARTITIONS = """
 import json
 from q2c_pipeline.defs import partitions as p
@@ -61,7 +63,7 @@ def test_with_live_billing_the_invoice_days_run_to_today(sample_company):
 
 
 def test_the_close_marks_the_invoice_and_usage_days_it_wrote(closed_warehouse, sample_company):
-    _, result, _ = closed_warehouse
+    _, result, instance = closed_warehouse
     assert result.success
     invoices = json.loads((sample_company / "stripe" / "invoices.json").read_text())
     created = {datetime.fromtimestamp(i["created"], UTC).date().isoformat() for i in invoices}
@@ -75,8 +77,12 @@ def test_the_close_marks_the_invoice_and_usage_days_it_wrote(closed_warehouse, s
                 materialization.partition)
     # the tests' partitions run to today: every day from the first partition (2025-12-01) to
     # the last invoice's day (2026-07-01) is landed, 8 of them with invoices (90 in all)
+    # (a day without invoices already marked by an earlier run on this instance is not marked
+    # again; the days with invoices always are)
     assert len(created) == 8 and max(created) == "2026-07-01"
-    assert marked["raw/stripe_invoices_daily"] == {
-        (date(2025, 12, 1) + timedelta(days=n)).isoformat() for n in range(213)}
+    every_day = {(date(2025, 12, 1) + timedelta(days=n)).isoformat() for n in range(213)}
     assert _days("2025-12-01", "2026-07-01") == 213
+    assert created <= marked["raw/stripe_invoices_daily"] <= every_day
+    assert every_day <= instance.get_materialized_partitions(
+        dg.AssetKey(["raw", "stripe_invoices_daily"]))
     assert marked["ledger/usage_summary"] == usage and len(usage) == 91
