@@ -213,8 +213,9 @@ def _mark_close_records(context: dg.OpExecutionContext, conn: duckdb.DuckDBPyCon
         if table_exists(conn, table):
             rows = conn.execute(f"select count(*) from {table}").fetchall()[0][0]
             context.log_event(dg.AssetMaterialization(
-                asset_key=["ledger", name], metadata={"rows": int(rows),
-                                                      "written_by": context.job_name}))
+                asset_key=["ledger", name], metadata=with_column_schema(
+                    {"rows": int(rows), "written_by": context.job_name},
+                    column_schemas(conn, [table]), table)))
 
 
 def _refusal(description: str) -> dg.Failure:

@@ -143,9 +143,11 @@ def revenue_and_ledger(
     with warehouse.get_connection() as conn:
         record_close_run(conn, inputs)
         runs = conn.execute("select count(*) from ledger.close_runs").fetchall()[0][0]
+        run_columns = column_schemas(conn, ["ledger.close_runs"])
     context.log_event(dg.AssetMaterialization(
-        asset_key=["ledger", "close_runs"], metadata={"rows": int(runs), **{
-            f"close/{k}": v for k, v in inputs.items()}}))
+        asset_key=["ledger", "close_runs"], metadata=with_column_schema(
+            {"rows": int(runs), **{f"close/{k}": v for k, v in inputs.items()}},
+            run_columns, "ledger.close_runs")))
     with warehouse.get_connection() as conn:
         result = build_finance(conn, policy, as_of)
         days = [str(d) for (d,) in conn.execute(
