@@ -303,7 +303,8 @@ def cmd_close_period(args: argparse.Namespace) -> int:
                  "next lock")
         else:
             _out(f"{args.entity} {args.period}: locked ({metadata.get('lines_in_period')} posted "
-                 f"lines; {metadata.get('waived_exceptions_open')} waived exceptions open); "
+                 f"lines; {_plural(metadata.get('waived_exceptions_open'), 'waived exception')}"
+                 " open); "
                  f"close pack {metadata.get('close_pack')}")
         return 0
     for event in result.all_events:
@@ -312,6 +313,11 @@ def cmd_close_period(args: argparse.Namespace) -> int:
             text = message.description if message is not None else event.message
             _out(f"{args.entity} {args.period}: NOT {verb}: {text}")
     return 1
+
+
+def _plural(count, noun: str) -> str:
+    """``1 waived exception``, ``7 waived exceptions``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _output_metadata(result, op: str) -> dict:

@@ -79,7 +79,7 @@ def test_the_march_lock_waits_for_hoolis_invoice_until_it_is_waived(books, capsy
                     "ERP customer master row requested (ticket FIN-101)", *w)
     assert code == 0, out
     code, out = close("2026-01")
-    assert code == 0 and "locked" in out and "1 waived exceptions open" in out
+    assert code == 0 and "locked" in out and "1 waived exception open" in out
 
     # February: Umbrella's contract (signed 24 February) waits for its unknown product
     code, out = close("2026-02")
