@@ -435,11 +435,12 @@ def _applied_overrides(conn, exception: dict) -> list[tuple[int, str]]:
     """(decision, what the source sent for the fields it set) of each override the last run
     applied to this exception's record (canonical.overrides_applied)."""
     from q2c_pipeline.close.decisions import read_decisions
+    from q2c_pipeline.close.exceptions import source_id_of
     from q2c_pipeline.warehouse import table_exists
 
     if not table_exists(conn, "canonical.overrides_applied"):
         return []
-    source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
+    source_id = source_id_of(exception.get("record_id"))
     seqs = [int(seq) for (seq,) in conn.execute(
         "select decision_seq from canonical.overrides_applied where status like 'applied%' and "
         "(record_id = ? or record_id = ?) order by decision_seq",

@@ -64,7 +64,9 @@ POSTING_TYPES = {
 ENGINE_COLUMNS = list(LINE_TYPES)
 LEDGER_COLUMNS = ENGINE_COLUMNS + list(POSTING_TYPES)
 LEDGER_TYPES = {**LINE_TYPES, **POSTING_TYPES}
-LOCK_COLUMNS = ["legal_entity", "period", "closed_at", "closed_by_run", "lock_seq"]
+LOCK_TYPES = {"legal_entity": "VARCHAR", "period": "VARCHAR", "closed_at": "TIMESTAMP",
+              "closed_by_run": "VARCHAR", "lock_seq": "BIGINT"}
+LOCK_COLUMNS = list(LOCK_TYPES)
 _DATE_COLUMNS = ("entry_date", "original_date", "posting_as_of")
 _MONEY_COLUMNS = ("debit", "credit", "debit_functional", "credit_functional")
 _ORDER = ["legal_entity", "period", "entry_date", "journal_id", "line_number"]
@@ -287,9 +289,8 @@ def ensure_ledger(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"""create table if not exists {JOURNAL_TABLE} ({ddl},
         check (entry_type in ('entry', 'reversal')),
         primary key (journal_key, line_number))""")
-    conn.execute(f"""create table if not exists {LOCKS_TABLE} (
-        legal_entity varchar not null, period varchar not null, closed_at timestamp not null,
-        closed_by_run varchar not null, lock_seq bigint not null,
+    locks = ", ".join(f"{c} {t} not null" for c, t in LOCK_TYPES.items())
+    conn.execute(f"""create table if not exists {LOCKS_TABLE} ({locks},
         primary key (legal_entity, period))""")
 
 

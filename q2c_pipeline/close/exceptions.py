@@ -36,13 +36,11 @@ EXCEPTION_COLUMNS = ["exception_id", "legal_entity", "period", "effective_date",
                      "correlation_id",
                      "payload"]
 HELD = "held_by_upstream"
-# canonical columns that decide how revenue is recognized: overriding one is a revenue-treatment
-# override, which needs controllership (the amendment queue's --set modification_treatment=...)
-# (canonical columns, and the Salesforce CPQ fields they are read from); a product code brings
-# its catalog SSP and revenue pattern (ASC 606-10-32-31/33)
-# Fields that decide revenue recognition (what is sold, hence its SSP and pattern; when; how a
-# change is accounted for): overriding one is controllership's. Canonical columns, CPQ fields,
-# and the OpportunityLineItem / Product2 / Contract fields an org without CPQ maps from.
+# Fields that decide revenue recognition: overriding one is a revenue-treatment override, which
+# needs controllership (the amendment queue's --set modification_treatment=...). Canonical
+# columns, the CPQ fields they are read from, and the OpportunityLineItem / Product2 / Contract
+# fields an org without CPQ maps from; a product brings its catalog SSP and revenue pattern
+# (ASC 606-10-32-31/33), dates the timing, a revised subscription the modification.
 TREATMENT_FIELDS = {"modification_treatment", "revenue_pattern", "ssp_amount",
                     "allocation_group", "service_start", "service_end", "product_code",
                     "SBQQ__ProductCode__c", "SBQQ__Product__c", "SBQQ__StartDate__c",
@@ -186,6 +184,11 @@ def _review_items(conn: duckdb.DuckDBPyConnection, prefix: str) -> pd.DataFrame:
                         [prefix]).df()
 
 
+def source_id_of(record_id) -> str:
+    """The source system's own id in a quarantine record id (``sf:800X|2`` -> ``800X``)."""
+    return str(record_id or "").split("|")[0].split(":", 1)[-1]
+
+
 def review_items(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every amendment awaiting review, shaped as exceptions (``state`` its decision)."""
     return _review_items(conn, "")
@@ -196,7 +199,7 @@ def _source_version(conn: duckdb.DuckDBPyConnection, exception: dict) -> dict:
     content hash of its latest version (an override corrects that version only)."""
     from q2c_pipeline.sources.registry import SALESFORCE_SOURCES, STRIPE_RESOURCES
 
-    source_id = str(exception.get("record_id") or "").split("|")[0].split(":", 1)[-1]
+    source_id = source_id_of(exception.get("record_id"))
     found = []
     for source in (*SALESFORCE_SOURCES, *STRIPE_RESOURCES):
         if source.system != exception.get("source_system") or not table_exists(
@@ -358,8 +361,9 @@ def still_held(applied: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
     accepted."""
     if not len(applied) or not len(quarantine):
         return applied
-    held = quarantine.assign(source=quarantine["record_id"].astype(str).str.split("|").str[0]
-                             .str.split(":", n=1).str[-1])
+    targets = set(applied["record_id"].astype(str))  # only the corrected records' rows
+    held = quarantine.assign(source=quarantine["record_id"].map(source_id_of))
+    held = held[held["record_id"].astype(str).isin(targets) | held["source"].isin(targets)]
     why = {}
     for row in held.itertuples(index=False):
         for key in (str(row.record_id), row.source):

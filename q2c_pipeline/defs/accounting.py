@@ -27,6 +27,7 @@ from pydantic import Field
 
 from q2c_pipeline.accounting.ledger import (
     JOURNAL_TABLE,
+    LOCK_TYPES,
     LOCKS_TABLE,
     ensure_ledger,
     lock_period,
@@ -542,37 +543,31 @@ def close_packs(context: dg.AssetExecutionContext,
 
 # q2c's records of the close, written by the close jobs and the `q2c exceptions` command (not
 # materialized by a run): the dbt work queues and the close pack read them.
+def _close_record(name: str, description: str, columns: dict[str, str]) -> dg.AssetSpec:
+    """A ``ledger`` table the close jobs write (controllership's), with its columns."""
+    return dg.AssetSpec(
+        key=["ledger", name], group_name="close", owners=owner_of(["ledger", name]),
+        kinds={"duckdb"}, description=description,
+        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
+            dg.TableColumn(column, kind.split()[0].lower()) for column, kind in columns.items()])})
+
+
 CLOSE_RECORDS = [
-    dg.AssetSpec(
-        key=["ledger", "decisions"], group_name="close", owners=owner_of(["ledger", "x"]),
-        kinds={"duckdb"},
-        description="Append-only: every period lock (with what was open and waived), refused "
+    _close_record(
+        "decisions", "Append-only: every period lock (with what was open and waived), refused "
         "lock (with its blockers), reopening, waiver, resolution and override: who, when (UTC), "
         "as which team, why. Written by close_period_job, reopen_period_job, "
-        "exception_decision_job and `q2c exceptions`.",
-        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
-            dg.TableColumn(name, kind.split()[0].lower())
-            for name, kind in DECISION_COLUMNS.items()])}),
-    dg.AssetSpec(
-        key=["ledger", "period_locks"], group_name="close", owners=owner_of(["ledger", "x"]),
-        kinds={"duckdb"},
-        description="q2c's own close: one row per locked legal entity and period (closed_at, "
-        "the run that locked it, lock_seq = the last posting before the lock); a reopening "
-        "removes the row (the decision stays in ledger.decisions). Journals never post into a "
-        "locked period: corrections go to the first open one.",
-        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
-            dg.TableColumn("legal_entity", "varchar"), dg.TableColumn("period", "varchar"),
-            dg.TableColumn("closed_at", "timestamp"), dg.TableColumn("closed_by_run", "varchar"),
-            dg.TableColumn("lock_seq", "bigint")])}),
-    dg.AssetSpec(
-        key=["ledger", "close_runs"], group_name="close", owners=owner_of(["ledger", "x"]),
-        kinds={"duckdb"},
-        description="Append-only: the inputs of every close run: as-of date and where it came "
+        "exception_decision_job and `q2c exceptions`.", DECISION_COLUMNS),
+    _close_record(
+        "period_locks", "q2c's own close: one row per locked legal entity and period "
+        "(closed_at, the run that locked it, lock_seq = the last posting before the lock); a "
+        "reopening removes the row (the decision stays in ledger.decisions). Journals never "
+        "post into a locked period: corrections go to the first open one.", LOCK_TYPES),
+    _close_record(
+        "close_runs", "Append-only: the inputs of every close run: as-of date and where it came "
         "from, the policy file and the sha256 of its content, the warehouse, the sources "
         "(snapshot folder or live) and the roles file.",
-        metadata={COLUMN_SCHEMA: dg.TableSchema(columns=[
-            dg.TableColumn("recorded_at", "timestamp"),
-            *[dg.TableColumn(name, "varchar") for name in CLOSE_RUN_COLUMNS]])}),
+        {"recorded_at": "timestamp", **dict.fromkeys(CLOSE_RUN_COLUMNS, "varchar")}),
 ]
 
 

@@ -163,21 +163,25 @@ def billing_raw(
     with warehouse.get_connection() as conn:
         landed = billing.source().land(conn, request_id=context.run_id,
                                        full_refresh=config.full_refresh)
-        days = [day for (day,) in conn.execute(  # one per invoice (latest version)
-            f"select strftime(to_timestamp(cast(payload->>'created' as bigint)) "
-            f"at time zone 'UTC', '%Y-%m-%d') from raw.{INVOICES.raw_table} "
-            "qualify row_number() over (partition by record_id order by extracted_at desc) = 1"
-        ).fetchall() if day] if table_exists(conn, f"raw.{INVOICES.raw_table}") else []
+        created = dict(conn.execute(  # invoices per UTC created day (latest versions)
+            f"""select day, count(*) from (
+                    select strftime(to_timestamp(cast(payload->>'created' as bigint))
+                                    at time zone 'UTC', '%Y-%m-%d') as day
+                    from raw.{INVOICES.raw_table}
+                    qualify row_number() over (partition by record_id
+                                               order by extracted_at desc) = 1)
+                where day is not null group by day""").fetchall()) \
+            if table_exists(conn, f"raw.{INVOICES.raw_table}") else {}
         results = list(_results(context, landed.objects, conn))
     yield from results
     # this landing holds every invoice day the daily partitions would, up to the last day an
     # invoice was created (a day without one is landed too: it has none): mark those days
     # written (the UI would show them missing), naming the run and the day's invoice count
-    created = {day: days.count(day) for day in set(days)}
     # (a day without invoices that was marked before is not marked again every run)
-    marked = context.instance.get_materialized_partitions(INVOICES_DAILY_KEY) if days else set()
+    last = max(created, default="")
+    marked = context.instance.get_materialized_partitions(INVOICES_DAILY_KEY) if last else set()
     for day in invoice_daily_partitions.get_partition_keys():
-        if days and day <= max(days) and (day in created or day not in marked):
+        if day <= last and (day in created or day not in marked):
             context.log_event(dg.AssetMaterialization(
                 asset_key=INVOICES_DAILY_KEY, partition=day,
                 metadata={"written_by": f"{context.job_name} (billing_raw)",

@@ -144,16 +144,15 @@ def revenue_and_ledger(
         record_close_run(conn, inputs)
         runs = conn.execute("select count(*) from ledger.close_runs").fetchall()[0][0]
         run_columns = column_schemas(conn, ["ledger.close_runs"])
-    context.log_event(dg.AssetMaterialization(
-        asset_key=["ledger", "close_runs"], metadata=with_column_schema(
-            {"rows": int(runs), **{f"close/{k}": v for k, v in inputs.items()}},
-            run_columns, "ledger.close_runs")))
-    with warehouse.get_connection() as conn:
         result = build_finance(conn, policy, as_of)
         days = [str(d) for (d,) in conn.execute(
             "select distinct strftime(day, '%Y-%m-%d') from ledger.usage_summary order by 1"
         ).fetchall()]
         schemas = column_schemas(conn, [f"finance.{name}" for name in FINANCE_TABLES])
+    context.log_event(dg.AssetMaterialization(
+        asset_key=["ledger", "close_runs"], metadata=with_column_schema(
+            {"rows": int(runs), **{f"close/{k}": v for k, v in inputs.items()}},
+            run_columns, "ledger.close_runs")))
     # the close summarized every usage day it holds (the same lines the daily partitions
     # write): mark those partitions as written, so the UI does not show them missing
     known = set(usage_daily_partitions.get_partition_keys())

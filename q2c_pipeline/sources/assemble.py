@@ -14,7 +14,13 @@ import pandas as pd
 
 from q2c_pipeline.schemas import CANONICAL_TABLES
 from q2c_pipeline.sources import billing, erp, salesforce, usage
-from q2c_pipeline.sources.wire import FIELD_PROBLEMS, PAYLOAD_COLUMN, UNMAPPABLE, to_payload
+from q2c_pipeline.sources.wire import (
+    FIELD_PROBLEMS,
+    PAYLOAD_COLUMN,
+    UNMAPPABLE,
+    qualify,
+    to_payload,
+)
 
 ERP_KEY_COLUMN = "_key"  # composite landing key added for multi-column ERP ids
 
@@ -48,8 +54,7 @@ def guarded(table: str, system: str, mapper: Callable[..., pd.DataFrame],
             source_id = str(source_id) if isinstance(source_id, str | int) else None
             held.append({
                 "source_system": system, "source_id": source_id,
-                key: f"{'sf' if system == 'salesforce' else 'stripe'}:{source_id}"
-                if source_id else None,
+                key: qualify("sf" if system == "salesforce" else "stripe", source_id),
                 "correlation_id": None,
                 FIELD_PROBLEMS: [(UNMAPPABLE, "(record)",
                                   f"{system} record {source_id!r} could not be read as a "
